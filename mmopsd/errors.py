@@ -1,0 +1,23 @@
+"""Exceptions raised by mmopsd. Each message names the problem and how to fix it."""
+
+from __future__ import annotations
+
+
+class MmopsdError(Exception):
+    """Base class of every error mmopsd raises on purpose."""
+
+
+class UnknownNameError(MmopsdError, ValueError):
+    """A name (loss, model alias, teacher, provider, ...) is not registered."""
+
+
+class ConfigError(MmopsdError, ValueError):
+    """A configuration value is missing, mistyped or out of range."""
+
+
+class AlignmentError(MmopsdError, ValueError):
+    """Teacher and student inputs do not line up on identical response ids."""
+
+
+class ModelNotFoundError(MmopsdError, FileNotFoundError):
+    """A model could not be found locally (nothing is downloaded at run time)."""

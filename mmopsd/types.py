@@ -1,0 +1,201 @@
+"""Core data types: chat messages with images, turns, trajectories, teacher contexts.
+
+Data flows one way through these types::
+
+    env observation -> Message list (student context) -> Turn (exact token ids)
+    -> Trajectory (turns of one episode) -> TeacherContext (student context + privileged info)
+
+A single-turn task is a trajectory of one turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from PIL import Image
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """A piece of text inside a message."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image inside a message. Only ``PIL.Image.Image`` objects are accepted."""
+
+    image: Image.Image
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.image, Image.Image):
+            raise TypeError(
+                f"ImagePart needs a PIL.Image.Image, got {type(self.image).__name__}; "
+                "open files with mmopsd.policies.images.load_image(path) first."
+            )
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass
+class Message:
+    """One chat message. ``content`` is a string or a list of text and image parts."""
+
+    role: Role
+    content: str | list[Part]
+
+    def __post_init__(self) -> None:
+        if self.role not in ("system", "user", "assistant"):
+            raise ValueError(f"unknown message role {self.role!r}: use system, user or assistant")
+        if not isinstance(self.content, str):
+            self.content = list(self.content)
+            for part in self.content:
+                if not isinstance(part, TextPart | ImagePart):
+                    raise TypeError(
+                        f"message content parts must be TextPart or ImagePart, "
+                        f"got {type(part).__name__}"
+                    )
+
+    @property
+    def parts(self) -> list[Part]:
+        """The content as a list of parts (a string becomes one ``TextPart``)."""
+        return [TextPart(self.content)] if isinstance(self.content, str) else list(self.content)
+
+    @property
+    def text(self) -> str:
+        """All text parts joined, images left out."""
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> list[Image.Image]:
+        """The images of this message, in order."""
+        return [p.image for p in self.parts if isinstance(p, ImagePart)]
+
+    def to_template(self) -> dict[str, Any]:
+        """The Hugging Face chat-template form: plain string, or typed content items."""
+        if isinstance(self.content, str):
+            return {"role": self.role, "content": self.content}
+        items: list[dict[str, Any]] = []
+        for p in self.content:
+            if isinstance(p, TextPart):
+                items.append({"type": "text", "text": p.text})
+            else:
+                items.append({"type": "image"})
+        return {"role": self.role, "content": items}
+
+    def with_text_appended(self, text: str) -> Message:
+        """A copy with ``text`` added at the end of the content."""
+        if isinstance(self.content, str):
+            return Message(self.role, self.content + text)
+        return Message(self.role, [*self.content, TextPart(text)])
+
+
+def user(*parts: str | Image.Image | Part) -> Message:
+    """Shorthand for a user message from strings and images."""
+    return Message("user", _to_parts(parts))
+
+
+def system(text: str) -> Message:
+    """Shorthand for a system message."""
+    return Message("system", text)
+
+
+def _to_parts(parts: Sequence[str | Image.Image | Part]) -> str | list[Part]:
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
+    out: list[Part] = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(TextPart(p))
+        elif isinstance(p, Image.Image):
+            out.append(ImagePart(p))
+        else:
+            out.append(p)
+    return out
+
+
+def all_images(messages: Sequence[Message]) -> list[Image.Image]:
+    """Every image of a conversation in order of appearance."""
+    return [img for m in messages for img in m.images]
+
+
+@dataclass
+class Turn:
+    """One model turn with the exact token ids it was generated from.
+
+    Attributes:
+        messages: the student context the response answers (the prompt, as messages).
+        prompt_ids: exact prompt token ids, including any forced assistant prefix.
+        response_ids: exact sampled token ids (never re-tokenized).
+        response_text: the decoded response, for display and action parsing.
+        assistant_prefix: text forced at the start of the assistant turn (part of the prompt).
+        action: the action parsed from the response, if any.
+        valid: False when the action could not be parsed or was not admissible.
+        reward: the environment reward of this turn.
+        terminated: the environment ended the task on this turn.
+        truncated: the turn limit ended the episode on this turn.
+        info: the environment's info dict for this turn; privileged data under ``"privileged"``.
+    """
+
+    messages: list[Message]
+    prompt_ids: list[int]
+    response_ids: list[int]
+    response_text: str = ""
+    assistant_prefix: str = ""
+    action: str | None = None
+    valid: bool = True
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def privileged(self) -> dict[str, Any]:
+        """This turn's privileged information (empty when the environment gave none)."""
+        return dict(self.info.get("privileged", {}))
+
+
+@dataclass
+class Trajectory:
+    """The turns of one episode, with its ids.
+
+    ``group_id`` names the task and seed, so that rollouts of the same task can be compared
+    (group baselines, successful siblings).
+    """
+
+    trajectory_id: str
+    group_id: str
+    turns: list[Turn] = field(default_factory=list)
+    success: bool = False
+
+    @property
+    def total_reward(self) -> float:
+        """Sum of the turn rewards."""
+        return float(sum(t.reward for t in self.turns))
+
+    @property
+    def done(self) -> bool:
+        """True when the last turn terminated or truncated the episode."""
+        return bool(self.turns) and (self.turns[-1].terminated or self.turns[-1].truncated)
+
+
+@dataclass
+class TeacherContext:
+    """The messages the teacher sees for one turn: student context plus privileged info.
+
+    Attributes:
+        messages: the teacher's prompt messages.
+        assistant_prefix: forced assistant text; must equal the student's so that the
+            response ids line up.
+        provider: the name of the provider that built it.
+    """
+
+    messages: list[Message]
+    assistant_prefix: str = ""
+    provider: str = ""
