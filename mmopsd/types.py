@@ -58,7 +58,7 @@ class Message:
             for part in self.content:
                 if not isinstance(part, TextPart | ImagePart):
                     raise TypeError(
-                        f"message content parts must be TextPart or ImagePart, "
+                        "message content parts must be text or images (PIL.Image.Image), "
                         f"got {type(part).__name__}"
                     )
 
