@@ -54,7 +54,8 @@ def _reference_logits(policy, enc, response):
     kwargs = {k: v for k, v in enc.mm.items()}
     if enc.token_types is not None:
         kwargs["mm_token_type_ids"] = torch.tensor([enc.token_types + [0] * len(response)])
-    policy.model.model.rope_deltas = None if hasattr(policy.model.model, "rope_deltas") else None
+    if hasattr(policy.model.model, "rope_deltas"):
+        policy.model.model.rope_deltas = None  # no cached M-RoPE offsets from earlier calls
     with torch.no_grad():
         logits = policy.model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits
     p = len(enc.ids)
