@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
 from PIL import Image
 
 Role = Literal["system", "user", "assistant"]
@@ -126,13 +127,34 @@ def all_images(messages: Sequence[Message]) -> list[Image.Image]:
 
 
 @dataclass
+class Encoded:
+    """A prompt ready for the model.
+
+    Attributes:
+        ids: exact prompt token ids (with image placeholders expanded for VLMs).
+        mm: multimodal tensors for this prompt (``pixel_values`` ``[patches, D]``,
+            ``image_grid_thw`` ``[images, 3]``); empty for text.
+        token_types: per-token modality (0 text, 1 image, 2 video) for VLMs, else None.
+    """
+
+    ids: list[int]
+    mm: dict[str, torch.Tensor] = field(default_factory=dict)
+    token_types: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
 class Turn:
     """One model turn with the exact token ids it was generated from.
 
     Attributes:
         messages: the student context the response answers (the prompt, as messages).
-        prompt_ids: exact prompt token ids, including any forced assistant prefix.
+        prompt: exact prompt token ids (and image tensors), including any forced assistant
+            prefix.
         response_ids: exact sampled token ids (never re-tokenized).
+        response_mask: 1 for response tokens to train (default: all).
         response_text: the decoded response, for display and action parsing.
         assistant_prefix: text forced at the start of the assistant turn (part of the prompt).
         action: the action parsed from the response, if any.
@@ -144,8 +166,9 @@ class Turn:
     """
 
     messages: list[Message]
-    prompt_ids: list[int]
+    prompt: Encoded
     response_ids: list[int]
+    response_mask: list[int] | None = None
     response_text: str = ""
     assistant_prefix: str = ""
     action: str | None = None
@@ -154,6 +177,20 @@ class Turn:
     terminated: bool = False
     truncated: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.response_mask is None:
+            self.response_mask = [1] * len(self.response_ids)
+        elif len(self.response_mask) != len(self.response_ids):
+            raise ValueError(
+                f"response_mask has {len(self.response_mask)} entries for "
+                f"{len(self.response_ids)} response ids"
+            )
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        """Exact prompt token ids."""
+        return self.prompt.ids
 
     @property
     def privileged(self) -> dict[str, Any]:

@@ -10,32 +10,13 @@ model's own rope-index routine (Qwen-VL M-RoPE), so padding never moves a token.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig
 
 from mmopsd.errors import AlignmentError
-from mmopsd.types import Message
-
-
-@dataclass
-class Encoded:
-    """A prompt ready for the model.
-
-    Attributes:
-        ids: exact prompt token ids (with image placeholders expanded for VLMs).
-        mm: multimodal tensors for this prompt (``pixel_values`` ``[patches, D]``,
-            ``image_grid_thw`` ``[images, 3]``); empty for text.
-        token_types: per-token modality (0 text, 1 image, 2 video) for VLMs, else None.
-    """
-
-    ids: list[int]
-    mm: dict[str, torch.Tensor] = field(default_factory=dict)
-    token_types: list[int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
+from mmopsd.types import Encoded, Message
 
 
 @dataclass

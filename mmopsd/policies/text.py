@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mmopsd.policies.base import Encoded, Policy
-from mmopsd.types import Message
+from mmopsd.policies.base import Policy
+from mmopsd.types import Encoded, Message
 
 
 class TextPolicy(Policy):

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from mmopsd.policies.base import Encoded, Policy
+from mmopsd.policies.base import Policy
 from mmopsd.policies.images import prepare_image
-from mmopsd.types import Message, all_images
+from mmopsd.types import Encoded, Message, all_images
 
 VISION_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 

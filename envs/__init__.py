@@ -1,0 +1,22 @@
+"""Gymnasium environments of mmopsd, registered as ``mmopsd/<Name>-v<N>``.
+
+Observations hold what the student may see; privileged data lives in ``info["privileged"]``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+REGISTERED: dict[str, str] = {
+    "mmopsd/KeyDoor-v0": "mmopsd.envs.keydoor:KeyDoorEnv",
+}
+
+
+def register_all() -> None:
+    """Register every mmopsd environment with gymnasium (idempotent, lazy entry points)."""
+    for env_id, entry_point in REGISTERED.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point)
+
+
+register_all()

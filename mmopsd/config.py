@@ -1,0 +1,180 @@
+"""The training configuration: one dataclass, loaded from YAML plus ``key=value`` overrides.
+
+Every default lives here, once. Builders turn these fields into plain constructor arguments;
+no component reads the config itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmopsd.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a self-distillation run needs.
+
+    Attributes:
+        model: ``smollm2-135m`` (packaged), a local model directory, or a cached hub id.
+        dtype: ``auto`` (bf16 on capable GPUs, fp32 elsewhere), ``float32``, ``bfloat16``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        env: a registered gymnasium id, e.g. ``mmopsd/KeyDoor-v0``.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (both splits).
+        train_split: the ``split`` argument of training episodes.
+        eval_split: the ``split`` argument of held-out episodes.
+        provider: privileged-information provider name (e.g. ``hint``).
+        provider_kwargs: its options.
+        loss: loss name (``forward_kl``, ``reverse_kl``, ``jsd``, ``sampled_reverse_kl``).
+        loss_kwargs: loss options (``top_k``, ``top_k_from``, ``tail``, ``clip``, ``beta``,
+            ``reduction``, ``baseline``, ``chunk_size``).
+        token_weighting: ``none``, ``position`` or ``tip``.
+        weighting_kwargs: its options (``power``, ``floor``, ``keep``).
+        teacher: ``frozen`` (default), ``live``, ``ema`` or ``sync``.
+        teacher_kwargs: ``rate`` for ema, ``every`` for sync.
+        lora: train LoRA adapters (peft) instead of all weights.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA alpha.
+        lora_targets: module names to adapt.
+        steps: optimizer steps.
+        batch_size: episodes sampled per step.
+        micro_batch_size: turns per forward/backward pass (gradient accumulation).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        max_grad_norm: gradient clipping norm (0 disables).
+        max_new_tokens: response length cap.
+        temperature: sampling temperature of training rollouts.
+        top_p: nucleus sampling of training rollouts (1 = off).
+        max_turns: turn cap per episode.
+        eval_every: evaluate every N steps (0: only before and after).
+        eval_episodes: held-out episodes per evaluation.
+        eval_teacher: also evaluate the teacher with privileged information.
+        save_every: checkpoint every N steps (0: only at the end).
+        keep_checkpoints: how many checkpoints to keep.
+        out_dir: the run directory (metrics, curve, checkpoints).
+        resume: continue from the latest checkpoint in ``out_dir`` if there is one.
+        seed: seed of episodes, sampling and initialisation.
+    """
+
+    model: str = "smollm2-135m"
+    dtype: str = "auto"
+    device: str = "auto"
+    env: str = "mmopsd/KeyDoor-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    train_split: str = "train"
+    eval_split: str = "test"
+    provider: str = "hint"
+    provider_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss: str = "forward_kl"
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    token_weighting: str = "none"
+    weighting_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher: str = "frozen"
+    teacher_kwargs: dict[str, Any] = field(default_factory=dict)
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
+    )
+    steps: int = 40
+    batch_size: int = 16
+    micro_batch_size: int = 16
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    max_new_tokens: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_turns: int = 1
+    eval_every: int = 10
+    eval_episodes: int = 64
+    eval_teacher: bool = True
+    save_every: int = 10
+    keep_checkpoints: int = 2
+    out_dir: str = "runs/keydoor"
+    resume: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0 (use eval for greedy), got {self.temperature}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for YAML and checkpoints)."""
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file and ``key=value`` overrides.
+
+    Values of overrides are parsed as YAML (``steps=10``, ``lora=true``,
+    ``loss_kwargs={top_k: 20}``); dotted keys set one entry of a dict field
+    (``loss_kwargs.top_k=20``).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of config fields, got {type(loaded).__name__}")
+        data.update(loaded)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        value = yaml.safe_load(raw)
+        head, _, sub = key.strip().partition(".")
+        if sub:
+            data.setdefault(head, {})
+            if not isinstance(data[head], dict):
+                raise ConfigError(f"{head} is not a mapping, so {key} cannot be set")
+            data[head][sub] = value
+        else:
+            data[head] = value
+    return from_dict(data)
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build and type-check a :class:`TrainConfig`; unknown keys suggest the closest field."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
+    clean: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            tip = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config field {key!r}{tip}")
+        clean[key] = _coerce(key, value, hints[key])
+    return TrainConfig(**clean)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = origin or hint
+    if origin in (types.UnionType, typing.Union):
+        expected = tuple(typing.get_origin(a) or a for a in typing.get_args(hint))
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        want = getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"config field {key!r} must be {want}, got {value!r}")
+    return value

@@ -1,0 +1,229 @@
+"""The training loop: rollout -> teacher context -> score both sides -> loss -> step -> log.
+
+Read :func:`train` top to bottom; :func:`build` turns the config into components and
+:func:`train_step` is one optimizer step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from mmopsd import checkpoint
+from mmopsd.agents.prompting import PromptSpec, prompt_for
+from mmopsd.config import TrainConfig
+from mmopsd.distill import LossSpec, distill_backward
+from mmopsd.evaluation import EvalResult, evaluate
+from mmopsd.losses import get as get_loss
+from mmopsd.losses.weighting import WEIGHTINGS
+from mmopsd.metrics import MetricsLog, plot_curve
+from mmopsd.policies.base import Policy
+from mmopsd.policies.loading import load_policy
+from mmopsd.privileged.base import Provider, build_provider
+from mmopsd.rollout import Sampling, make_envs, rollout
+from mmopsd.teachers import Teacher, build_teacher
+
+
+@dataclass
+class Components:
+    """Everything a run is built from."""
+
+    policy: Policy
+    teacher: Teacher
+    provider: Provider
+    spec: PromptSpec
+    loss: LossSpec
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    envs: list
+
+
+@dataclass
+class RunSummary:
+    """Before/after numbers of a run."""
+
+    steps: int
+    before: EvalResult
+    after: EvalResult
+    teacher: EvalResult | None
+    seconds: float
+    out_dir: Path
+
+    def table(self) -> str:
+        """A Markdown table of held-out success."""
+        rows = [("student before training", self.before), ("student after training", self.after)]
+        if self.teacher is not None:
+            rows.append(("teacher with privileged info", self.teacher))
+        lines = [
+            f"| policy | held-out success (n={self.after.episodes}) | 95% interval | invalid actions |",
+            "|---|---|---|---|",
+        ]
+        for name, r in rows:
+            lines.append(f"| {name} | {r.success:.3f} | [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.invalid_rate:.3f} |")
+        return "\n".join(lines)
+
+
+def build(config: TrainConfig, policy: Policy | None = None) -> Components:
+    """Turn the config into components (``policy`` may be given, e.g. a tiny test model)."""
+    torch.manual_seed(config.seed)
+    provider = build_provider(config.provider, **config.provider_kwargs)
+    loss_fn = get_loss(config.loss)
+    if config.token_weighting != "none":
+        WEIGHTINGS.get(config.token_weighting)  # fail early on unknown names
+    policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
+    if config.lora:
+        from mmopsd.lora import apply_lora
+
+        policy.model = apply_lora(policy.model, r=config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets)
+    teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warm = max(1, config.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    loss = LossSpec(
+        fn=loss_fn,
+        options=dict(config.loss_kwargs),
+        weighting=config.token_weighting,
+        weighting_options=dict(config.weighting_kwargs),
+        needs_ids=config.loss.startswith("sampled"),
+    )
+    envs = make_envs(config.env, config.batch_size, split=config.train_split, **config.env_kwargs)
+    return Components(policy, teacher, provider, prompt_for(config.env), loss, optimizer, scheduler, envs)
+
+
+def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
+    """One optimizer step: on-policy rollouts, teacher contexts, distillation, update."""
+    start = time.perf_counter()
+    seeds = [config.seed * 1_000_003 + (step - 1) * config.batch_size + i for i in range(config.batch_size)]
+    sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
+    trajs = rollout(c.policy, c.envs, seeds, c.spec, sampling, max_turns=config.max_turns, id_prefix=f"s{step}")
+    turns = [t for tr in trajs for t in tr.turns if t.response_ids]
+    teacher_prompts = [
+        c.policy.encode(
+            c.provider(t.messages, t.privileged, assistant_prefix=t.assistant_prefix).messages,
+            assistant_prefix=t.assistant_prefix,
+        )
+        for t in turns
+    ]
+    c.policy.model.train()
+    stats = distill_backward(c.policy, c.teacher, turns, teacher_prompts, c.loss, micro_batch_size=config.micro_batch_size)
+    params = [p for p in c.policy.model.parameters() if p.requires_grad]
+    norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
+    c.optimizer.step()
+    c.scheduler.step()
+    c.optimizer.zero_grad(set_to_none=True)
+    c.teacher.update(step)
+    all_turns = [t for tr in trajs for t in tr.turns]
+    return {
+        "kind": "train",
+        "step": step,
+        "loss": stats["loss"],
+        "response_tokens": stats["tokens"],
+        "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
+        "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
+        "grad_norm": float(norm),
+        "lr": c.scheduler.get_last_lr()[0],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) -> dict[str, Any]:
+    """Held-out student success (and teacher-with-privileged-info success)."""
+    kw = dict(
+        episodes=config.eval_episodes,
+        env_kwargs=config.env_kwargs,
+        split=config.eval_split,
+        max_turns=config.max_turns,
+        max_new_tokens=config.max_new_tokens,
+        seed_offset=10_000_000,
+    )
+    c.policy.model.eval()
+    record: dict[str, Any] = {"kind": "eval", "step": step}
+    student = evaluate(c.policy, config.env, c.spec, **kw)
+    record.update(student_success=student.success, student=student.to_dict())
+    if teacher:
+        with c.teacher.active() as tp:
+            result = evaluate(tp, config.env, c.spec, provider=c.provider, **kw)
+        record.update(teacher_success=result.success, teacher=result.to_dict())
+    return record
+
+
+def train(config: TrainConfig, *, policy: Policy | None = None, progress: bool = True) -> RunSummary:
+    """Run self-distillation as configured; resumes from the latest checkpoint if any."""
+    began = time.perf_counter()
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    c = build(config, policy)
+    log = MetricsLog(out / "metrics.jsonl")
+    ckpt_root = out / "checkpoints"
+    found = checkpoint.latest(ckpt_root) if config.resume else None
+    if found is not None:
+        restored, teacher_state = checkpoint.load(found, c.policy.model, c.optimizer)
+        c.teacher.load_state_dict(teacher_state)
+        c.scheduler.last_epoch = restored.step
+        first, before = restored.step + 1, restored.extra["before"]
+        log.truncate_after(restored.step)
+        _say(progress, f"resumed from {found} (step {restored.step})")
+    else:
+        log.path.unlink(missing_ok=True)
+        before = run_eval(0, c, config, teacher=config.eval_teacher)
+        log.write(before)
+        first = 1
+    last_eval = before if first == 1 else None
+    bar = tqdm(range(first, config.steps + 1), desc="self-distillation", disable=not progress, initial=first - 1, total=config.steps)
+    for step in bar:
+        record = train_step(step, c, config)
+        log.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", success=f"{record['rollout_success']:.2f}")
+        if (config.eval_every and step % config.eval_every == 0) or step == config.steps:
+            last_eval = run_eval(step, c, config, teacher=config.eval_teacher)
+            log.write(last_eval)
+            bar.write(f"step {step}: held-out student success {last_eval['student_success']:.3f}")
+        if (config.save_every and step % config.save_every == 0) or step == config.steps:
+            checkpoint.save(
+                ckpt_root, step, c.policy.model, c.optimizer,
+                teacher=c.teacher.state_dict(), extra={"before": before}, keep=config.keep_checkpoints,
+            )
+    if last_eval is None or last_eval["step"] != config.steps:
+        last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
+        log.write(last_eval)
+    summary = _summarise(config, before, last_eval, time.perf_counter() - began, out)
+    log.write({"kind": "summary", "step": config.steps, **_summary_record(summary)})
+    (out / "summary.json").write_text(json.dumps(_summary_record(summary), indent=2))
+    plot_curve(log.read(), out / "curve.png", title=f"{config.env} · {config.model} · {config.loss}")
+    return summary
+
+
+def _summarise(config: TrainConfig, before: dict, after: dict, seconds: float, out: Path) -> RunSummary:
+    teacher = after.get("teacher") or before.get("teacher")
+    return RunSummary(
+        steps=config.steps,
+        before=EvalResult(**before["student"]),
+        after=EvalResult(**after["student"]),
+        teacher=EvalResult(**teacher) if teacher else None,
+        seconds=seconds,
+        out_dir=out,
+    )
+
+
+def _summary_record(s: RunSummary) -> dict[str, Any]:
+    return {
+        "student_success_before": s.before.success,
+        "student_success_after": s.after.success,
+        "teacher_success": s.teacher.success if s.teacher else None,
+        "episodes": s.after.episodes,
+        "seconds": round(s.seconds, 1),
+    }
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        tqdm.write(text)
