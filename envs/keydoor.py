@@ -5,8 +5,13 @@ A fixed hidden rule maps each key colour to a door colour (a derangement drawn f
 doors; the privileged hint names the right door. The rule is a shared latent the student can
 internalise, so self-distillation with the hint works.
 
-Episodes are split by (key, set of doors): ``train`` and ``test`` never share a combination,
-so held-out success measures whether the rule was learned, not the episodes.
+Distractor doors never have the key's own colour, so "avoid your key's colour" is no
+shortcut; with the default four colours no door-colour preference order solves every episode
+either: only the key -> door rule does.
+
+Splits: with ``split_by="seed"`` (default) ``train`` and ``test`` draw episodes from disjoint
+seed streams of the same distribution (held-out episodes). With ``split_by="combination"``
+they never share a (key, set of doors) combination, a harder out-of-distribution split.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 from gymnasium import spaces
 
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange")
+TEST_SEED_OFFSET = 1 << 40
 TEXT = spaces.Text(max_length=1024, charset=string.printable)
 
 
@@ -45,10 +51,11 @@ class KeyDoorEnv(gym.Env[str, str]):
         colours: the palette of keys and doors.
         n_doors: doors per episode (the right one plus distractors).
         rule_seed: seed of the hidden key -> door rule.
-        split: ``train`` or ``test`` (disjoint key/door combinations).
+        split: ``train`` or ``test``.
+        split_by: ``seed`` (disjoint seed streams) or ``combination`` (disjoint key/door sets).
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
 
     def __init__(
         self,
@@ -56,16 +63,23 @@ class KeyDoorEnv(gym.Env[str, str]):
         n_doors: int = 2,
         rule_seed: int = 0,
         split: str = "train",
+        split_by: str = "seed",
         render_mode: str | None = None,
     ) -> None:
         self.colours = tuple(colours)
-        if len(self.colours) < 2 or not 2 <= n_doors <= len(self.colours):
-            raise ValueError(f"need 2 <= n_doors <= {len(self.colours)} colours, got {n_doors}")
+        if len(self.colours) < 3 or not 2 <= n_doors <= len(self.colours) - 1:
+            raise ValueError(
+                f"need at least 3 colours and 2 <= n_doors <= {len(self.colours) - 1}, "
+                f"got {len(self.colours)} colours and n_doors={n_doors}"
+            )
+        if split_by not in ("seed", "combination"):
+            raise ValueError(f"KeyDoor split_by must be 'seed' or 'combination', got {split_by!r}")
         if split not in ("train", "test"):
             raise ValueError(f"KeyDoor split must be 'train' or 'test', got {split!r}")
         self.n_doors = n_doors
         self.rule = derangement(self.colours, rule_seed)
         self.split = split
+        self.split_by = split_by
         self.render_mode = render_mode
         self.observation_space = TEXT
         self.action_space = TEXT
@@ -77,14 +91,16 @@ class KeyDoorEnv(gym.Env[str, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Draw a key and doors from this split."""
+        if seed is not None and self.split == "test" and self.split_by == "seed":
+            seed += TEST_SEED_OFFSET  # a seed stream disjoint from training episodes
         super().reset(seed=seed)
         while True:
             key = self.colours[int(self.np_random.integers(len(self.colours)))]
             answer = self.rule[key]
-            others = [c for c in self.colours if c != answer]
+            others = [c for c in self.colours if c not in (answer, key)]
             picks = self.np_random.choice(len(others), self.n_doors - 1, replace=False)
             doors = [answer, *(others[int(i)] for i in picks)]
-            if self._split_of(key, doors) == self.split:
+            if self.split_by == "seed" or self._split_of(key, doors) == self.split:
                 break
         order = self.np_random.permutation(len(doors))
         self._key, self._answer, self._doors = key, answer, [doors[int(i)] for i in order]
@@ -119,7 +135,9 @@ class KeyDoorEnv(gym.Env[str, str]):
 
     # ---------------------------------------------------------------------- helpers
     def _observation(self) -> str:
-        doors = ", ".join(f"a {d} door" for d in self._doors[:-1]) + f" and a {self._doors[-1]} door"
+        doors = (
+            ", ".join(f"a {d} door" for d in self._doors[:-1]) + f" and a {self._doors[-1]} door"
+        )
         return f"You hold a {self._key} key. There is {doors}. Which door does your key open?"
 
     def _info(self) -> dict[str, Any]:

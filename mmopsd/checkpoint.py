@@ -30,7 +30,9 @@ class Restored:
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The trainable tensors by name (all weights, or only adapters with LoRA)."""
-    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    return {
+        n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad
+    }
 
 
 def save(
@@ -49,9 +51,14 @@ def save(
     try:
         save_file(trainable_state(model), str(tmp / "model.safetensors"))
         if teacher:
-            save_file({k: v.contiguous().cpu() for k, v in teacher.items()}, str(tmp / "teacher.safetensors"))
+            save_file(
+                {k: v.contiguous().cpu() for k, v in teacher.items()},
+                str(tmp / "teacher.safetensors"),
+            )
         torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, tmp / "state.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
+        (tmp / "trainer_state.json").write_text(
+            json.dumps({"step": step, **(extra or {})}, indent=2)
+        )
         for f in tmp.iterdir():
             _fsync(f)
         final = root / f"{PREFIX}{step}"
@@ -80,14 +87,7 @@ def load(
 ) -> tuple[Restored, dict[str, torch.Tensor]]:
     """Load weights, optimizer and RNG state in place; returns the step, extras and the
     teacher tensors (empty if none were saved)."""
-    weights = load_file(str(path / "model.safetensors"))
-    params = dict(model.named_parameters())
-    missing = [n for n in weights if n not in params]
-    if missing:
-        raise ValueError(f"checkpoint {path} holds tensors the model lacks: {missing[:3]}")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
+    load_weights(path, model)
     state = torch.load(path / "state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
@@ -95,6 +95,21 @@ def load(
     teacher = load_file(str(teacher_file)) if teacher_file.is_file() else {}
     meta = json.loads((path / "trainer_state.json").read_text())
     return Restored(step=int(meta.pop("step")), extra=meta), teacher
+
+
+def load_weights(path: Path, model: torch.nn.Module) -> None:
+    """Copy a checkpoint's trainable tensors into ``model`` (same names, e.g. same LoRA)."""
+    file = Path(path) / "model.safetensors"
+    if not file.is_file():
+        raise FileNotFoundError(f"no checkpoint weights at {file}")
+    weights = load_file(str(file))
+    params = dict(model.named_parameters())
+    missing = [n for n in weights if n not in params]
+    if missing:
+        raise ValueError(f"checkpoint {path} holds tensors the model lacks: {missing[:3]}")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            params[name].copy_(tensor)
 
 
 def rng_state() -> dict[str, Any]:

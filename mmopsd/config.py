@@ -84,7 +84,15 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_targets: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "up_proj",
+            "down_proj",
+            "gate_proj",
+        ]
     )
     steps: int = 40
     batch_size: int = 16
@@ -114,7 +122,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0 (use eval for greedy), got {self.temperature}")
+            raise ConfigError(
+                f"temperature must be > 0 (use eval for greedy), got {self.temperature}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and checkpoints)."""
@@ -135,7 +145,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"config file not found: {path}")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of config fields, got {type(loaded).__name__}")
+            raise ConfigError(
+                f"{path} must hold a mapping of config fields, got {type(loaded).__name__}"
+            )
         data.update(loaded)
     for item in overrides or []:
         key, sep, raw = item.partition("=")
@@ -169,8 +181,11 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is float and isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads 2e-5 (no dot) as a string
+        except ValueError:
+            raise ConfigError(f"config field {key!r} must be a number, got {value!r}") from None
     expected = origin or hint
     if origin in (types.UnionType, typing.Union):
         expected = tuple(typing.get_origin(a) or a for a in typing.get_args(hint))

@@ -54,7 +54,10 @@ def distill_backward(
             options["response_ids"] = scored.ids
         if loss.weighting != "none":
             options["weights"] = WEIGHTINGS.get(loss.weighting)(
-                mask, student_logits=scored.logits, teacher_logits=target.logits, **loss.weighting_options
+                mask,
+                student_logits=scored.logits,
+                teacher_logits=target.logits,
+                **loss.weighting_options,
             )
         value = loss.fn(scored.logits, target.logits, mask, **options)
         (value * len(part) / n).backward()

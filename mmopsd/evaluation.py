@@ -64,7 +64,16 @@ def evaluate(
     for start in range(0, episodes, batch_size):
         seeds = list(range(seed_offset + start, seed_offset + min(episodes, start + batch_size)))
         envs = make_envs(env_id, len(seeds), **env_kwargs)
-        trajs += rollout(policy, envs, seeds, spec, sampling, max_turns=max_turns, provider=provider, id_prefix="eval")
+        trajs += rollout(
+            policy,
+            envs,
+            seeds,
+            spec,
+            sampling,
+            max_turns=max_turns,
+            provider=provider,
+            id_prefix="eval",
+        )
     wins = sum(t.success for t in trajs)
     turns = [turn for t in trajs for turn in t.turns]
     low, high = wilson_interval(wins, len(trajs))

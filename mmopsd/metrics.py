@@ -65,7 +65,13 @@ def plot_curve(records: list[dict[str, Any]], path: Path, title: str = "") -> Pa
         pts = [(r["step"], r[key]) for r in evals if key in r and not math.isnan(r[key])]
         if pts:
             ax2.plot(*zip(*pts), marker="o", label=label, color=colour)
-    ax2.plot([r["step"] for r in train], [r["rollout_success"] for r in train], alpha=0.4, color="tab:gray", label="training rollouts")
+    ax2.plot(
+        [r["step"] for r in train],
+        [r["rollout_success"] for r in train],
+        alpha=0.4,
+        color="tab:gray",
+        label="training rollouts",
+    )
     ax2.set(xlabel="step", ylabel="success rate", ylim=(-0.02, 1.02), title="success")
     ax2.grid(alpha=0.3)
     ax2.legend(loc="lower right", fontsize=8)

