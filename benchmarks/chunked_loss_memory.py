@@ -19,6 +19,8 @@ import resource
 import time
 from pathlib import Path
 
+from mmopsd.losses.chunked import DEFAULT_CHUNK
+
 V = 151_936
 LIMIT_GIB = 21
 
@@ -82,7 +84,7 @@ def run(n_tokens: int, chunk: int | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, nargs="+", default=[1024, 2048, 8192])
-    ap.add_argument("--chunk", type=int, default=1024)
+    ap.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "chunked_loss_memory.json"
     )

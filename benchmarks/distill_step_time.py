@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 import mmopsd.losses as L
 from mmopsd.policies import load_policy
+from mmopsd.runtime import tune_cpu_allocator
 from mmopsd.teachers import build_teacher
 from mmopsd.types import Encoded
 
@@ -36,12 +37,14 @@ def main() -> None:
     ap.add_argument(
         "--hint", type=int, default=16, help="extra privileged tokens in the teacher prompt"
     )
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=8)
+    ap.add_argument("--no-tuning", action="store_true", help="leave glibc's allocator alone")
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "distill_step_time.json"
     )
     args = ap.parse_args()
     torch.manual_seed(0)
+    tuned = tune_cpu_allocator() if not args.no_tuning else False
     policy = load_policy(args.model, dtype="float32")
     teacher = build_teacher("frozen", policy)
     vocab = policy.model.config.vocab_size
@@ -53,8 +56,8 @@ def main() -> None:
     policy.model.train()
 
     def distill_step() -> None:
+        t = teacher.score(teachers, responses)  # teacher first, as mmopsd.distill does
         s = policy.score(students, responses)
-        t = teacher.score(teachers, responses)
         loss_fn(s.logits, t.logits, s.mask).backward()
         policy.model.zero_grad(set_to_none=True)
 
@@ -82,6 +85,7 @@ def main() -> None:
             "prompt_tokens": args.prompt,
             "response_tokens": args.response,
             "teacher_extra_tokens": args.hint,
+            "allocator_tuned": tuned,
             "reps": args.reps,
         },
         "distill_seconds_median": distill,

@@ -46,8 +46,9 @@ def distill_backward(
     for start in range(0, n, micro_batch_size):
         part = turns[start : start + micro_batch_size]
         responses = [t.response_ids for t in part]
-        scored = student.score([t.prompt for t in part], responses)  # with grad
+        # Teacher first: its temporaries are freed before the student's activations are kept.
         target = teacher.score(teacher_prompts[start : start + micro_batch_size], responses)
+        scored = student.score([t.prompt for t in part], responses)  # with grad
         mask = scored.mask * _response_mask(part, scored.mask)
         options = dict(loss.options)
         if loss.needs_ids:

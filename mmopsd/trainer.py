@@ -25,9 +25,10 @@ from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.metrics import MetricsLog, plot_curve
 from mmopsd.policies.base import Policy
-from mmopsd.policies.loading import load_policy
+from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.privileged.base import Provider, build_provider
 from mmopsd.rollout import Sampling, make_envs, rollout
+from mmopsd.runtime import tune_cpu_allocator
 from mmopsd.teachers import Teacher, build_teacher
 
 
@@ -74,6 +75,8 @@ class RunSummary:
 def build(config: TrainConfig, policy: Policy | None = None) -> Components:
     """Turn the config into components (``policy`` may be given, e.g. a tiny test model)."""
     torch.manual_seed(config.seed)
+    if resolve_device(config.device).type == "cpu":
+        tune_cpu_allocator()
     provider = build_provider(config.provider, **config.provider_kwargs)
     loss_fn = get_loss(config.loss)
     if config.token_weighting != "none":

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.slow
 
 def test_keydoor_demo_learns_the_rule(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["demo", "--quiet", "--set", f"out_dir={out}", "--set", "steps=20", "--set", "eval_every=0"])
+    code = main(
+        ["demo", "--quiet", "--set", f"out_dir={out}", "--set", "steps=20", "--set", "eval_every=0"]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["student_success_after"] >= 0.85

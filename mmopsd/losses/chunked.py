@@ -16,7 +16,7 @@ import torch
 RowFn = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 """``row_fn(student_rows [n, V] f32, teacher_rows [n, V] f32, extras {name: [n]}) -> [n]``."""
 
-DEFAULT_CHUNK = 1024
+DEFAULT_CHUNK = 256
 
 
 def token_values(
