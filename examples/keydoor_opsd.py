@@ -1,6 +1,6 @@
 """Self-distil SmolLM2-135M on KeyDoor with a frozen hint-reading teacher, step by step.
 
-    python examples/keydoor_opsd.py [--steps 40] [--out runs/keydoor-example]
+    python examples/keydoor_opsd.py [--steps 40] [--batch 16] [--eval-episodes 64]
 
 The loop is spelled out here (the `mmopsd train` command runs the same one, with
 checkpoints, resume and plots).
@@ -23,6 +23,7 @@ from mmopsd.teachers import build_teacher
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=40)
 ap.add_argument("--batch", type=int, default=16)
+ap.add_argument("--eval-episodes", type=int, default=64)
 args = ap.parse_args()
 
 torch.manual_seed(0)
@@ -39,7 +40,7 @@ envs = make_envs(env_id, args.batch, split="train")
 def held_out() -> float:
     policy.model.eval()
     return evaluate(
-        policy, env_id, spec, episodes=64, max_new_tokens=4, seed_offset=10_000_000
+        policy, env_id, spec, episodes=args.eval_episodes, max_new_tokens=4, seed_offset=10_000_000
     ).success
 
 

@@ -17,7 +17,7 @@ import gymnasium as gym
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
-from mmopsd.types import Message, Trajectory, Turn
+from mmopsd.types import Encoded, Message, Trajectory, Turn
 
 
 @dataclass(frozen=True)
@@ -93,37 +93,51 @@ def rollout(
         )
         still = []
         for i, prompt, ids in zip(active, prompts, responses):
-            text = policy.decode(ids)
-            action = spec.action(text)
-            obs, reward, terminated, truncated, outcome = envs[i].step(action)
-            truncated = bool(truncated or (turn_index == max_turns - 1 and not terminated))
-            trajs[i].turns.append(
-                Turn(
-                    messages=list(histories[i]),
-                    prompt=prompt,
-                    response_ids=list(ids),
-                    response_text=text,
-                    assistant_prefix=spec.assistant_prefix,
-                    action=action,
-                    valid=not outcome.get("invalid", False),
-                    reward=float(reward),
-                    terminated=bool(terminated),
-                    truncated=truncated,
-                    info={**infos[i], "outcome": outcome},
-                )
-            )
-            if terminated or truncated:
+            turn, obs = _play(envs[i], policy, spec, histories[i], infos[i], prompt, ids)
+            turn.truncated = turn.truncated or (turn_index == max_turns - 1 and not turn.terminated)
+            trajs[i].turns.append(turn)
+            if turn.terminated or turn.truncated:
+                outcome = turn.info["outcome"]
                 trajs[i].success = bool(outcome.get("success", outcome.get("won", False)))
                 continue
             histories[i] = [
                 *histories[i],
-                Message("assistant", action),
+                Message("assistant", turn.action or ""),
                 *[m for m in spec.messages(obs) if m.role == "user"],
             ]
-            infos[i] = outcome
+            infos[i] = turn.info["outcome"]
             still.append(i)
         active = still
     return trajs
+
+
+def _play(
+    env: gym.Env,
+    policy: Policy,
+    spec: PromptSpec,
+    history: list[Message],
+    info: dict[str, Any],
+    prompt: Encoded,
+    ids: list[int],
+) -> tuple[Turn, Any]:
+    """Step ``env`` with the action of response ``ids``; the turn and the next observation."""
+    text = policy.decode(ids)
+    action = spec.action(text)
+    obs, reward, terminated, truncated, outcome = env.step(action)
+    turn = Turn(
+        messages=list(history),
+        prompt=prompt,
+        response_ids=list(ids),
+        response_text=text,
+        assistant_prefix=spec.assistant_prefix,
+        action=action,
+        valid=not outcome.get("invalid", False),
+        reward=float(reward),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        info={**info, "outcome": outcome},
+    )
+    return turn, obs
 
 
 def _context(

@@ -22,3 +22,46 @@ def test_keydoor_demo_learns_the_rule(tmp_path, capsys):
     assert summary["student_success_after"] > summary["student_success_before"] + 0.2
     assert (out / "curve.png").is_file()
     assert "student after training" in capsys.readouterr().out
+
+
+def test_eval_command_on_a_run_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "demo",
+                "--quiet",
+                "--set",
+                f"out_dir={out}",
+                "--set",
+                "steps=1",
+                "--set",
+                "eval_episodes=4",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    result = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(out), "--episodes", "8", "--out", str(result)]) == 0
+    data = json.loads(result.read_text())
+    assert (
+        data["episodes"] == 8 and 0.0 <= data["ci_low"] <= data["success"] <= data["ci_high"] <= 1.0
+    )
+
+
+def test_example_script_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "keydoor_opsd.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--steps", "1", "--batch", "2", "--eval-episodes", "4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "held-out success after" in done.stdout
