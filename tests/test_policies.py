@@ -169,3 +169,34 @@ def test_pil_path_gives_identical_pixels_to_qwen_vl_utils(qwen_vl_utils_with_stu
     a = policy.processor.image_processor(images=[ours], return_tensors="pt")["pixel_values"]
     b = policy.processor.image_processor(images=[theirs], return_tensors="pt")["pixel_values"]
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", VL_KINDS)
+def test_load_policy_reads_a_saved_qwen_vl_directory(tmp_path, kind):
+    """A model directory loads through transformers' auto classes (with the image-only
+    processor fallback where the video processor cannot be built) and scores identically."""
+    from mmopsd.policies import load_policy
+
+    policy = tiny_vl_policy(kind)
+    policy.model.save_pretrained(tmp_path)
+    policy.tokenizer.save_pretrained(tmp_path)
+    policy.processor.image_processor.save_pretrained(tmp_path)
+    loaded = load_policy(str(tmp_path), dtype="float32", device="cpu")
+    messages = [user(_picture(60, 40, 9), "what?")]
+    a, b = policy.encode(messages), loaded.encode(messages)
+    assert a.ids == b.ids and torch.equal(a.mm["pixel_values"], b.mm["pixel_values"])
+    with torch.no_grad():
+        torch.testing.assert_close(policy.score([a], [[40, 41]]).logits, loaded.score([b], [[40, 41]]).logits)
+
+
+def test_load_policy_reads_a_saved_text_model(tmp_path):
+    from mmopsd.policies import TextPolicy, load_policy
+
+    policy = tiny_text_policy()
+    policy.model.save_pretrained(tmp_path)
+    policy.tokenizer.save_pretrained(tmp_path)
+    loaded = load_policy(str(tmp_path), dtype="bfloat16", device="cpu")
+    assert isinstance(loaded, TextPolicy) and loaded.model.dtype == torch.bfloat16
+    prompt = loaded.encode([user("Hi")])
+    scored = loaded.score([prompt], [[40, 41]])
+    assert scored.logits.shape[:2] == (1, 2) and torch.isfinite(scored.logits.float()).all()
