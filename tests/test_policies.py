@@ -186,7 +186,9 @@ def test_load_policy_reads_a_saved_qwen_vl_directory(tmp_path, kind):
     a, b = policy.encode(messages), loaded.encode(messages)
     assert a.ids == b.ids and torch.equal(a.mm["pixel_values"], b.mm["pixel_values"])
     with torch.no_grad():
-        torch.testing.assert_close(policy.score([a], [[40, 41]]).logits, loaded.score([b], [[40, 41]]).logits)
+        torch.testing.assert_close(
+            policy.score([a], [[40, 41]]).logits, loaded.score([b], [[40, 41]]).logits
+        )
 
 
 def test_load_policy_reads_a_saved_text_model(tmp_path):
