@@ -27,6 +27,9 @@ class Teacher:
         student: the student policy.
     """
 
+    static = False
+    """True when the teacher never changes during training (its evaluation can be reused)."""
+
     def __init__(self, student: Policy) -> None:
         self.student = student
         self.policy = student
@@ -68,6 +71,8 @@ class FrozenTeacher(Teacher):
     """The initial weights: with LoRA the base model with adapters disabled (no copy),
     otherwise a frozen copy made at construction."""
 
+    static = True
+
     def __init__(self, student: Policy) -> None:
         super().__init__(student)
         self.uses_adapters = _is_peft(student.model)
@@ -95,16 +100,16 @@ class _CopyTeacher(Teacher):
         super().__init__(student)
         self.policy = _copy_policy(student)
         own = dict(self.policy.model.named_parameters())
-        self.pairs = [(own[n], p) for n, p in student.model.named_parameters() if p.requires_grad]
+        trainable = [(n, p) for n, p in student.model.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in trainable]
+        self.pairs = [(own[n], p) for n, p in trainable]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        names = [n for n, p in self.student.model.named_parameters() if p.requires_grad]
-        return {n: t.detach().clone() for n, (t, _) in zip(names, self.pairs)}
+        return {n: t.detach().clone() for n, (t, _) in zip(self.names, self.pairs)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        names = [n for n, p in self.student.model.named_parameters() if p.requires_grad]
         with torch.no_grad():
-            for n, (t, _) in zip(names, self.pairs):
+            for n, (t, _) in zip(self.names, self.pairs):
                 t.copy_(state[n])
 
 

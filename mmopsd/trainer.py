@@ -44,6 +44,7 @@ class Components:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     envs: list
+    teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
 
 
 @dataclass
@@ -169,9 +170,11 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     student = evaluate(c.policy, config.env, c.spec, **kw)
     record.update(student_success=student.success, student=student.to_dict())
     if teacher:
-        with c.teacher.active() as tp:
-            result = evaluate(tp, config.env, c.spec, provider=c.provider, **kw)
-        record.update(teacher_success=result.success, teacher=result.to_dict())
+        if c.teacher_eval is None or not c.teacher.static:
+            with c.teacher.active() as tp:
+                result = evaluate(tp, config.env, c.spec, provider=c.provider, **kw)
+            c.teacher_eval = result.to_dict()
+        record.update(teacher_success=c.teacher_eval["success"], teacher=dict(c.teacher_eval))
     return record
 
 
