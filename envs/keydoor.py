@@ -1,12 +1,16 @@
-"""KeyDoor: you hold a coloured key; one of several coloured doors opens with it.
+"""KeyDoor: a row of rooms; in each you hold a coloured key and one of the doors opens.
 
 A fixed hidden rule maps each key colour to a door colour (a derangement drawn from
 ``rule_seed``: no key opens the door of its own colour). The student sees only the key and the
-doors; the privileged hint names the right door. The rule is a shared latent the student can
-internalise, so self-distillation with the hint works.
+doors; the privileged hint names the right door of the current room. The rule is a shared
+latent the student can internalise, so self-distillation with the hint works.
+
+An episode has ``n_rooms`` rooms, one choice per room: the right door leads to the next room,
+a wrong door ends the episode with feedback. Success means passing every room; each room
+passed earns ``1 / n_rooms``. Naming no door is an invalid action: feedback, no progress.
 
 Distractor doors never have the key's own colour, so "avoid your key's colour" is no
-shortcut; with the default four colours no door-colour preference order solves every episode
+shortcut; with the default four colours no door-colour preference order solves every room
 either: only the key -> door rule does.
 
 Splits: with ``split_by="seed"`` (default) ``train`` and ``test`` draw episodes from disjoint
@@ -19,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
-import gymnasium as gym
-from gymnasium import spaces
+from mmopsd.envs.base import AgentEnv, Outcome
 
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange")
 TEST_SEED_OFFSET = 1 << 40
-TEXT = spaces.Text(max_length=1024, charset=string.printable)
 
 
 def derangement(colours: tuple[str, ...], seed: int) -> dict[str, str]:
@@ -39,114 +42,137 @@ def derangement(colours: tuple[str, ...], seed: int) -> dict[str, str]:
             return dict(zip(colours, doors))
 
 
-class KeyDoorEnv(gym.Env[str, str]):
-    """Pick the door that your key opens.
+@dataclass(frozen=True)
+class Room:
+    """One room: the key held, the doors (in display order) and the door the key opens."""
 
-    Observation: a text describing the key and the doors. Action: text naming a door colour
-    (e.g. ``"blue"`` or ``"blue door"``). Reward 1 for the right door, else 0; the episode
-    ends after one choice. ``info["privileged"]`` holds ``hint`` (a sentence naming the door)
-    and ``answer`` (the door colour); ``info["feedback"]`` explains a wrong or invalid choice.
+    key: str
+    doors: tuple[str, ...]
+    answer: str
+
+
+class KeyDoorEnv(AgentEnv):
+    """Pick, room after room, the door that your key opens.
+
+    Observation: text describing the room. Action: text naming a door colour (e.g. ``"blue"``
+    or ``"I open the blue door."``). ``info["privileged"]`` holds ``hint`` (a sentence naming
+    the door), ``answer`` (the door colour) and ``room`` (0-based).
 
     Args:
         colours: the palette of keys and doors.
-        n_doors: doors per episode (the right one plus distractors).
+        n_doors: doors per room (the right one plus distractors).
+        n_rooms: rooms per episode.
         rule_seed: seed of the hidden key -> door rule.
         split: ``train`` or ``test``.
         split_by: ``seed`` (disjoint seed streams) or ``combination`` (disjoint key/door sets).
+        max_steps: step cap (default: twice the number of rooms).
+        render_mode: ``ansi`` or None.
     """
-
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
 
     def __init__(
         self,
         colours: tuple[str, ...] | list[str] = COLOURS[:4],
         n_doors: int = 2,
+        n_rooms: int = 3,
         rule_seed: int = 0,
         split: str = "train",
         split_by: str = "seed",
+        max_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
+        super().__init__(max_steps=max_steps or 2 * n_rooms, render_mode=render_mode)
         self.colours = tuple(colours)
         if len(self.colours) < 3 or not 2 <= n_doors <= len(self.colours) - 1:
             raise ValueError(
                 f"need at least 3 colours and 2 <= n_doors <= {len(self.colours) - 1}, "
                 f"got {len(self.colours)} colours and n_doors={n_doors}"
             )
+        if n_rooms < 1:
+            raise ValueError(f"KeyDoor needs n_rooms >= 1, got {n_rooms}")
         if split_by not in ("seed", "combination"):
             raise ValueError(f"KeyDoor split_by must be 'seed' or 'combination', got {split_by!r}")
         if split not in ("train", "test"):
             raise ValueError(f"KeyDoor split must be 'train' or 'test', got {split!r}")
         self.n_doors = n_doors
+        self.n_rooms = n_rooms
         self.rule = derangement(self.colours, rule_seed)
         self.split = split
         self.split_by = split_by
-        self.render_mode = render_mode
-        self.observation_space = TEXT
-        self.action_space = TEXT
-        self._key = self._answer = ""
-        self._doors: list[str] = []
+        self.rooms: list[Room] = []
+        self.room = 0
 
     # ---------------------------------------------------------------------- episode
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
-        """Draw a key and doors from this split."""
+        """Draw the rooms of an episode from this split."""
         if seed is not None and self.split == "test" and self.split_by == "seed":
             seed += TEST_SEED_OFFSET  # a seed stream disjoint from training episodes
-        super().reset(seed=seed)
+        return super().reset(seed=seed, options=options)
+
+    def new_task(self, options: dict[str, Any] | None) -> str:
+        """Draw ``n_rooms`` rooms; describe the first."""
+        self.rooms = [self._draw_room() for _ in range(self.n_rooms)]
+        self.room = 0
+        return self.describe()
+
+    def apply(self, action: str) -> Outcome:
+        """Open the named door."""
+        current = self.rooms[self.room]
+        if action != current.answer:
+            text = f"The {action} door stays locked. The episode is over."
+            return Outcome(text, 0.0, True, False, f"The {action} door stays locked.")
+        self.room += 1
+        opened = f"The {action} door opens."
+        if self.room == self.n_rooms:
+            done = f"{opened} You passed all {self.n_rooms} rooms." if self.n_rooms > 1 else opened
+            return Outcome(done, 1.0 / self.n_rooms, True, True, opened)
+        return Outcome(f"{opened} {self.describe()}", 1.0 / self.n_rooms, False, False, opened)
+
+    def canonical(self, action: str) -> str | None:
+        """The first door colour of the current room named in ``action``, or None."""
+        doors = self.rooms[min(self.room, len(self.rooms) - 1)].doors
+        words = [w.strip(string.punctuation) for w in str(action).lower().split()]
+        return next((w for w in words if w in doors), None)
+
+    def privileged(self) -> dict[str, Any]:
+        """The current room's hint and answer."""
+        if not self.rooms or self.room >= self.n_rooms:
+            return {}
+        answer = self.rooms[self.room].answer
+        return {"hint": f"open the {answer} door.", "answer": answer, "room": self.room}
+
+    def describe(self) -> str:
+        """The current room in words."""
+        r = self.rooms[self.room]
+        doors = ", ".join(f"a {d} door" for d in r.doors[:-1]) + f" and a {r.doors[-1]} door"
+        where = f"You are in room {self.room + 1} of {self.n_rooms}. " if self.n_rooms > 1 else ""
+        return f"{where}You hold a {r.key} key. There is {doors}. Which door does your key open?"
+
+    def invalid_observation(self, action: str) -> str:
+        """Feedback naming the doors, then the room again."""
+        doors = ", ".join(self.rooms[self.room].doors)
+        return f"'{action.strip()[:60]}' names none of the doors: {doors}. {self.describe()}"
+
+    # ---------------------------------------------------------------------- helpers
+    def _info(self) -> dict[str, Any]:
+        info = super()._info()
+        if self.rooms and self.room < self.n_rooms:
+            info.update(key=self.rooms[self.room].key, doors=list(self.rooms[self.room].doors))
+        return info
+
+    def _draw_room(self) -> Room:
+        rng = self.np_random
         while True:
-            key = self.colours[int(self.np_random.integers(len(self.colours)))]
+            key = self.colours[int(rng.integers(len(self.colours)))]
             answer = self.rule[key]
             others = [c for c in self.colours if c not in (answer, key)]
-            picks = self.np_random.choice(len(others), self.n_doors - 1, replace=False)
+            picks = rng.choice(len(others), self.n_doors - 1, replace=False)
             doors = [answer, *(others[int(i)] for i in picks)]
             if self.split_by == "seed" or self._split_of(key, doors) == self.split:
                 break
-        order = self.np_random.permutation(len(doors))
-        self._key, self._answer, self._doors = key, answer, [doors[int(i)] for i in order]
-        return self._observation(), self._info()
-
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Open the door named in ``action``; the episode ends."""
-        choice = self.parse(action)
-        info = self._info()
-        info["choice"] = choice
-        if choice is None:
-            info["invalid"] = True
-            info["feedback"] = f"'{action}' names none of the doors: {', '.join(self._doors)}."
-            reward = 0.0
-        elif choice == self._answer:
-            info["feedback"] = f"The {choice} door opens."
-            reward = 1.0
-        else:
-            info["feedback"] = f"The {choice} door stays locked."
-            reward = 0.0
-        info["success"] = reward == 1.0
-        return "The episode is over.", reward, True, False, info
-
-    def parse(self, action: str) -> str | None:
-        """The first door colour named in ``action``, or None."""
-        words = [w.strip(string.punctuation) for w in str(action).lower().split()]
-        return next((w for w in words if w in self._doors), None)
-
-    def render(self) -> str | None:
-        """The observation text (``ansi`` mode)."""
-        return self._observation() if self.render_mode == "ansi" else None
-
-    # ---------------------------------------------------------------------- helpers
-    def _observation(self) -> str:
-        doors = (
-            ", ".join(f"a {d} door" for d in self._doors[:-1]) + f" and a {self._doors[-1]} door"
-        )
-        return f"You hold a {self._key} key. There is {doors}. Which door does your key open?"
-
-    def _info(self) -> dict[str, Any]:
-        hint = f"open the {self._answer} door."
-        return {
-            "privileged": {"hint": hint, "answer": self._answer},
-            "key": self._key,
-            "doors": list(self._doors),
-        }
+        order = rng.permutation(len(doors))
+        return Room(key, tuple(doors[int(i)] for i in order), answer)
 
     @staticmethod
     def _split_of(key: str, doors: list[str]) -> str:

@@ -1,23 +1,33 @@
 """Rollouts: environments stepped together, one batched generation per turn.
 
-Every turn keeps the exact prompt ids it was sampled from and the exact response ids. The
-``info`` of a turn is the one that came with its observation (so ``info["privileged"]`` is
+Every turn keeps the exact prompt ids it was sampled from and the exact response ids. A
+conversation's ids are built incrementally: the first prompt is the encoded task; each later
+prompt is the previous ids plus the sampled response ids plus the ids of the new observation
+(:meth:`Policy.encode_continuation`), so no history is ever re-tokenized. With a history
+window the head (the task) is kept and the last ``k`` exchanges follow it, each still with its
+exact ids.
+
+The ``info`` of a turn is the one that came with its observation (so ``info["privileged"]`` is
 about the decision taken in that turn); the environment's answer to the action is stored under
 ``info["outcome"]``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
 from mmopsd.agents.prompting import PromptSpec
+from mmopsd.errors import MmopsdError
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
-from mmopsd.types import Encoded, Message, Trajectory, Turn
+from mmopsd.types import Encoded, Message, Trajectory, Turn, generated
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,15 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     greedy: bool = False
+
+
+class RolloutError(MmopsdError):
+    """An environment raised in ``step``. ``trajectories`` holds every episode of the batch as
+    played so far: finished ones complete, the failing one ending with the failed turn."""
+
+    def __init__(self, message: str, trajectories: list[Trajectory]) -> None:
+        super().__init__(message)
+        self.trajectories = trajectories
 
 
 def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
@@ -43,6 +62,33 @@ def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
     return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
 
 
+@dataclass
+class _Exchange:
+    """A generated reply and the observation that answered it, with their exact ids."""
+
+    reply: Message
+    user: Message
+    ids: Encoded  # reply ids followed by the continuation ids
+
+
+@dataclass
+class _Episode:
+    env: gym.Env
+    seed: int
+    trajectory: Trajectory
+    head_messages: list[Message]
+    head: Encoded
+    info: dict[str, Any]
+    exchanges: list[_Exchange] = field(default_factory=list)
+    done: bool = False
+
+    def context(self, spec: PromptSpec) -> tuple[list[Message], Encoded]:
+        """The student's messages and exact prompt ids for the next turn."""
+        shown = spec.window.select(self.exchanges)
+        messages = [*self.head_messages, *(m for x in shown for m in (x.reply, x.user))]
+        return messages, Encoded.concat([self.head, *(x.ids for x in shown)])
+
+
 def rollout(
     policy: Policy,
     envs: Sequence[gym.Env],
@@ -54,6 +100,7 @@ def rollout(
     provider: Provider | None = None,
     group_ids: Sequence[str] | None = None,
     id_prefix: str = "traj",
+    on_env_error: str = "raise",
 ) -> list[Trajectory]:
     """Play one episode per environment, all environments batched per turn.
 
@@ -61,29 +108,38 @@ def rollout(
         policy: the acting policy.
         envs: environments, one episode each.
         seeds: reset seeds, one per environment.
-        spec: the prompt spec (messages, assistant prefix, action extraction).
+        spec: the prompt spec (messages, assistant prefix, action parsing, history window).
         sampling: generation settings.
         max_turns: turn cap; an episode still running then is marked truncated.
         provider: if given, the policy acts from the provider's teacher context (used to
             measure teacher-with-privileged-information success; never for the student).
-        group_ids: group of each episode (default: ``seed-<seed>``).
+        group_ids: group of each episode (default: ``seed-<seed>``; same task and seed).
         id_prefix: prefix of trajectory ids.
+        on_env_error: ``raise`` (a :class:`RolloutError` carrying all trajectories) or
+            ``end`` (the failing episode ends there, truncated, with ``error`` set; the others
+            go on).
     """
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
-    trajs, histories, infos = [], [], []
+    if on_env_error not in ("raise", "end"):
+        raise ValueError(f"on_env_error must be 'raise' or 'end', got {on_env_error!r}")
+    episodes = []
     for i, (env, seed) in enumerate(zip(envs, seeds)):
         obs, info = env.reset(seed=int(seed))
         gid = group_ids[i] if group_ids is not None else f"seed-{seed}"
-        trajs.append(Trajectory(trajectory_id=f"{id_prefix}-{i}-{seed}", group_id=gid))
-        histories.append(spec.messages(obs))
-        infos.append(info)
-    active = list(range(len(envs)))
+        traj = Trajectory(trajectory_id=f"{id_prefix}-{i}-{seed}", group_id=gid)
+        head = spec.messages(obs, info)
+        enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
+        episodes.append(_Episode(env, int(seed), traj, head, enc, info))
     for turn_index in range(max_turns):
+        active = [ep for ep in episodes if not ep.done]
         if not active:
             break
-        contexts = [_context(histories[i], infos[i], spec, provider) for i in active]
-        prompts = [policy.encode(c, assistant_prefix=spec.assistant_prefix) for c in contexts]
+        contexts = [ep.context(spec) for ep in active]
+        prompts = [
+            enc if provider is None else _acting_prompt(policy, spec, msgs, ep.info, provider)
+            for ep, (msgs, enc) in zip(active, contexts)
+        ]
         responses = policy.generate(
             prompts,
             max_new_tokens=sampling.max_new_tokens,
@@ -91,59 +147,83 @@ def rollout(
             top_p=sampling.top_p,
             greedy=sampling.greedy,
         )
-        still = []
-        for i, prompt, ids in zip(active, prompts, responses):
-            turn, obs = _play(envs[i], policy, spec, histories[i], infos[i], prompt, ids)
-            turn.truncated = turn.truncated or (turn_index == max_turns - 1 and not turn.terminated)
-            trajs[i].turns.append(turn)
-            if turn.terminated or turn.truncated:
-                outcome = turn.info["outcome"]
-                trajs[i].success = bool(outcome.get("success", outcome.get("won", False)))
-                continue
-            histories[i] = [
-                *histories[i],
-                Message("assistant", turn.action or ""),
-                *[m for m in spec.messages(obs) if m.role == "user"],
-            ]
-            infos[i] = turn.info["outcome"]
-            still.append(i)
-        active = still
-    return trajs
+        last = turn_index == max_turns - 1
+        for ep, (msgs, enc), ids in zip(active, contexts, responses):
+            try:
+                _advance(policy, spec, ep, msgs, enc, ids, last)
+            except _StepFailed as failed:
+                if on_env_error == "raise":
+                    raise RolloutError(str(failed), [e.trajectory for e in episodes]) from (
+                        failed.__cause__
+                    )
+                log.warning("%s; the episode ends here", failed)
+    return [ep.trajectory for ep in episodes]
 
 
-def _play(
-    env: gym.Env,
+class _StepFailed(Exception):
+    pass
+
+
+def _advance(
     policy: Policy,
     spec: PromptSpec,
-    history: list[Message],
-    info: dict[str, Any],
+    ep: _Episode,
+    messages: list[Message],
     prompt: Encoded,
     ids: list[int],
-) -> tuple[Turn, Any]:
-    """Step ``env`` with the action of response ``ids``; the turn and the next observation."""
+    last: bool,
+) -> None:
+    """Step one episode with the action of response ``ids`` and record the turn."""
     text = policy.decode(ids)
-    action = spec.action(text)
-    obs, reward, terminated, truncated, outcome = env.step(action)
+    parsed = spec.parse(text, ep.info)
     turn = Turn(
-        messages=list(history),
+        messages=messages,
         prompt=prompt,
         response_ids=list(ids),
         response_text=text,
         assistant_prefix=spec.assistant_prefix,
-        action=action,
-        valid=not outcome.get("invalid", False),
-        reward=float(reward),
-        terminated=bool(terminated),
-        truncated=bool(truncated),
-        info={**info, "outcome": outcome},
+        action=parsed.action,
+        valid=parsed.valid,
     )
-    return turn, obs
+    ep.trajectory.turns.append(turn)
+    try:
+        obs, reward, terminated, truncated, outcome = ep.env.step(parsed.action)
+    except Exception as exc:
+        env_id = ep.env.spec.id if ep.env.spec is not None else type(ep.env).__name__
+        message = (
+            f"environment {env_id} raised {type(exc).__name__}: {exc} in step "
+            f"{len(ep.trajectory.turns)} of episode {ep.trajectory.trajectory_id} "
+            f"(seed {ep.seed}, action {parsed.action!r})"
+        )
+        turn.valid, turn.truncated = False, True
+        turn.info = {**ep.info, "outcome": {"error": message}}
+        ep.trajectory.error, ep.done = message, True
+        raise _StepFailed(message) from exc
+    turn.valid = parsed.valid and not outcome.get("invalid", False)
+    turn.reward = float(reward)
+    turn.terminated = bool(terminated)
+    turn.truncated = bool(truncated) or (last and not terminated)
+    turn.info = {**ep.info, "outcome": outcome}
+    if turn.terminated or turn.truncated:
+        ep.trajectory.success = bool(outcome.get("success", outcome.get("won", False)))
+        ep.done = True
+        return
+    user = spec.next_message(obs, outcome, parsed.error)
+    closed = bool(ids) and ids[-1] == policy.eos_id
+    follow = policy.encode_continuation([user], spec.assistant_prefix, closed=closed)
+    reply = generated(spec.assistant_prefix, text, ids)
+    reply_ids = Encoded(ids=list(ids), token_types=[0] * len(ids))
+    ep.exchanges.append(_Exchange(reply, user, Encoded.concat([reply_ids, follow])))
+    ep.info = outcome
 
 
-def _context(
-    history: list[Message], info: dict[str, Any], spec: PromptSpec, provider: Provider | None
-) -> list[Message]:
-    if provider is None:
-        return history
+def _acting_prompt(
+    policy: Policy,
+    spec: PromptSpec,
+    messages: list[Message],
+    info: dict[str, Any],
+    provider: Provider,
+) -> Encoded:
     privileged = info.get("privileged", {})
-    return provider(history, privileged, assistant_prefix=spec.assistant_prefix).messages
+    ctx = provider(messages, privileged, assistant_prefix=spec.assistant_prefix)
+    return policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)

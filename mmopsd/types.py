@@ -46,14 +46,24 @@ Part = TextPart | ImagePart
 
 @dataclass
 class Message:
-    """One chat message. ``content`` is a string or a list of text and image parts."""
+    """One chat message. ``content`` is a string or a list of text and image parts.
+
+    An assistant message that the policy generated also carries its exact token ids:
+    ``prefix`` is the forced text that preceded them in the prompt and ``response_ids`` the
+    sampled ids. Encoding a conversation uses these ids as they are, so a history is never
+    re-tokenized (``content`` holds ``prefix`` + the decoded text, for display and providers).
+    """
 
     role: Role
     content: str | list[Part]
+    prefix: str = ""
+    response_ids: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("system", "user", "assistant"):
             raise ValueError(f"unknown message role {self.role!r}: use system, user or assistant")
+        if self.response_ids is not None and self.role != "assistant":
+            raise ValueError("only assistant messages carry generated response ids")
         if not isinstance(self.content, str):
             self.content = list(self.content)
             for part in self.content:
@@ -90,11 +100,23 @@ class Message:
                 items.append({"type": "image"})
         return {"role": self.role, "content": items}
 
+    @property
+    def generated(self) -> bool:
+        """True for an assistant message that carries its exact generated ids."""
+        return self.response_ids is not None
+
     def with_text_appended(self, text: str) -> Message:
-        """A copy with ``text`` added at the end of the content."""
+        """A copy with ``text`` added at the end of the content (generated ids are dropped,
+        since the text no longer matches them)."""
         if isinstance(self.content, str):
             return Message(self.role, self.content + text)
         return Message(self.role, [*self.content, TextPart(text)])
+
+
+def generated(prefix: str, text: str, response_ids: Sequence[int]) -> Message:
+    """The assistant message of a generated turn: forced ``prefix``, decoded ``text`` and the
+    exact ``response_ids``."""
+    return Message("assistant", prefix + text, prefix=prefix, response_ids=list(response_ids))
 
 
 def user(*parts: str | Image.Image | Part) -> Message:
@@ -143,6 +165,16 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @staticmethod
+    def concat(parts: Sequence[Encoded]) -> Encoded:
+        """One prompt from consecutive pieces: ids, token types and image tensors joined."""
+        ids = [i for p in parts for i in p.ids]
+        typed = any(p.token_types is not None for p in parts)
+        types = [t for p in parts for t in (p.token_types or [0] * len(p.ids))] if typed else None
+        keys = sorted({k for p in parts for k in p.mm})
+        mm = {k: torch.cat([p.mm[k] for p in parts if k in p.mm]) for k in keys}
+        return Encoded(ids=ids, mm=mm, token_types=types)
 
 
 @dataclass
@@ -210,6 +242,38 @@ class Trajectory:
     group_id: str
     turns: list[Turn] = field(default_factory=list)
     success: bool = False
+    error: str | None = None
+
+    @property
+    def response_tokens(self) -> int:
+        """Generated tokens over all turns."""
+        return sum(len(t.response_ids) for t in self.turns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record: per turn the student messages' text, exact ids, action and
+        outcome (images are left out)."""
+        return {
+            "trajectory_id": self.trajectory_id,
+            "group_id": self.group_id,
+            "success": self.success,
+            "error": self.error,
+            "turns": [
+                {
+                    "messages": [{"role": m.role, "text": m.text} for m in t.messages],
+                    "prompt_ids": t.prompt_ids,
+                    "response_ids": t.response_ids,
+                    "response_text": t.response_text,
+                    "action": t.action,
+                    "valid": t.valid,
+                    "reward": t.reward,
+                    "terminated": t.terminated,
+                    "truncated": t.truncated,
+                    "privileged": _jsonable(t.privileged),
+                    "feedback": t.info.get("outcome", {}).get("feedback"),
+                }
+                for t in self.turns
+            ],
+        }
 
     @property
     def total_reward(self) -> float:
@@ -220,6 +284,17 @@ class Trajectory:
     def done(self) -> bool:
         """True when the last turn terminated or truncated the episode."""
         return bool(self.turns) and (self.turns[-1].terminated or self.turns[-1].truncated)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with anything JSON cannot hold (images, arrays) replaced by its type name."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return f"<{type(value).__name__}>"
 
 
 @dataclass

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# alfworld writes into ~/.cache/alfworld on import unless ALFWORLD_DATA is set.
+os.environ.setdefault("ALFWORLD_DATA", tempfile.mkdtemp(prefix="mmopsd-alfworld-"))
+
+
+@pytest.fixture
+def alfworld_data() -> Path:
+    """The ALFWorld data directory of this test session (official games are never there)."""
+    return Path(os.environ["ALFWORLD_DATA"])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Environments: the gymnasium checker over the whole registry, KeyDoor's rules."""
+"""Environments: the gymnasium checker over the whole registry, the base class, KeyDoor."""
 
 from __future__ import annotations
 
@@ -6,37 +6,66 @@ import gymnasium as gym
 import mmopsd.envs
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mmopsd.envs.base import AgentEnv, Outcome
 from mmopsd.envs.keydoor import KeyDoorEnv
 
 from mmopsd.rollout import make_envs
 
 
 @pytest.mark.parametrize("env_id", sorted(mmopsd.envs.REGISTERED))
-def test_every_registered_env_passes_check_env(env_id):
+def test_every_registered_env_passes_check_env(env_id, alfworld_data):
     env = gym.make(env_id)
     check_env(env.unwrapped, skip_render_check=True)
 
 
-def test_keydoor_rule_hint_and_rewards():
-    env = KeyDoorEnv()
+def test_registry_ids_are_versioned_and_lazy():
+    for env_id, entry in mmopsd.envs.REGISTERED.items():
+        assert env_id.startswith("mmopsd/") and "-v" in env_id
+        assert isinstance(gym.registry[env_id].entry_point, str)  # imported only on make
+        assert entry.startswith("mmopsd.envs.")
+
+
+def test_keydoor_rooms_hint_and_rewards():
+    env = KeyDoorEnv(n_rooms=3)
     obs, info = env.reset(seed=3)
-    answer = info["privileged"]["answer"]
-    assert info["privileged"]["hint"] == f"open the {answer} door."
-    assert answer not in obs.split("Which")[0].split("key")[0]  # the key is not the answer
-    assert env.rule[info["key"]] == answer and info["key"] not in info["doors"]
-    wrong = next(d for d in info["doors"] if d != answer)
-    assert env.step(f"I open the {answer} door.")[1] == 1.0
-    env.reset(seed=3)
-    _, reward, terminated, truncated, out = env.step(f"open the {wrong} door")
+    assert obs.startswith("You are in room 1 of 3.")
+    for room in range(3):
+        answer = info["privileged"]["answer"]
+        assert info["privileged"] == {
+            "hint": f"open the {answer} door.",
+            "answer": answer,
+            "room": room,
+        }
+        assert env.rule[info["key"]] == answer and info["key"] not in info["doors"]
+        obs, reward, terminated, truncated, info = env.step(f"I open the {answer} door.")
+        assert reward == pytest.approx(1 / 3) and not truncated
+        assert terminated == (room == 2) and info["success"] == (room == 2)
+    assert "passed all 3 rooms" in obs
+
+
+def test_keydoor_wrong_door_ends_the_episode_with_feedback():
+    env = KeyDoorEnv(n_rooms=3)
+    _, info = env.reset(seed=5)
+    wrong = next(d for d in info["doors"] if d != info["privileged"]["answer"])
+    obs, reward, terminated, truncated, out = env.step(f"open the {wrong} door")
     assert (reward, terminated, truncated, out["success"]) == (0.0, True, False, False)
+    assert out["feedback"] == f"The {wrong} door stays locked." and "episode is over" in obs
 
 
-def test_keydoor_invalid_action_gets_feedback_not_a_crash():
-    env = KeyDoorEnv()
+def test_keydoor_single_room_keeps_the_original_observation():
+    obs, _ = KeyDoorEnv(n_rooms=1).reset(seed=0)
+    assert obs.startswith("You hold a ") and obs.endswith("Which door does your key open?")
+
+
+def test_keydoor_invalid_action_gets_feedback_and_the_episode_goes_on():
+    env = KeyDoorEnv(n_rooms=2)
     env.reset(seed=0)
-    _, reward, terminated, _, info = env.step("dance")
-    assert reward == 0.0 and terminated and info["invalid"]
-    assert "names none of the doors" in info["feedback"]
+    obs, reward, terminated, truncated, info = env.step("dance")
+    assert reward == 0.0 and not terminated and not truncated and info["invalid"]
+    assert "names none of the doors" in obs and "room 1 of 2" in obs
+    for _ in range(3):  # the step cap (2 per room) truncates an agent that never answers
+        *_, truncated, info = env.step("dance")
+    assert truncated and not info["success"]
 
 
 def test_splits_are_disjoint_streams_and_combinations():
@@ -51,12 +80,45 @@ def test_splits_are_disjoint_streams_and_combinations():
             colours=["red", "blue", "green", "yellow", "purple", "orange"],
             split=split,
             split_by="combination",
+            n_rooms=1,
         )
         combo[split] = {
             (i["key"], tuple(sorted(i["doors"])))
             for i in (env.reset(seed=s)[1] for s in range(300))
         }
     assert combo["train"] and combo["test"] and not combo["train"] & combo["test"]
+
+
+class Guess(AgentEnv):
+    """The README's few-line example environment."""
+
+    def new_task(self, options):
+        self.secret = int(self.np_random.integers(1, 10))
+        return "Guess my number between 1 and 9."
+
+    def admissible(self):
+        return [str(i) for i in range(1, 10)]
+
+    def apply(self, action):
+        won = int(action) == self.secret
+        return Outcome("Right!" if won else "Wrong.", float(won), won, won)
+
+    def privileged(self):
+        return {"hint": f"the number is {self.secret}"}
+
+
+def test_agent_env_base_gives_admissible_commands_feedback_and_truncation():
+    env = Guess(max_steps=2)
+    check_env(env, skip_render_check=True)
+    _, info = env.reset(seed=1)
+    assert info["admissible_commands"] == [str(i) for i in range(1, 10)]
+    obs, reward, terminated, truncated, out = env.step("ten")
+    assert out["invalid"] and not terminated and not truncated and reward == 0.0
+    assert "'ten' is not a valid action here. Valid actions: 1, 2" in obs
+    secret = info["privileged"]["hint"].split()[-1]
+    wrong = "1" if secret != "1" else "2"
+    *_, terminated, truncated, out = env.step(wrong)
+    assert not terminated and truncated and not out["invalid"]
 
 
 def test_unknown_env_id_lists_known_ones():

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 from transformers import GenerationConfig
 
 from mmopsd.errors import AlignmentError
 from mmopsd.types import Encoded, Message
+
+_SENTINEL = "\u2063mmopsd-turn\u2063"
 
 
 @dataclass
@@ -56,10 +59,72 @@ class Policy:
         self.pad_id: int = int(pad) if pad is not None else self.eos_id
 
     # ------------------------------------------------------------------ to implement
-    def encode(self, messages: Sequence[Message], *, assistant_prefix: str = "") -> Encoded:
-        """Render ``messages`` with the chat template, add the generation prompt and
-        ``assistant_prefix``, and tokenize."""
+    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
+        """The chat-template text of ``messages``."""
         raise NotImplementedError
+
+    def tokenize(self, text: str, images: Sequence[Image.Image] = ()) -> Encoded:
+        """Token ids (and image tensors) of rendered ``text`` holding ``images``."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------------------- encoding
+    def encode(self, messages: Sequence[Message], *, assistant_prefix: str = "") -> Encoded:
+        """The prompt ids of ``messages`` plus the generation prompt and ``assistant_prefix``.
+
+        Generated assistant messages (:func:`mmopsd.types.generated`) keep their exact ids:
+        the conversation is encoded piecewise, each generated turn's ids spliced in as they
+        were sampled, and only the text between them is tokenized (see
+        :meth:`encode_continuation`).
+        """
+        messages = list(messages)
+        cuts = [i for i, m in enumerate(messages) if m.generated]
+        if not cuts:
+            return self._encode_text(messages, assistant_prefix)
+        if cuts[-1] == len(messages) - 1:
+            raise ValueError("a prompt cannot end with an assistant message: add the next turn")
+        first = messages[: cuts[0]]
+        parts = [self._encode_text(first, messages[cuts[0]].prefix)]
+        for n, i in enumerate(cuts):
+            gen = messages[i]
+            ids = list(gen.response_ids or [])
+            end = cuts[n + 1] if n + 1 < len(cuts) else len(messages)
+            prefix = messages[end].prefix if end < len(messages) else assistant_prefix
+            parts.append(Encoded(ids=ids, token_types=[0] * len(ids)))
+            closed = bool(ids) and ids[-1] == self.eos_id
+            parts.append(self.encode_continuation(messages[i + 1 : end], prefix, closed=closed))
+        return Encoded.concat(parts)
+
+    def encode_continuation(
+        self, messages: Sequence[Message], assistant_prefix: str = "", *, closed: bool
+    ) -> Encoded:
+        """The ids that follow a generated assistant turn: the template's end of that turn
+        (minus the end-of-sequence token when the response already ``closed`` with it), the
+        new ``messages``, the generation prompt and ``assistant_prefix``.
+
+        Appending these ids to the previous prompt and response builds the next prompt without
+        re-tokenizing the history. Raises ``ValueError`` if the chat template does not render
+        a conversation as the concatenation of its turns.
+        """
+        if not messages:
+            raise ValueError("a continuation needs at least one new message")
+        base = [Message("system", "s"), Message("user", "u"), Message("assistant", _SENTINEL)]
+        base_text = self.render(base, add_generation_prompt=False)
+        full = self.render([*base, *messages], add_generation_prompt=True)
+        if not full.startswith(base_text):
+            raise ValueError(
+                "this chat template rewrites earlier turns when a turn is added, so turns cannot "
+                "be appended token by token; use a template that renders turns independently"
+            )
+        close = base_text.split(_SENTINEL, 1)[1]
+        eos_text = self.tokenizer.decode([self.eos_id])  # type: ignore[attr-defined]
+        if closed and close.startswith(eos_text):
+            close = close[len(eos_text) :]
+        text = close + full[len(base_text) :] + assistant_prefix
+        return self.tokenize(text, [img for m in messages for img in m.images])
+
+    def _encode_text(self, messages: Sequence[Message], assistant_prefix: str) -> Encoded:
+        text = self.render(messages, add_generation_prompt=True) + assistant_prefix
+        return self.tokenize(text, [img for m in messages for img in m.images])
 
     def forbidden_response_ids(self) -> set[int]:
         """Token ids that may never appear in a response (vision placeholders)."""

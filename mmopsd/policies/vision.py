@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from PIL import Image
 
 from mmopsd.policies.base import Policy
 from mmopsd.policies.images import prepare_image
-from mmopsd.types import Encoded, Message, all_images
+from mmopsd.types import Encoded, Message
 
 VISION_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
@@ -45,11 +46,16 @@ class VisionLanguagePolicy(Policy):
         self.merge_size = int(ip.merge_size)
         self.image_backend = image_backend
 
-    def encode(self, messages: Sequence[Message], *, assistant_prefix: str = "") -> Encoded:
-        """Chat-template text with image placeholders, expanded by the processor."""
+    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
+        """Chat-template text with one placeholder per image."""
         chat = [m.to_template() for m in messages]
-        text = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        images = [
+        return self.processor.apply_chat_template(
+            chat, add_generation_prompt=add_generation_prompt, tokenize=False
+        )
+
+    def tokenize(self, text: str, images: Sequence[Image.Image] = ()) -> Encoded:
+        """Ids with image placeholders expanded by the processor, plus pixel tensors."""
+        prepared = [
             prepare_image(
                 img,
                 patch_size=self.patch_size,
@@ -58,11 +64,9 @@ class VisionLanguagePolicy(Policy):
                 max_pixels=self.max_pixels,
                 backend=self.image_backend,
             )
-            for img in all_images(messages)
+            for img in images
         ]
-        out = self.processor(
-            text=[text + assistant_prefix], images=images or None, return_tensors="pt"
-        )
+        out = self.processor(text=[text], images=prepared or None, return_tensors="pt")
         ids = out["input_ids"][0].tolist()
         types = out.get("mm_token_type_ids")
         mm = {k: out[k] for k in ("pixel_values", "image_grid_thw") if k in out}

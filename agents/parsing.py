@@ -1,0 +1,95 @@
+"""Action parsing: a response becomes an environment action, or a clear reason why not.
+
+Two formats: ``tag`` (the action inside ``<action>...</action>``, the last one wins) and
+``prefix`` (a forced answer prefix plus the first line of the generated text). When the
+environment offers admissible commands, the action is matched against them after
+normalisation (case, spacing, trailing punctuation); a miss is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mmopsd.registry import Registry
+
+
+@dataclass(frozen=True)
+class ParsedAction:
+    """The outcome of parsing one response.
+
+    Attributes:
+        action: the action to send to the environment (canonical admissible spelling when
+            matched); the raw text when parsing failed, so the environment can answer it.
+        error: why the response is not a valid action, or None.
+    """
+
+    action: str
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when the response parsed into an admissible action."""
+        return self.error is None
+
+
+def normalise(text: str) -> str:
+    """Lower case, single spaces, no surrounding punctuation or quotes."""
+    return " ".join(text.lower().split()).strip(string.punctuation + " ")
+
+
+def match_admissible(action: str, admissible: Sequence[str] | None) -> ParsedAction:
+    """``action`` spelled as the admissible command it names, or an error listing a few."""
+    if admissible is None:
+        return ParsedAction(action)
+    table = {normalise(a): a for a in admissible}
+    hit = table.get(normalise(action))
+    if hit is not None:
+        return ParsedAction(hit)
+    shown = ", ".join(list(admissible)[:8]) + (", ..." if len(admissible) > 8 else "")
+    return ParsedAction(action, f"'{action}' is not an admissible action (e.g. {shown})")
+
+
+PARSERS: Registry[type] = Registry("action parser")
+
+
+@PARSERS.register("tag")
+class TagParser:
+    """The text inside the last ``<tag>...</tag>`` pair.
+
+    Args:
+        tag: the tag name (``action`` by default).
+    """
+
+    def __init__(self, tag: str = "action") -> None:
+        self.tag = tag
+        self._pattern = re.compile(rf"<{tag}>(.*?)</{tag}>", re.DOTALL | re.IGNORECASE)
+
+    def __call__(
+        self, text: str, *, prefix: str = "", admissible: Sequence[str] | None = None
+    ) -> ParsedAction:
+        """Parse ``prefix + text`` (``text`` is the generated part)."""
+        full = prefix + text
+        found = self._pattern.findall(full)
+        if not found:
+            return ParsedAction(
+                full.strip(),
+                f"no <{self.tag}>...</{self.tag}> in the answer; put the action inside the tags",
+            )
+        return match_admissible(found[-1].strip(), admissible)
+
+
+@PARSERS.register("prefix")
+class PrefixParser:
+    """The forced answer prefix plus the first line of the generated text."""
+
+    def __call__(
+        self, text: str, *, prefix: str = "", admissible: Sequence[str] | None = None
+    ) -> ParsedAction:
+        """Parse ``prefix + text``; an empty action is an error."""
+        first = (prefix + text).strip().split("\n", 1)[0].strip()
+        if not first:
+            return ParsedAction("", "the answer is empty; write one action")
+        return match_admissible(first, admissible)
