@@ -21,8 +21,10 @@ class ParsedAction:
     """The outcome of parsing one response.
 
     Attributes:
-        action: the action to send to the environment (canonical admissible spelling when
-            matched); the raw text when parsing failed, so the environment can answer it.
+        action: the action to send to the environment: the canonical admissible spelling when
+            matched; the unmatched text when it is not admissible (the environment answers
+            it); the empty string when the response is malformed, so that no environment
+            acts on text that was not meant as an action.
         error: why the response is not a valid action, or None.
     """
 
@@ -75,7 +77,7 @@ class TagParser:
         found = self._pattern.findall(full)
         if not found:
             return ParsedAction(
-                full.strip(),
+                "",
                 f"no <{self.tag}>...</{self.tag}> in the answer; put the action inside the tags",
             )
         return match_admissible(found[-1].strip(), admissible)

@@ -104,7 +104,10 @@ class AgentEnv(gym.Env[Any, str]):
         return None
 
     def canonical(self, action: str) -> str | None:
-        """The admissible spelling of ``action``, or None if it is not a valid action."""
+        """The admissible spelling of ``action``, or None if it is not a valid action (an
+        empty action never is)."""
+        if not action.strip():
+            return None
         parsed = match_admissible(action, self.admissible())
         return parsed.action if parsed.valid else None
 

@@ -148,15 +148,16 @@ def rollout(
             greedy=sampling.greedy,
         )
         last = turn_index == max_turns - 1
+        failures = []
         for ep, (msgs, enc), ids in zip(active, contexts, responses):
             try:
                 _advance(policy, spec, ep, msgs, enc, ids, last)
-            except _StepFailed as failed:
-                if on_env_error == "raise":
-                    raise RolloutError(str(failed), [e.trajectory for e in episodes]) from (
-                        failed.__cause__
-                    )
+            except _StepFailed as failed:  # the other episodes still record this turn
+                failures.append(failed)
                 log.warning("%s; the episode ends here", failed)
+        if failures and on_env_error == "raise":
+            trajectories = [ep.trajectory for ep in episodes]
+            raise RolloutError(str(failures[0]), trajectories) from failures[0].__cause__
     return [ep.trajectory for ep in episodes]
 
 

@@ -172,3 +172,24 @@ def tiny_vl_policy(
     )
     processor = image_only_processor(proc_cls, image_processor, tok, CHAT_TEMPLATE)
     return VisionLanguagePolicy(model, processor, **policy_kwargs)
+
+
+class ScriptedPolicy(TextPolicy):
+    """A text policy whose "generation" is scripted: ``answer(prompt_text)`` gives the
+    response text, tokenized and closed with end-of-sequence (unless ``close`` is False).
+    Scoring still runs the real model. For tests of rollouts and environments.
+    """
+
+    def __init__(self, base: TextPolicy, answer, *, close: bool = True) -> None:
+        super().__init__(base.model, base.tokenizer)
+        self.answer = answer
+        self.close = close
+
+    def generate(self, prompts, **_: object) -> list[list[int]]:  # type: ignore[override]
+        """The scripted responses, as exact ids."""
+        out = []
+        for p in prompts:
+            text = self.answer(self.tokenizer.decode(p.ids))
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            out.append(list(ids) + ([self.eos_id] if self.close else []))
+        return out

@@ -1,0 +1,114 @@
+"""Rollouts: exact ids across turns, history windows, invalid actions, failing environments."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from mmopsd.agents.prompting import PromptSpec
+from mmopsd.envs.base import AgentEnv, Outcome
+from mmopsd.envs.keydoor import KeyDoorEnv
+
+from mmopsd.rollout import RolloutError, Sampling, rollout
+from mmopsd.testing import ScriptedPolicy, tiny_text_policy
+
+SPEC = PromptSpec(assistant_prefix="I open the")
+
+
+def _answer_right_door(prompt: str) -> str:
+    """Knows the hidden rule: reads the last key and opens the door it fits."""
+    keys = re.findall(r"You hold a (\w+) key", prompt)
+    return f" {KeyDoorEnv().rule[keys[-1]]} door." if keys else " hello"
+
+
+def test_history_ids_are_never_retokenized():
+    policy = tiny_text_policy()
+    envs = [KeyDoorEnv(n_rooms=3) for _ in range(4)]
+    trajs = rollout(policy, envs, [0, 1, 2, 3], SPEC, Sampling(max_new_tokens=6), max_turns=6)
+    retokenized_differs = False
+    multi = [t for t in trajs if len(t.turns) > 1]
+    assert multi, "the random policy should give invalid answers, so episodes go on"
+    for traj in multi:
+        for prev, turn in zip(traj.turns, traj.turns[1:]):
+            n = len(prev.prompt_ids) + len(prev.response_ids)
+            # The next prompt starts with the previous prompt and the sampled ids, as sampled.
+            assert turn.prompt_ids[:n] == prev.prompt_ids + prev.response_ids
+            again = policy.tokenizer(policy.decode(prev.response_ids), add_special_tokens=False)
+            retokenized_differs |= again["input_ids"] != prev.response_ids
+        for turn in traj.turns:  # piecewise encoding of the messages gives the same ids
+            assert (
+                policy.encode(turn.messages, assistant_prefix="I open the").ids == turn.prompt_ids
+            )
+    assert retokenized_differs, "decode+encode must differ somewhere, or this test proves nothing"
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_incremental_ids_equal_the_chat_template_rendering(close):
+    policy = ScriptedPolicy(tiny_text_policy(), _answer_right_door, close=close)
+    tok = policy.tokenizer
+    [traj] = rollout(policy, [KeyDoorEnv(n_rooms=3)], [7], SPEC, Sampling(), max_turns=3)
+    assert len(traj.turns) == 3 and traj.success
+    last = traj.turns[-1]
+    chat = [{"role": m.role, "content": m.text} for m in last.messages]
+    text = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert last.prompt_ids == tok(text + "I open the", add_special_tokens=False)["input_ids"]
+
+
+def test_history_window_keeps_the_task_and_the_last_exchanges():
+    policy = ScriptedPolicy(tiny_text_policy(), _answer_right_door)
+    spec = PromptSpec(assistant_prefix="I open the", history=1)
+    [traj] = rollout(policy, [KeyDoorEnv(n_rooms=4)], [3], spec, Sampling(), max_turns=4)
+    last = traj.turns[-1]
+    roles = [m.role for m in last.messages]
+    assert roles == ["user", "assistant", "user"]
+    assert "room 1 of 4" in last.messages[0].text and "room 4 of 4" in last.messages[-1].text
+    assert policy.encode(last.messages, assistant_prefix="I open the").ids == last.prompt_ids
+    head = traj.turns[0].prompt_ids
+    assert last.prompt_ids[: len(head)] == head  # the task's ids, kept as they were
+
+
+def test_malformed_actions_get_feedback_and_are_counted_invalid():
+    policy = ScriptedPolicy(tiny_text_policy(), lambda _: "I think blue")
+    spec = PromptSpec(parser="tag")
+    [traj] = rollout(policy, [KeyDoorEnv(n_rooms=2)], [0], spec, Sampling(), max_turns=3)
+    assert len(traj.turns) == 3 and all(not t.valid for t in traj.turns)
+    assert traj.turns[-1].truncated and not traj.success
+    note = traj.turns[1].messages[-1].text
+    assert note.startswith("Invalid answer: no <action>...</action> in the answer")
+
+
+class Exploding(AgentEnv):
+    """Raises on its second step."""
+
+    def new_task(self, options):
+        return "Say anything."
+
+    def apply(self, action):
+        if self._steps == 2:
+            raise RuntimeError("simulator crashed")
+        return Outcome("Go on.")
+
+
+def _mixed_rollout(on_env_error):
+    policy = ScriptedPolicy(tiny_text_policy(), _answer_right_door)
+    envs = [KeyDoorEnv(n_rooms=1), Exploding(), KeyDoorEnv(n_rooms=3)]
+    return rollout(
+        policy, envs, [1, 2, 3], SPEC, Sampling(), max_turns=3, on_env_error=on_env_error
+    )
+
+
+def test_an_env_that_raises_loses_no_finished_trajectory():
+    with pytest.raises(
+        RolloutError, match="raised RuntimeError: simulator crashed in step 2"
+    ) as err:
+        _mixed_rollout("raise")
+    done, failed, running = err.value.trajectories
+    assert done.success and len(done.turns) == 1 and done.turns[0].terminated
+    assert failed.error and failed.turns[-1].truncated and not failed.turns[-1].valid
+    assert len(running.turns) == 2  # played up to the failure, nothing dropped
+
+
+def test_on_env_error_end_finishes_the_other_episodes():
+    done, failed, full = _mixed_rollout("end")
+    assert done.success and full.success and len(full.turns) == 3
+    assert "simulator crashed" in failed.error and len(failed.turns) == 2
