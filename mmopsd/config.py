@@ -38,6 +38,18 @@ class TrainConfig:
             ``reduction``, ``baseline``, ``chunk_size``).
         token_weighting: ``none``, ``position`` or ``tip``.
         weighting_kwargs: its options (``power``, ``floor``, ``keep``).
+        turn_weighting: ``uniform``, ``discount`` or ``sod`` (weights of the turns of a
+            trajectory; each turn's loss is a per-token mean, then turns are averaged per
+            trajectory with these weights, then trajectories are averaged).
+        turn_weighting_kwargs: its options (``gamma``; ``eps``, ``delta``).
+        curriculum_every: TCOD curriculum: distil only the first
+            ``curriculum_start + step // curriculum_every`` turns (0: off).
+        curriculum_start: turns distilled at the first step.
+        rl: the RL term on the environment reward: ``none``, ``add`` (both terms on every
+            rollout) or ``route`` (successful rollouts to RL, failed ones to distillation).
+        rl_coef: weight of the RL term.
+        rl_advantage: ``grpo`` or ``rloo`` group advantage.
+        group_size: rollouts per task and seed in a batch (groups for the advantage).
         teacher: ``frozen`` (default), ``live``, ``ema`` or ``sync``.
         teacher_kwargs: ``rate`` for ema, ``every`` for sync.
         lora: train LoRA adapters (peft) instead of all weights.
@@ -55,6 +67,9 @@ class TrainConfig:
         temperature: sampling temperature of training rollouts.
         top_p: nucleus sampling of training rollouts (1 = off).
         max_turns: turn cap per episode.
+        history: keep only the last ``history`` exchanges after the task (None: the
+            environment's prompt default, usually the full history).
+        save_rollouts: write every step's trajectories to ``out_dir/rollouts``.
         eval_every: evaluate every N steps (0: only before and after).
         eval_episodes: held-out episodes per evaluation.
         eval_teacher: also evaluate the teacher with privileged information.
@@ -78,6 +93,14 @@ class TrainConfig:
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     token_weighting: str = "none"
     weighting_kwargs: dict[str, Any] = field(default_factory=dict)
+    turn_weighting: str = "uniform"
+    turn_weighting_kwargs: dict[str, Any] = field(default_factory=dict)
+    curriculum_every: int = 0
+    curriculum_start: int = 1
+    rl: str = "none"
+    rl_coef: float = 1.0
+    rl_advantage: str = "grpo"
+    group_size: int = 1
     teacher: str = "frozen"
     teacher_kwargs: dict[str, Any] = field(default_factory=dict)
     lora: bool = False
@@ -105,6 +128,8 @@ class TrainConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_turns: int = 1
+    history: int | None = None
+    save_rollouts: bool = False
     eval_every: int = 10
     eval_episodes: int = 64
     eval_teacher: bool = True
@@ -119,6 +144,16 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 1 or self.batch_size % self.group_size:
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) must be a multiple of group_size "
+                f"({self.group_size})"
+            )
+        if "reduction" in self.loss_kwargs:
+            raise ConfigError(
+                "loss_kwargs.reduction is set by the trainer (per-token mean per turn, turn "
+                "weights per trajectory, mean over trajectories); remove it"
+            )
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.temperature <= 0:

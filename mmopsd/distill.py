@@ -1,5 +1,10 @@
-"""One distillation pass over a batch of turns: score both sides on identical ids, loss,
-backward. This is the heart of on-policy self-distillation."""
+"""One training pass over a batch of turns: score both sides on identical ids, per-turn
+losses, backward. This is the heart of on-policy self-distillation.
+
+Each turn's loss is a per-token mean (after token weighting) scaled by its
+:class:`~mmopsd.turn_plan.TurnSample` weight, and the scaled losses are summed; since the
+scales already hold every normalisation, micro-batching gives exactly the full-batch gradient.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ from typing import Any
 
 import torch
 
+from mmopsd.losses.policy_gradient import policy_gradient
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.policies.base import Policy
 from mmopsd.teachers import Teacher
+from mmopsd.turn_plan import TurnSample
 from mmopsd.types import Encoded, Turn
 
 
@@ -29,42 +36,96 @@ class LossSpec:
 def distill_backward(
     student: Policy,
     teacher: Teacher,
-    turns: Sequence[Turn],
-    teacher_prompts: Sequence[Encoded],
+    samples: Sequence[TurnSample],
+    teacher_prompts: Sequence[Encoded | None],
     loss: LossSpec,
     *,
     micro_batch_size: int,
 ) -> dict[str, float]:
-    """Accumulate gradients of the loss over ``turns`` in micro-batches.
+    """Accumulate the gradient of ``sum_k distill_k * L_k + rl_k * PG_k`` over ``samples``.
 
-    Each micro-batch's loss is scaled by its share of the turns, so the accumulated gradient
-    is that of the mean over micro-batches (equal to one big batch for ``token_mean`` when
-    micro-batches hold equal token counts).
+    ``teacher_prompts[i]`` is the teacher's prompt of ``samples[i]`` (None where the sample
+    has no distillation term). Returns the distillation and RL terms and the token count.
     """
-    total, n = 0.0, len(turns)
-    tokens = 0
-    for start in range(0, n, micro_batch_size):
+    if len(samples) != len(teacher_prompts):
+        raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
+    totals = {"loss": 0.0, "rl_loss": 0.0, "tokens": 0.0}
+    for start in range(0, len(samples), micro_batch_size):
+        part = samples[start : start + micro_batch_size]
+        prompts = teacher_prompts[start : start + micro_batch_size]
+        responses = [s.turn.response_ids for s in part]
+        distill = torch.tensor([s.distill for s in part])
+        rl = torch.tensor([s.rl for s in part])
+        target = None
+        if bool(distill.any()) or loss.weighting != "none":
+            # Teacher first: its temporaries are freed before the student's activations are kept.
+            target = teacher.score(
+                [_teacher_prompt(p, s) for p, s in zip(prompts, part)], responses
+            )
+        scored = student.score([s.turn.prompt for s in part], responses)  # with grad
+        mask = scored.mask * _response_mask([s.turn for s in part], scored.mask)
+        per_turn = _per_turn_weights(mask, scored.logits, target, loss)
+        device = scored.logits.device
+        value = scored.logits.sum() * 0.0
+        if target is not None and bool(distill.any()):
+            options = dict(loss.options, reduction="sum")
+            options["weights"] = per_turn * distill.to(device)[:, None]
+            if loss.needs_ids:
+                options["response_ids"] = scored.ids
+            term = loss.fn(scored.logits, target.logits, mask, **options)
+            totals["loss"] += term.item()
+            value = value + term
+        if bool(rl.any()):
+            weights = per_turn * rl.to(device)[:, None]
+            term = policy_gradient(scored.logits, mask, scored.ids, weights=weights)
+            totals["rl_loss"] += term.item()
+            value = value + term
+        value.backward()
+        totals["tokens"] += float(mask.sum())
+    return totals
+
+
+@torch.no_grad()
+def turn_divergences(
+    student: Policy,
+    teacher: Teacher,
+    turns: Sequence[Turn],
+    teacher_prompts: Sequence[Encoded],
+    *,
+    micro_batch_size: int,
+) -> list[float]:
+    """Mean ``|log S(y) - log T(y)|`` over each turn's sampled tokens (for SOD weights)."""
+    out: list[float] = []
+    for start in range(0, len(turns), micro_batch_size):
         part = turns[start : start + micro_batch_size]
         responses = [t.response_ids for t in part]
-        # Teacher first: its temporaries are freed before the student's activations are kept.
         target = teacher.score(teacher_prompts[start : start + micro_batch_size], responses)
-        scored = student.score([t.prompt for t in part], responses)  # with grad
-        mask = scored.mask * _response_mask(part, scored.mask)
-        options = dict(loss.options)
-        if loss.needs_ids:
-            options["response_ids"] = scored.ids
-        if loss.weighting != "none":
-            options["weights"] = WEIGHTINGS.get(loss.weighting)(
-                mask,
-                student_logits=scored.logits,
-                teacher_logits=target.logits,
-                **loss.weighting_options,
-            )
-        value = loss.fn(scored.logits, target.logits, mask, **options)
-        (value * len(part) / n).backward()
-        total += value.item() * len(part) / n
-        tokens += int(mask.sum())
-    return {"loss": total, "tokens": float(tokens)}
+        scored = student.score([t.prompt for t in part], responses)
+        mask = (scored.mask * _response_mask(part, scored.mask)).float()
+        ids = scored.ids[..., None]
+        log_s = scored.logits.float().log_softmax(-1).gather(-1, ids).squeeze(-1)
+        log_t = target.logits.float().log_softmax(-1).gather(-1, ids).squeeze(-1)
+        gap = ((log_s - log_t).abs() * mask).sum(1) / mask.sum(1).clamp_min(1)
+        out += gap.tolist()
+    return out
+
+
+def _teacher_prompt(prompt: Encoded | None, sample: TurnSample) -> Encoded:
+    # A sample trained by RL alone has no teacher context; its own prompt stands in (its
+    # teacher logits then only feed the token weighting).
+    return prompt if prompt is not None else sample.turn.prompt
+
+
+def _per_turn_weights(
+    mask: torch.Tensor, logits: torch.Tensor, target: Any, loss: LossSpec
+) -> torch.Tensor:
+    """Token weights that average each turn's tokens (after the optional token weighting)."""
+    weights = mask.float()
+    if loss.weighting != "none":
+        weights = weights * WEIGHTINGS.get(loss.weighting)(
+            mask, student_logits=logits, teacher_logits=target.logits, **loss.weighting_options
+        )
+    return weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
 
 
 def _response_mask(turns: Sequence[Turn], like: torch.Tensor) -> torch.Tensor:

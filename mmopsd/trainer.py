@@ -6,6 +6,7 @@ Read :func:`train` top to bottom; :func:`build` turns the config into components
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from tqdm.auto import tqdm
 from mmopsd import checkpoint
 from mmopsd.agents.prompting import PromptSpec, prompt_for
 from mmopsd.config import TrainConfig
-from mmopsd.distill import LossSpec, distill_backward
+from mmopsd.curriculum import TemporalCurriculum
+from mmopsd.distill import LossSpec, distill_backward, turn_divergences
+from mmopsd.errors import MmopsdError
 from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
@@ -30,6 +33,9 @@ from mmopsd.privileged.base import Provider, build_provider
 from mmopsd.rollout import Sampling, make_envs, rollout
 from mmopsd.runtime import tune_cpu_allocator
 from mmopsd.teachers import Teacher, build_teacher
+from mmopsd.turn_plan import plan_turns, route
+from mmopsd.turn_weighting import TURN_WEIGHTINGS
+from mmopsd.types import Encoded, Trajectory, Turn
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Components:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     envs: list
+    curriculum: TemporalCurriculum | None = None
     teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
 
 
@@ -82,6 +89,8 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
     loss_fn = get_loss(config.loss)
     if config.token_weighting != "none":
         WEIGHTINGS.get(config.token_weighting)  # fail early on unknown names
+    TURN_WEIGHTINGS.get(config.turn_weighting)
+    route([], config.rl)
     policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
     if config.lora:
         from mmopsd.lora import apply_lora
@@ -102,36 +111,60 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
         needs_ids=config.loss.startswith("sampled"),
     )
     envs = make_envs(config.env, config.batch_size, split=config.train_split, **config.env_kwargs)
-    return Components(
-        policy, teacher, provider, prompt_for(config.env), loss, optimizer, scheduler, envs
+    spec = prompt_for(config.env)
+    if config.history is not None:
+        spec = dataclasses.replace(spec, history=config.history)
+    curriculum = (
+        TemporalCurriculum(config.curriculum_every, config.curriculum_start)
+        if config.curriculum_every
+        else None
     )
+    return Components(policy, teacher, provider, spec, loss, optimizer, scheduler, envs, curriculum)
 
 
 def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
-    """One optimizer step: on-policy rollouts, teacher contexts, distillation, update."""
+    """One optimizer step: on-policy rollouts, per-turn teacher contexts, turn-level
+    distillation (plus the optional RL term), update."""
     start = time.perf_counter()
-    seeds = [
-        config.seed * 1_000_003 + (step - 1) * config.batch_size + i
-        for i in range(config.batch_size)
-    ]
-    sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
-    trajs = rollout(
-        c.policy, c.envs, seeds, c.spec, sampling, max_turns=config.max_turns, id_prefix=f"s{step}"
-    )
-    turns = [t for tr in trajs for t in tr.turns if t.response_ids]
-    teacher_prompts = [
-        c.policy.encode(
-            c.provider(t.messages, t.privileged, assistant_prefix=t.assistant_prefix).messages,
-            assistant_prefix=t.assistant_prefix,
+    trajs = _rollouts(step, c, config)
+    if config.save_rollouts:
+        _save_rollouts(Path(config.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
+    keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
+    keyed = [(key, t) for key, t in keyed if t.response_ids]
+    try:
+        prompts = {key: _teacher_prompt(c, t) for key, t in keyed}
+    except MmopsdError as err:
+        path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}.jsonl"
+        _save_rollouts(path, trajs)
+        note = f"{err} (the {len(trajs)} trajectories of step {step} are saved in {path})"
+        raise type(err)(note) from err
+    divergences = None
+    if config.turn_weighting == "sod":
+        values = turn_divergences(
+            c.policy,
+            c.teacher,
+            [t for _, t in keyed],
+            [prompts[key] for key, _ in keyed],
+            micro_batch_size=config.micro_batch_size,
         )
-        for t in turns
-    ]
+        divergences = {key: v for (key, _), v in zip(keyed, values)}
+    samples = plan_turns(
+        trajs,
+        step=step - 1,
+        turn_weighting=config.turn_weighting,
+        weighting_kwargs=config.turn_weighting_kwargs,
+        curriculum=c.curriculum,
+        rl=config.rl,
+        rl_coef=config.rl_coef,
+        advantage=config.rl_advantage,
+        divergences=divergences,
+    )
     c.policy.model.train()
     stats = distill_backward(
         c.policy,
         c.teacher,
-        turns,
-        teacher_prompts,
+        samples,
+        [prompts[(s.trajectory, s.index)] if s.distill else None for s in samples],
         c.loss,
         micro_batch_size=config.micro_batch_size,
     )
@@ -146,13 +179,47 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         "kind": "train",
         "step": step,
         "loss": stats["loss"],
+        "rl_loss": stats["rl_loss"],
         "response_tokens": stats["tokens"],
+        "distilled_turns": sum(1 for s in samples if s.distill),
         "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
+        "mean_turns": len(all_turns) / len(trajs),
         "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
+        "env_errors": sum(tr.error is not None for tr in trajs),
         "grad_norm": float(norm),
         "lr": c.scheduler.get_last_lr()[0],
         "seconds": time.perf_counter() - start,
     }
+
+
+def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]:
+    """``batch_size`` episodes: ``batch_size / group_size`` tasks, each played ``group_size``
+    times (a group shares task and seed)."""
+    tasks = config.batch_size // config.group_size
+    first = config.seed * 1_000_003 + (step - 1) * tasks
+    seeds = [first + i for i in range(tasks) for _ in range(config.group_size)]
+    sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
+    return rollout(
+        c.policy,
+        c.envs,
+        seeds,
+        c.spec,
+        sampling,
+        max_turns=config.max_turns,
+        group_ids=[f"step{step}-seed{s}" for s in seeds],
+        id_prefix=f"s{step}",
+        on_env_error="end",
+    )
+
+
+def _teacher_prompt(c: Components, turn: Turn) -> Encoded:
+    ctx = c.provider(turn.messages, turn.privileged, assistant_prefix=turn.assistant_prefix)
+    return c.policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)
+
+
+def _save_rollouts(path: Path, trajs: list[Trajectory]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in trajs))
 
 
 def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Turn-level training samples: which turns are trained, by which term, with what weight.
+
+One sample per turn. The objective of a batch of trajectories is
+
+    (1 / N) * sum_trajectories  sum_turns  (w_k / sum_j w_j) * L_k
+
+with ``L_k`` the per-token mean loss of turn k (a turn is reduced first), ``w`` the turn
+weights of the trajectory (``uniform``, ``discount``, SOD) and N the number of trajectories
+with trained turns (then per trajectory). The TCOD curriculum zeroes the distillation weight of
+turns past the first k. The optional RL term (GRPO/RLOO group advantage on the trajectory's
+reward) is added to the distillation term (``add``), or routed: successful trajectories get
+the RL term and failed ones the distillation term (``route``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mmopsd.advantages import group_advantages
+from mmopsd.curriculum import TemporalCurriculum
+from mmopsd.turn_weighting import TURN_WEIGHTINGS
+from mmopsd.types import Trajectory, Turn
+
+RL_MODES = ("none", "add", "route")
+
+
+@dataclass
+class TurnSample:
+    """One turn to train.
+
+    Attributes:
+        turn: the turn (exact prompt and response ids).
+        trajectory: index of its trajectory in the batch.
+        index: its position in the episode (0-based).
+        distill: scale of this turn's per-token-mean distillation loss.
+        rl: scale of this turn's per-token-mean policy-gradient term (advantage included).
+    """
+
+    turn: Turn
+    trajectory: int
+    index: int
+    distill: float
+    rl: float
+
+
+def route(trajectories: Sequence[Trajectory], mode: str) -> list[tuple[float, float]]:
+    """``(distillation, rl)`` switches per trajectory.
+
+    - ``none``: distillation only;
+    - ``add``: both terms on every trajectory;
+    - ``route``: successful trajectories to RL, failed ones to distillation.
+    """
+    if mode not in RL_MODES:
+        raise ValueError(f"rl mode must be one of {', '.join(RL_MODES)}, got {mode!r}")
+    if mode == "none":
+        return [(1.0, 0.0)] * len(trajectories)
+    if mode == "add":
+        return [(1.0, 1.0)] * len(trajectories)
+    return [(0.0, 1.0) if t.success else (1.0, 0.0) for t in trajectories]
+
+
+def plan_turns(
+    trajectories: Sequence[Trajectory],
+    *,
+    step: int = 0,
+    turn_weighting: str = "uniform",
+    weighting_kwargs: Mapping[str, Any] | None = None,
+    curriculum: TemporalCurriculum | None = None,
+    rl: str = "none",
+    rl_coef: float = 1.0,
+    advantage: str = "grpo",
+    divergences: Mapping[tuple[int, int], float] | None = None,
+) -> list[TurnSample]:
+    """The training samples of a batch of trajectories (see the module doc).
+
+    Args:
+        trajectories: the batch.
+        step: the 0-based training step (for the curriculum).
+        turn_weighting: ``uniform``, ``discount`` or ``sod``.
+        weighting_kwargs: its options (``gamma``; ``eps``, ``delta``).
+        curriculum: distil only the first k turns (None: all turns).
+        rl: ``none``, ``add`` or ``route``.
+        rl_coef: multiplies the RL term.
+        advantage: ``grpo`` or ``rloo`` (groups are the trajectories' ``group_id``).
+        divergences: per ``(trajectory, turn)`` mean ``|log S - log T|`` (required by ``sod``).
+    """
+    weigh = TURN_WEIGHTINGS.get(turn_weighting)
+    switches = route(trajectories, rl)
+    advantages = (
+        group_advantages(
+            [t.total_reward for t in trajectories],
+            [t.group_id for t in trajectories],
+            kind=advantage,
+        )
+        if rl != "none"
+        else [0.0] * len(trajectories)
+    )
+    kept = [[(k, t) for k, t in enumerate(tr.turns) if t.response_ids] for tr in trajectories]
+    n = sum(1 for turns in kept if turns)
+    samples: list[TurnSample] = []
+    for i, turns in enumerate(kept):
+        if not turns:
+            continue
+        options = dict(weighting_kwargs or {})
+        if turn_weighting == "sod":
+            if divergences is None:
+                raise ValueError("the sod turn weighting needs per-turn divergences")
+            options["divergences"] = [divergences[(i, k)] for k, _ in turns]
+        weights = weigh(len(turns), **options)
+        limit = curriculum.turns_at(step) if curriculum is not None else len(turns)
+        distilled = sum(w for (k, _), w in zip(turns, weights) if k < limit)
+        total = sum(weights)
+        d_on, rl_on = switches[i]
+        for (k, turn), w in zip(turns, weights):
+            d = d_on * w / distilled / n if k < limit and distilled > 0 else 0.0
+            r = rl_on * rl_coef * advantages[i] * w / total / n if total > 0 else 0.0
+            if d or r:
+                samples.append(TurnSample(turn, i, k, d, r))
+    return samples
