@@ -121,6 +121,16 @@ def _as_image(x: Any) -> Image.Image:
 PROMPTS: Registry[PromptSpec] = Registry("prompt spec")
 PROMPTS.add("default", PromptSpec())
 PROMPTS.add("mmopsd/KeyDoor-v0", PromptSpec(assistant_prefix="I open the"))
+PROMPTS.add(
+    "mmopsd/ALFWorld-v0",
+    PromptSpec(
+        system="You are a household robot. Each turn, reply with exactly one admissible action.",
+        instruction="Reply with the next action, copied from the admissible actions.",
+        assistant_prefix="> ",
+        show_admissible=True,
+        history=2,
+    ),
+)
 
 
 def prompt_for(env_id: str) -> PromptSpec:

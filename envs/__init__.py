@@ -9,6 +9,7 @@ import gymnasium as gym
 
 REGISTERED: dict[str, str] = {
     "mmopsd/KeyDoor-v0": "mmopsd.envs.keydoor:KeyDoorEnv",
+    "mmopsd/ALFWorld-v0": "mmopsd.envs.alfworld:ALFWorldEnv",
 }
 
 

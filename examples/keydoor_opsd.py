@@ -34,13 +34,19 @@ provider = build_provider("hint", template=" Hint: {hint}")
 spec = prompt_for(env_id)  # assistant prefix "I open the"
 loss_fn = L.get("forward_kl")
 optimizer = torch.optim.AdamW(policy.model.parameters(), lr=2e-5)
-envs = make_envs(env_id, args.batch, split="train")
+envs = make_envs(env_id, args.batch, split="train", n_rooms=1)  # one room: one turn
 
 
 def held_out() -> float:
     policy.model.eval()
     return evaluate(
-        policy, env_id, spec, episodes=args.eval_episodes, max_new_tokens=4, seed_offset=10_000_000
+        policy,
+        env_id,
+        spec,
+        episodes=args.eval_episodes,
+        env_kwargs={"n_rooms": 1},
+        max_new_tokens=4,
+        seed_offset=10_000_000,
     ).success
 
 
