@@ -85,7 +85,8 @@ class TagParser:
 
 @PARSERS.register("prefix")
 class PrefixParser:
-    """The forced answer prefix plus the first line of the generated text."""
+    """The forced answer prefix plus the first line of the generated text; when that is not
+    admissible but the generated line alone is, the prefix was a label and the line wins."""
 
     def __call__(
         self, text: str, *, prefix: str = "", admissible: Sequence[str] | None = None
@@ -94,4 +95,9 @@ class PrefixParser:
         first = (prefix + text).strip().split("\n", 1)[0].strip()
         if not first:
             return ParsedAction("", "the answer is empty; write one action")
-        return match_admissible(first, admissible)
+        parsed = match_admissible(first, admissible)
+        if not parsed.valid and prefix:  # a label-like prefix ("Next action:") is not the action
+            alone = match_admissible(text.strip().split("\n", 1)[0].strip(), admissible)
+            if alone.valid:
+                return alone
+        return parsed

@@ -126,7 +126,7 @@ PROMPTS.add(
     PromptSpec(
         system="You are a household robot. Each turn, reply with exactly one admissible action.",
         instruction="Reply with the next action, copied from the admissible actions.",
-        assistant_prefix="> ",
+        assistant_prefix="Next action:",
         show_admissible=True,
         history=2,
     ),

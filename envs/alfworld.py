@@ -4,7 +4,8 @@ Games come from ``$ALFWORLD_DATA`` (the official train / valid_seen / valid_unse
 when it holds them, else from the offline generator (:mod:`mmopsd.envs.alfworld_games`).
 Observations are alfworld's text; ``info["admissible_commands"]`` lists the valid commands;
 ``info["privileged"]`` holds the planner expert's plan from the current state
-(``expert_plan``, a sentence) and its next action (``next_action``). Success is alfworld's
+(``expert_plan``, a sentence; ``plan``, a list), its next action (``next_action``) and a
+``hint`` sentence stating both. Success is alfworld's
 ``won``; reward 1 on winning; episodes are truncated after 50 steps.
 """
 
@@ -102,7 +103,13 @@ class ALFWorldEnv(AgentEnv):
         plan = list(self._state["extra.expert_plan"]) if self._state is not None else []
         if not plan:
             return {}
-        return {"expert_plan": ", then ".join(plan), "next_action": plan[0], "plan": plan}
+        text = ", then ".join(plan)
+        return {
+            "expert_plan": text,
+            "next_action": plan[0],
+            "plan": plan,
+            "hint": f"the expert's plan from here is: {text}. Its next action is: {plan[0]}",
+        }
 
     def invalid_observation(self, action: str) -> str:
         """alfworld's own answer to an impossible command."""

@@ -10,7 +10,18 @@ from pathlib import Path
 
 from mmopsd.errors import MmopsdError
 
-DEMO_CONFIG = "keydoor_demo.yaml"
+DEMOS = {
+    "keydoor": "keydoor_demo.yaml",
+    "keydoor-multiroom": "keydoor_multiroom.yaml",
+    "alfworld": "alfworld_expert_plan.yaml",
+}
+EVAL_DEFAULTS = {
+    "env": "mmopsd/KeyDoor-v0",
+    "env_kwargs": {},
+    "split": "test",
+    "max_new_tokens": 4,
+    "max_turns": 1,
+}
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
@@ -31,24 +42,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="KeyDoor self-distillation of the packaged SmolLM2-135M on CPU"
+        "demo", help="self-distillation of the packaged SmolLM2-135M on CPU (KeyDoor by default)"
+    )
+    demo.add_argument(
+        "name",
+        nargs="?",
+        default="keydoor",
+        choices=sorted(DEMOS),
+        help="keydoor (one room), keydoor-multiroom (multi-turn) or alfworld (expert plans)",
     )
     _add_overrides(demo)
     train = sub.add_parser("train", help="train from a YAML config")
     train.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
     _add_overrides(train)
-    ev = sub.add_parser("eval", help="held-out success of a model or a run's checkpoint")
+    ev = sub.add_parser("eval", help="success of a model or a run's checkpoint on an env split")
     ev.add_argument(
-        "--model", default="smollm2-135m", help="packaged alias, local directory or cached hub id"
+        "--model", default=None, help="packaged alias, local directory or cached hub id"
     )
-    ev.add_argument("--checkpoint", type=Path, help="a run directory or one of its checkpoints")
-    ev.add_argument("--env", default="mmopsd/KeyDoor-v0")
-    ev.add_argument("--split", default="test")
+    ev.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a run directory or one of its checkpoints (the run's config fills unset flags)",
+    )
+    ev.add_argument("--env", help=f"environment id (default {EVAL_DEFAULTS['env']})")
+    ev.add_argument("--split", help="split to evaluate (default test)")
     ev.add_argument("--episodes", type=int, default=64)
-    ev.add_argument("--max-new-tokens", type=int, default=4)
-    ev.add_argument("--max-turns", type=int, default=1)
-    ev.add_argument("--env-kwargs", default="{}", help="JSON keyword arguments of the environment")
+    ev.add_argument("--max-new-tokens", type=int)
+    ev.add_argument("--max-turns", type=int)
+    ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
+    ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
     sub.add_parser("list", help="registered losses, teachers, providers, environments and models")
     return parser
 
@@ -77,7 +100,7 @@ def _run(config_path: Path | None, args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    with resources.as_file(resources.files("mmopsd.configs") / DEMO_CONFIG) as path:
+    with resources.as_file(resources.files("mmopsd.configs") / DEMOS[args.name]) as path:
         return _run(path, args)
 
 
@@ -91,7 +114,8 @@ def _eval(args: argparse.Namespace) -> int:
     from mmopsd.evaluation import evaluate
     from mmopsd.policies.loading import load_policy
 
-    policy = load_policy(args.model)
+    settings = _eval_settings(args)
+    policy = load_policy(settings["model"])
     if args.checkpoint is not None:
         path = (
             checkpoint.latest(args.checkpoint / "checkpoints")
@@ -101,19 +125,61 @@ def _eval(args: argparse.Namespace) -> int:
         checkpoint.load_weights(path, policy.model)
     result = evaluate(
         policy,
-        args.env,
-        prompt_for(args.env),
+        settings["env"],
+        prompt_for(settings["env"]),
         episodes=args.episodes,
-        env_kwargs=json.loads(args.env_kwargs),
-        split=args.split,
-        max_turns=args.max_turns,
-        max_new_tokens=args.max_new_tokens,
+        env_kwargs=settings["env_kwargs"],
+        split=settings["split"],
+        max_turns=settings["max_turns"],
+        max_new_tokens=settings["max_new_tokens"],
     )
-    text = json.dumps(result.to_dict(), indent=2)
+    text = json.dumps(
+        {"env": settings["env"], "split": settings["split"], **result.to_dict()}, indent=2
+    )
+    table = result.table(f"{settings['env']} {settings['split']}")
     print(text)
+    print()
+    print(table)
     if args.out:
         args.out.write_text(text)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
     return 0
+
+
+def _eval_settings(args: argparse.Namespace) -> dict:
+    """Flags, else the run's config (when a run directory is given), else the defaults."""
+    from mmopsd.errors import ConfigError
+
+    run: dict = {}
+    if args.checkpoint is not None:
+        for candidate in (args.checkpoint, *args.checkpoint.parents[:2]):
+            if (candidate / "config.yaml").is_file():
+                import yaml
+
+                run = yaml.safe_load((candidate / "config.yaml").read_text()) or {}
+                break
+    out = {**EVAL_DEFAULTS, "model": "smollm2-135m"}
+    out.update(
+        {
+            k: run[k]
+            for k in ("model", "env", "env_kwargs", "max_new_tokens", "max_turns")
+            if k in run
+        }
+    )
+    if "eval_split" in run:
+        out["split"] = run["eval_split"]
+    for key in ("model", "env", "split", "max_new_tokens", "max_turns"):
+        if getattr(args, key) is not None:
+            out[key] = getattr(args, key)
+    if args.env_kwargs is not None:
+        try:
+            out["env_kwargs"] = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"--env-kwargs must be JSON, e.g. '{{\"n_rooms\": 3}}': {err}"
+            ) from err
+    return out
 
 
 def _list(args: argparse.Namespace) -> int:

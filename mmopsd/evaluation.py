@@ -1,15 +1,19 @@
-"""Held-out evaluation: success rate with a 95% interval, invalid-action rate, turns."""
+"""Held-out evaluation: success rate with a 95% interval, success per task type, turns,
+invalid-action rate and generated tokens per episode. Evaluation never calls a provider unless
+it is asked to evaluate the teacher's view."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.rollout import Sampling, make_envs, rollout
+from mmopsd.types import Trajectory
 
 
 @dataclass
@@ -22,10 +26,30 @@ class EvalResult:
     episodes: int
     invalid_rate: float
     mean_turns: float
+    tokens_per_episode: float = 0.0
+    per_task: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
         return asdict(self)
+
+    def table(self, title: str = "policy") -> str:
+        """A Markdown table: overall, then one row per task type."""
+        head = (
+            f"| {title} | episodes | success | 95% interval | avg turns | invalid rate "
+            "| tokens/episode |\n|---|---|---|---|---|---|---|"
+        )
+        rows = [
+            f"| all | {self.episodes} | {self.success:.3f} | [{self.ci_low:.2f}, "
+            f"{self.ci_high:.2f}] | {self.mean_turns:.2f} | {self.invalid_rate:.3f} | "
+            f"{self.tokens_per_episode:.1f} |"
+        ]
+        for task, r in sorted(self.per_task.items()):
+            rows.append(
+                f"| {task} | {int(r['episodes'])} | {r['success']:.3f} | "
+                f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | | | |"
+            )
+        return "\n".join([head, *rows])
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -73,15 +97,40 @@ def evaluate(
             max_turns=max_turns,
             provider=provider,
             id_prefix="eval",
+            on_env_error="end",
         )
+        for env in envs:
+            env.close()
+    return summarise(trajs)
+
+
+def summarise(trajs: list[Trajectory]) -> EvalResult:
+    """The evaluation numbers of finished trajectories."""
     wins = sum(t.success for t in trajs)
     turns = [turn for t in trajs for turn in t.turns]
     low, high = wilson_interval(wins, len(trajs))
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for t in trajs:
+        task = t.turns[0].info.get("task_type") if t.turns else None
+        if task:
+            groups[str(task)].append(t.success)
+    per_task = {}
+    for task, results in groups.items():
+        lo, hi = wilson_interval(sum(results), len(results))
+        per_task[task] = {
+            "success": sum(results) / len(results),
+            "ci_low": lo,
+            "ci_high": hi,
+            "episodes": float(len(results)),
+        }
+    n = max(1, len(trajs))
     return EvalResult(
-        success=wins / max(1, len(trajs)),
+        success=wins / n,
         ci_low=low,
         ci_high=high,
         episodes=len(trajs),
         invalid_rate=sum(not t.valid for t in turns) / max(1, len(turns)),
-        mean_turns=len(turns) / max(1, len(trajs)),
+        mean_turns=len(turns) / n,
+        tokens_per_episode=sum(t.response_tokens for t in trajs) / n,
+        per_task=per_task,
     )
