@@ -71,12 +71,16 @@ class RunSummary:
         if self.teacher is not None:
             rows.append(("teacher with privileged info", self.teacher))
         lines = [
-            f"| policy | held-out success (n={self.after.episodes}) | 95% interval | invalid |",
-            "|---|---|---|---|",
+            f"| policy | held-out success (n={self.after.episodes}) | 95% interval | avg turns "
+            "| invalid |",
+            "|---|---|---|---|---|",
         ]
         for name, r in rows:
             interval = f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
-            lines.append(f"| {name} | {r.success:.3f} | {interval} | {r.invalid_rate:.3f} |")
+            lines.append(
+                f"| {name} | {r.success:.3f} | {interval} | {r.mean_turns:.2f} "
+                f"| {r.invalid_rate:.3f} |"
+            )
         return "\n".join(lines)
 
 

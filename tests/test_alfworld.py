@@ -80,3 +80,40 @@ def test_two_turn_rollout_with_a_tiny_model(alfworld_data):
         assert "Admissible actions:" in first.messages[-1].text
         assert second.prompt_ids[: len(first.prompt_ids)] == first.prompt_ids
         assert first.privileged["next_action"] and second.privileged["expert_plan"]
+
+
+def test_official_layout_is_collected_by_alfredtwenv(tmp_path, monkeypatch):
+    # alfworld-download's layout: json_2.1.1/<split>/<task>/<trial>/{traj_data.json,game.tw-pddl}
+    from mmopsd.envs.alfworld_games import write_game
+
+    for split, seed in (("train", 0), ("valid_seen", 1)):
+        spec = draw_game(split, seed, ("pick_and_place_simple",))
+        write_game(spec, tmp_path / "json_2.1.1" / split / f"{spec.task_type}-x-{seed}" / "trial_1")
+    monkeypatch.setenv("ALFWORLD_DATA", str(tmp_path))
+    env = gym.make("mmopsd/ALFWorld-v0", split="valid_seen", source="auto")
+    assert env.unwrapped.source == "official"
+    _, info = env.reset(seed=5)
+    assert "json_2.1.1/valid_seen" in info["game_file"]
+    for action in info["privileged"]["plan"]:
+        *_, info = env.step(action)
+    assert info["won"]
+
+
+def test_evaluation_reports_success_per_task_type(alfworld_data):
+    from mmopsd.evaluation import evaluate
+    from mmopsd.testing import ScriptedPolicy
+
+    policy = ScriptedPolicy(tiny_text_policy(), lambda prompt: " look")
+    result = evaluate(
+        policy,
+        "mmopsd/ALFWorld-v0",
+        prompt_for("mmopsd/ALFWorld-v0"),
+        episodes=2,
+        split="valid_seen",
+        max_turns=2,
+        max_new_tokens=8,
+    )
+    assert result.episodes == 2 and result.mean_turns == 2.0 and result.success == 0.0
+    assert result.invalid_rate == 0.0  # "Next action: look" parses to the admissible "look"
+    assert sum(r["episodes"] for r in result.per_task.values()) == 2
+    assert result.tokens_per_episode > 0 and "| all | 2 | 0.000" in result.table()
