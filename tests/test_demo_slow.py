@@ -65,3 +65,32 @@ def test_example_script_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "held-out success after" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "overrides"),
+    [
+        ("keydoor_multiroom.py", ["steps=1", "batch_size=4", "eval_episodes=4"]),
+        (
+            "alfworld_expert_plan.py",
+            ["steps=1", "batch_size=2", "micro_batch_size=2", "eval_episodes=2", "max_turns=3"],
+        ),
+    ],
+)
+def test_multi_turn_examples_run(tmp_path, script, overrides):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / script
+    done = subprocess.run(
+        [sys.executable, str(path), *overrides, f"out_dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "student after training" in done.stdout
+    records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(records[-1])["kind"] == "summary"
