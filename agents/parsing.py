@@ -3,7 +3,8 @@
 Two formats: ``tag`` (the action inside ``<action>...</action>``, the last one wins) and
 ``prefix`` (a forced answer prefix plus the first line of the generated text). When the
 environment offers admissible commands, the action is matched against them after
-normalisation (case, spacing, trailing punctuation); a miss is reported, never raised.
+normalisation (case, spacing, trailing punctuation), or as the longest admissible command the
+answer starts with; a miss is reported, never raised.
 """
 
 from __future__ import annotations
@@ -43,11 +44,18 @@ def normalise(text: str) -> str:
 
 
 def match_admissible(action: str, admissible: Sequence[str] | None) -> ParsedAction:
-    """``action`` spelled as the admissible command it names, or an error listing a few."""
+    """``action`` spelled as the admissible command it names (exactly, after normalisation, or
+    as the longest command it starts with), or an error listing a few."""
     if admissible is None:
         return ParsedAction(action)
     table = {normalise(a): a for a in admissible}
-    hit = table.get(normalise(action))
+    said = normalise(action)
+    hit = table.get(said)
+    if hit is None:  # "go to desk 1, then open drawer 1": the longest command said first
+        starts = [
+            k for k in table if said.startswith(k) and not said[len(k) : len(k) + 1].isalnum()
+        ]
+        hit = table[max(starts, key=len)] if starts else None
     if hit is not None:
         return ParsedAction(hit)
     shown = ", ".join(list(admissible)[:8]) + (", ..." if len(admissible) > 8 else "")

@@ -125,10 +125,9 @@ PROMPTS.add(
     "mmopsd/ALFWorld-v0",
     PromptSpec(
         system="You are a household robot. Each turn, reply with exactly one admissible action.",
-        instruction="Reply with the next action, copied from the admissible actions.",
-        assistant_prefix="Next action:",
+        assistant_prefix="The next action is:",
         show_admissible=True,
-        history=2,
+        history=4,
     ),
 )
 

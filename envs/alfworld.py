@@ -108,7 +108,7 @@ class ALFWorldEnv(AgentEnv):
             "expert_plan": text,
             "next_action": plan[0],
             "plan": plan,
-            "hint": f"the expert's plan from here is: {text}. Its next action is: {plan[0]}",
+            "hint": f"The expert's plan from here: {text}. The next action is: {plan[0]}.",
         }
 
     def invalid_observation(self, action: str) -> str:

@@ -75,3 +75,9 @@ def test_observations_with_images_become_image_parts():
         observation_parts({"image": np.zeros((4, 4), dtype=np.float32)})
     with pytest.raises(TypeError, match="cannot show an observation of type int"):
         observation_parts(3)
+
+
+def test_an_answer_starting_with_an_admissible_command_is_that_command():
+    out = match_admissible("Go to countertop 1, then look", ADMISSIBLE)
+    assert out.valid and out.action == "go to countertop 1"
+    assert not match_admissible("go to countertop 12", ADMISSIBLE).valid  # no partial words
