@@ -25,6 +25,7 @@ from mmopsd.agents.prompting import PromptSpec
 from mmopsd.errors import MmopsdError
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
+from mmopsd.privileged.leak import check_no_leak
 from mmopsd.types import Encoded, Message, Trajectory, Turn, generated
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def rollout(
     group_ids: Sequence[str] | None = None,
     id_prefix: str = "traj",
     on_env_error: str = "raise",
+    leak_keys: Sequence[str] | None = (),
 ) -> list[Trajectory]:
     """Play one episode per environment, all environments batched per turn.
 
@@ -118,6 +120,8 @@ def rollout(
         on_env_error: ``raise`` (a :class:`RolloutError` carrying all trajectories) or
             ``end`` (the failing episode ends there, truncated, with ``error`` set; the others
             go on).
+        leak_keys: privileged keys whose content must never be in a student context
+            (checked before every generation; ``None`` checks every key, ``()`` none).
     """
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
@@ -136,6 +140,9 @@ def rollout(
         if not active:
             break
         contexts = [ep.context(spec) for ep in active]
+        if leak_keys is None or leak_keys:
+            for ep, (msgs, _) in zip(active, contexts):
+                check_no_leak(msgs, ep.info.get("privileged", {}), keys=leak_keys)
         prompts = [
             enc if provider is None else _acting_prompt(policy, spec, msgs, ep.info, provider)
             for ep, (msgs, enc) in zip(active, contexts)
@@ -226,5 +233,5 @@ def _acting_prompt(
     provider: Provider,
 ) -> Encoded:
     privileged = info.get("privileged", {})
-    ctx = provider(messages, privileged, assistant_prefix=spec.assistant_prefix)
+    ctx = provider(messages, privileged, assistant_prefix=spec.assistant_prefix, episode=None)
     return policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)

@@ -29,13 +29,14 @@ from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.metrics import MetricsLog, plot_curve
 from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
-from mmopsd.privileged.base import Provider, build_provider
+from mmopsd.privileged.base import Episode, Provider, build_provider
+from mmopsd.privileged.leak import check_no_leak
 from mmopsd.rollout import Sampling, make_envs, rollout
 from mmopsd.runtime import tune_cpu_allocator
 from mmopsd.teachers import Teacher, build_teacher
-from mmopsd.turn_plan import plan_turns, route
+from mmopsd.turn_plan import TurnSample, plan_turns, route
 from mmopsd.turn_weighting import TURN_WEIGHTINGS
-from mmopsd.types import Encoded, Trajectory, Turn
+from mmopsd.types import Encoded, Trajectory
 
 
 @dataclass
@@ -136,12 +137,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
     keyed = [(key, t) for key, t in keyed if t.response_ids]
     try:
-        prompts = {key: _teacher_prompt(c, t) for key, t in keyed}
+        views = {key: _teacher_views(c, trajs, key) for key, _ in keyed}
     except MmopsdError as err:
         path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}.jsonl"
         _save_rollouts(path, trajs)
         note = f"{err} (the {len(trajs)} trajectories of step {step} are saved in {path})"
         raise type(err)(note) from err
+    prompts = {key: v[0][0] for key, v in views.items()}
     divergences = None
     if config.turn_weighting == "sod":
         values = turn_divergences(
@@ -163,12 +165,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         advantage=config.rl_advantage,
         divergences=divergences,
     )
+    samples, teacher_prompts = _expand_views(samples, views)
     c.policy.model.train()
     stats = distill_backward(
         c.policy,
         c.teacher,
         samples,
-        [prompts[(s.trajectory, s.index)] if s.distill else None for s in samples],
+        teacher_prompts,
         c.loss,
         micro_batch_size=config.micro_batch_size,
     )
@@ -213,12 +216,50 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
         group_ids=[f"step{step}-seed{s}" for s in seeds],
         id_prefix=f"s{step}",
         on_env_error="end",
+        leak_keys=getattr(c.provider, "keys", None),
     )
 
 
-def _teacher_prompt(c: Components, turn: Turn) -> Encoded:
-    ctx = c.provider(turn.messages, turn.privileged, assistant_prefix=turn.assistant_prefix)
-    return c.policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)
+def _teacher_views(
+    c: Components, trajs: list[Trajectory], key: tuple[int, int]
+) -> list[tuple[Encoded, float]]:
+    """The teacher prompt(s) of one turn, with their view weights; the student's context is
+    checked for privileged content once the provider has run."""
+    i, k = key
+    turn = trajs[i].turns[k]
+    group = trajs[i].group_id
+    episode = Episode(
+        trajectory=trajs[i],
+        turn_index=k,
+        siblings=tuple(t for t in trajs if t.group_id == group and t is not trajs[i]),
+    )
+    ctx = c.provider(
+        turn.messages, turn.privileged, assistant_prefix=turn.assistant_prefix, episode=episode
+    )
+    check_no_leak(turn.messages, turn.privileged, keys=getattr(c.provider, "keys", None))
+    return [
+        (c.policy.encode(v.messages, assistant_prefix=v.assistant_prefix), w)
+        for v, w in ctx.all_views()
+    ]
+
+
+def _expand_views(
+    samples: list[TurnSample], views: dict[tuple[int, int], list[tuple[Encoded, float]]]
+) -> tuple[list[TurnSample], list[Encoded | None]]:
+    """One sample per teacher view (distillation scaled by the view's weight; the RL term,
+    which needs no teacher, stays on the first)."""
+    out: list[TurnSample] = []
+    prompts: list[Encoded | None] = []
+    for s in samples:
+        if not s.distill:
+            out.append(s)
+            prompts.append(None)
+            continue
+        for n, (prompt, weight) in enumerate(views[(s.trajectory, s.index)]):
+            rl = s.rl if n == 0 else 0.0
+            out.append(dataclasses.replace(s, distill=s.distill * weight, rl=rl))
+            prompts.append(prompt)
+    return out, prompts
 
 
 def _save_rollouts(path: Path, trajs: list[Trajectory]) -> None:

@@ -306,8 +306,20 @@ class TeacherContext:
         assistant_prefix: forced assistant text; must equal the student's so that the
             response ids line up.
         provider: the name of the provider that built it.
+        views: for multi-view providers, one teacher context per view (losses are averaged
+            over views with ``weights``).
+        weights: the view weights (sum 1).
     """
 
     messages: list[Message]
     assistant_prefix: str = ""
     provider: str = ""
+    views: list[TeacherContext] | None = None
+    weights: list[float] | None = None
+
+    def all_views(self) -> list[tuple[TeacherContext, float]]:
+        """``(context, weight)`` pairs: the views of a multi-view context, else itself."""
+        if not self.views:
+            return [(self, 1.0)]
+        weights = self.weights or [1.0 / len(self.views)] * len(self.views)
+        return list(zip(self.views, weights))

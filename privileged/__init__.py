@@ -1,13 +1,25 @@
 """Privileged-information providers: turn a turn's ``info["privileged"]`` into the teacher's
-context. Select by name with :func:`build_provider`."""
+context. Select by name with :func:`build_provider`; third-party providers register through
+the ``mmopsd.providers`` entry-point group."""
 
-from mmopsd.privileged import hint  # noqa: F401  (registers the built-ins)
+from mmopsd.privileged import compose, feedback, hint, reference  # noqa: F401  (built-ins)
 from mmopsd.privileged.base import (
     PROVIDERS,
+    Episode,
     MissingPrivilegedKey,
     Provider,
     build_provider,
     require,
 )
+from mmopsd.privileged.leak import PrivilegedLeak, check_no_leak
 
-__all__ = ["PROVIDERS", "MissingPrivilegedKey", "Provider", "build_provider", "require"]
+__all__ = [
+    "PROVIDERS",
+    "Episode",
+    "MissingPrivilegedKey",
+    "PrivilegedLeak",
+    "Provider",
+    "build_provider",
+    "check_no_leak",
+    "require",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmopsd.privileged.base import PROVIDERS, require
+from mmopsd.privileged.base import PROVIDERS, Episode, append_to_last_user, require
 
 from mmopsd.types import Message, TeacherContext
 
@@ -28,17 +28,20 @@ class HintProvider:
         self.key = key
         self.template = template
 
+    @property
+    def keys(self) -> list[str]:
+        """The privileged keys this provider reads (checked by the leak guard)."""
+        return [self.key]
+
     def __call__(
         self,
         messages: Sequence[Message],
         privileged: Mapping[str, Any],
         *,
         assistant_prefix: str = "",
+        episode: Episode | None = None,
     ) -> TeacherContext:
+        """The student's messages with the hint at the end of the last user turn."""
         hint = str(require(privileged, self.key, self.name))
-        out = list(messages)
-        last = max((i for i, m in enumerate(out) if m.role == "user"), default=None)
-        if last is None:
-            raise ValueError("the student context has no user message to attach the hint to")
-        out[last] = out[last].with_text_appended(self.template.format(hint=hint))
+        out = append_to_last_user(messages, self.template.format(hint=hint))
         return TeacherContext(messages=out, assistant_prefix=assistant_prefix, provider=self.name)

@@ -1,0 +1,90 @@
+"""``compose``: several providers into one teacher context, or one context per provider.
+
+- ``chain``: each provider adds its information to the context the previous one built (for
+  example a reference solution plus environment feedback).
+- ``views``: one teacher context per provider (multi-view); the trainer distils the student
+  toward each view and averages the losses with ``weights``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mmopsd.privileged.base import PROVIDERS, Episode, Provider, build_provider
+
+from mmopsd.types import Message, TeacherContext
+
+
+@PROVIDERS.register("compose")
+class ComposeProvider:
+    """Combine providers.
+
+    Args:
+        providers: ``[{"name": "hint", ...options}, ...]`` or provider instances.
+        mode: ``chain`` or ``views``.
+        weights: per-view loss weights (``views``; default equal, normalised to sum 1).
+    """
+
+    name = "compose"
+
+    def __init__(
+        self,
+        providers: Sequence[Mapping[str, Any] | Provider],
+        mode: str = "chain",
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        if mode not in ("chain", "views"):
+            raise ValueError(f"compose mode must be 'chain' or 'views', got {mode!r}")
+        if not providers:
+            raise ValueError("compose needs at least one provider")
+        self.providers = [_build(p) for p in providers]
+        self.mode = mode
+        raw = list(weights) if weights is not None else [1.0] * len(self.providers)
+        if len(raw) != len(self.providers) or min(raw) < 0 or sum(raw) <= 0:
+            raise ValueError(
+                f"compose weights must be {len(self.providers)} non-negative numbers with a "
+                f"positive sum, got {raw}"
+            )
+        self.weights = [w / sum(raw) for w in raw]
+
+    @property
+    def keys(self) -> list[str]:
+        """The privileged keys the composed providers read."""
+        return [k for p in self.providers for k in getattr(p, "keys", [])]
+
+    def __call__(
+        self,
+        messages: Sequence[Message],
+        privileged: Mapping[str, Any],
+        *,
+        assistant_prefix: str = "",
+        episode: Episode | None = None,
+    ) -> TeacherContext:
+        """The chained context, or (``views``) the first view holding all views."""
+        if self.mode == "chain":
+            current = list(messages)
+            for p in self.providers:
+                ctx = p(current, privileged, assistant_prefix=assistant_prefix, episode=episode)
+                current = ctx.messages
+            return TeacherContext(current, assistant_prefix, self.name)
+        views = [
+            p(messages, privileged, assistant_prefix=assistant_prefix, episode=episode)
+            for p in self.providers
+        ]
+        return TeacherContext(
+            views[0].messages,
+            assistant_prefix,
+            self.name,
+            views=views,
+            weights=list(self.weights),
+        )
+
+
+def _build(spec: Mapping[str, Any] | Provider) -> Provider:
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+        if "name" not in options:
+            raise ValueError(f"each composed provider needs a 'name', got {dict(spec)}")
+        return build_provider(options.pop("name"), **options)
+    return spec

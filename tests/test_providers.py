@@ -1,0 +1,235 @@
+"""Providers: the exact teacher messages they build, missing keys, composition, the leak guard."""
+
+from __future__ import annotations
+
+import pytest
+from mmopsd.privileged import (
+    Episode,
+    MissingPrivilegedKey,
+    PrivilegedLeak,
+    build_provider,
+    check_no_leak,
+)
+from mmopsd.privileged.base import PROVIDERS
+from PIL import Image
+
+from mmopsd.types import Encoded, Message, Trajectory, Turn, generated, user
+
+STUDENT = [Message("system", "Be brief."), user("You hold a red key. Which door?")]
+
+
+def _texts(ctx):
+    return [(m.role, m.text) for m in ctx.messages]
+
+
+def test_hint_appends_to_the_last_user_turn_and_names_missing_keys():
+    ctx = build_provider("hint", template=" Hint: {hint}")(STUDENT, {"hint": "open blue."})
+    assert _texts(ctx) == [
+        ("system", "Be brief."),
+        ("user", "You hold a red key. Which door? Hint: open blue."),
+    ]
+    assert STUDENT[1].text == "You hold a red key. Which door?"  # the student's copy is untouched
+    with pytest.raises(
+        MissingPrivilegedKey,
+        match="provider 'hint' needs info\\['privileged'\\]\\['hint'\\], but the environment supplied plan",
+    ):
+        build_provider("hint")(STUDENT, {"plan": "x"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        (
+            "expert_plan",
+            ["go to desk 1", "take pen 1"],
+            "\n\nExpert plan from here: go to desk 1, then take pen 1",
+        ),
+        ("next_action", "go to desk 1", "\n\nThe expert's next action: go to desk 1"),
+        ("solution", "x = 2", "\n\nReference solution:\nx = 2"),
+        ("demonstration", "A then B", "\n\nA demonstration of the task:\nA then B"),
+    ],
+)
+def test_reference_kinds(kind, value, expected):
+    ctx = build_provider("reference", kind=kind)(STUDENT, {kind: value})
+    assert _texts(ctx)[-1] == ("user", "You hold a red key. Which door?" + expected)
+    with pytest.raises(
+        MissingPrivilegedKey,
+        match=f"provider 'reference' needs info\\['privileged'\\]\\['{kind}'\\]",
+    ):
+        build_provider("reference", kind=kind)(STUDENT, {})
+
+
+def test_reference_in_a_system_message():
+    ctx = build_provider("reference", kind="solution", place="system")(STUDENT, {"solution": "42"})
+    assert _texts(ctx) == [("system", "Reference solution:\n42"), *_texts_of(STUDENT)]
+
+
+def _texts_of(messages):
+    return [(m.role, m.text) for m in messages]
+
+
+def _turn(text, *, feedback=None, prefix="I open the"):
+    info = {"privileged": {}, "outcome": {"feedback": feedback} if feedback else {}}
+    return Turn(STUDENT, Encoded([1]), [5], response_text=text, assistant_prefix=prefix, info=info)
+
+
+def test_env_feedback_shows_the_attempt_and_the_feedback():
+    traj = Trajectory("t", "g", [_turn(" green door.", feedback="The green door stays locked.")])
+    ctx = build_provider("env_feedback")(
+        STUDENT, {}, assistant_prefix="I open the", episode=Episode(traj, 0)
+    )
+    assert _texts(ctx)[-1][1] == (
+        "You hold a red key. Which door?\n\nYour previous attempt: I open the green door.\n"
+        "Feedback: The green door stays locked.\nNow answer again."
+    )
+    with pytest.raises(MissingPrivilegedKey, match="env_feedback.*'feedback'"):
+        build_provider("env_feedback")(
+            STUDENT, {}, episode=Episode(Trajectory("t", "g", [_turn("x")]), 0)
+        )
+
+
+def test_successful_sibling_is_the_reference_for_failed_ones_only():
+    win = Trajectory("a", "g", [_turn(" blue door.")], success=True)
+    lose = Trajectory("b", "g", [_turn(" green door.")], success=False)
+    lose2 = Trajectory("c", "g", [_turn(" green door.")], success=False)
+    provider = build_provider("env_feedback", mode="sibling")
+    ctx = provider(STUDENT, {}, episode=Episode(lose, 0, siblings=(win, lose2)))
+    assert _texts(ctx)[-1][1].endswith("\n\nA successful answer to this: I open the blue door.")
+    # A success gets no reference; nor does a group without success.
+    assert _texts(provider(STUDENT, {}, episode=Episode(win, 0, siblings=(lose,)))) == _texts_of(
+        STUDENT
+    )
+    assert _texts(provider(STUDENT, {}, episode=Episode(lose, 0, siblings=(lose2,)))) == _texts_of(
+        STUDENT
+    )
+
+
+def test_compose_chain_and_views():
+    privileged = {"hint": "open blue.", "solution": "blue"}
+    chain = build_provider(
+        "compose",
+        providers=[
+            {"name": "hint", "template": " H: {hint}"},
+            {"name": "reference", "kind": "solution", "template": "S: {value}"},
+        ],
+    )
+    assert (
+        _texts(chain(STUDENT, privileged))[-1][1]
+        == "You hold a red key. Which door? H: open blue.\n\nS: blue"
+    )
+    views = build_provider(
+        "compose",
+        mode="views",
+        weights=[3, 1],
+        providers=[{"name": "hint"}, {"name": "reference", "kind": "solution"}],
+    )
+    ctx = views(STUDENT, privileged)
+    pairs = ctx.all_views()
+    assert [w for _, w in pairs] == [0.75, 0.25]
+    assert pairs[0][0].messages[-1].text.endswith("Hint: open blue.")
+    assert pairs[1][0].messages[-1].text.endswith("Reference solution:\nblue")
+    assert views.keys == ["hint", "solution"]
+    with pytest.raises(ValueError, match="compose weights must be 2"):
+        build_provider(
+            "compose", mode="views", weights=[1], providers=[{"name": "hint"}, {"name": "hint"}]
+        )
+
+
+def test_third_party_providers_load_from_the_entry_point_group(monkeypatch):
+    class Shout:
+        name = "shout"
+
+        def __call__(self, messages, privileged, *, assistant_prefix="", episode=None):
+            from mmopsd.types import TeacherContext
+
+            return TeacherContext(
+                [*messages, user(privileged["hint"].upper())], assistant_prefix, "shout"
+            )
+
+    class Entry:
+        name = "shout"
+
+        def load(self):
+            return Shout
+
+    from mmopsd.privileged import base
+
+    monkeypatch.setattr(
+        base.metadata,
+        "entry_points",
+        lambda group: [Entry()] if group == "mmopsd.providers" else [],
+    )
+    ctx = build_provider("shout")(STUDENT, {"hint": "blue"})
+    assert ctx.messages[-1].text == "BLUE"
+    PROVIDERS._items.pop("shout", None)
+
+
+def test_leak_guard_catches_text_and_images_but_not_the_students_own_words():
+    hint = "open the blue door."
+    check_no_leak([*STUDENT, generated("I ", "open the blue door.", [1])], {"hint": hint})
+    with pytest.raises(PrivilegedLeak, match="info\\['privileged'\\]\\['hint'\\]"):
+        check_no_leak([user("You hold a key. open the blue door.")], {"hint": hint})
+    crop = Image.new("RGB", (8, 8), "red")
+    with pytest.raises(PrivilegedLeak, match="privileged image"):
+        check_no_leak([user("Look:", crop.copy())], {"boxes": [{"crop": crop}]})
+    check_no_leak([user("Look:", Image.new("RGB", (8, 8), "blue"))], {"boxes": [{"crop": crop}]})
+    check_no_leak([user("blue")], {"answer": "blue"})  # short public words are not checked
+
+
+class LeakyHint:
+    """A broken provider: writes the hint into the student's own message object."""
+
+    name = "leaky"
+    keys = ("hint",)
+
+    def __call__(self, messages, privileged, *, assistant_prefix="", episode=None):
+        from mmopsd.types import TeacherContext
+
+        messages[-1].content = messages[-1].text + " Hint: " + privileged["hint"]
+        return TeacherContext(list(messages), assistant_prefix, self.name)
+
+
+def test_a_provider_that_leaks_into_the_student_context_raises_in_training(tmp_path):
+    from mmopsd import trainer
+    from mmopsd.config import TrainConfig
+    from mmopsd.testing import tiny_text_policy
+
+    PROVIDERS.add("leaky", LeakyHint)
+    try:
+        config = TrainConfig(
+            model="tiny",
+            provider="leaky",
+            steps=1,
+            batch_size=2,
+            micro_batch_size=2,
+            max_new_tokens=2,
+            eval_teacher=False,
+            eval_episodes=2,
+            out_dir=str(tmp_path / "run"),
+        )
+        with pytest.raises(PrivilegedLeak, match="info\\['privileged'\\]\\['hint'\\]"):
+            trainer.train(config, policy=tiny_text_policy(), progress=False)
+    finally:
+        PROVIDERS._items.pop("leaky", None)
+
+
+def test_an_observation_that_leaks_is_caught_before_generation():
+    from mmopsd.agents.prompting import PromptSpec
+    from mmopsd.envs.keydoor import KeyDoorEnv
+
+    from mmopsd.rollout import Sampling, rollout
+    from mmopsd.testing import tiny_text_policy
+
+    class Blabbing(KeyDoorEnv):
+        def describe(self):
+            return super().describe() + " (" + self.privileged()["hint"] + ")"
+
+    with pytest.raises(PrivilegedLeak, match="hint"):
+        rollout(
+            tiny_text_policy(),
+            [Blabbing()],
+            [0],
+            PromptSpec(),
+            Sampling(max_new_tokens=2),
+            leak_keys=["hint"],
+        )
