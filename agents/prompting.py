@@ -130,6 +130,27 @@ PROMPTS.add(
         history=4,
     ),
 )
+PROMPTS.add("mmopsd/ZoomQA-v0", PromptSpec(assistant_prefix="Answer:"))
+PROMPTS.add(
+    "mmopsd/Sokoban-v0",
+    PromptSpec(
+        instruction="Reply with one move: up, down, left or right.",
+        assistant_prefix="Move:",
+        show_admissible=False,
+        history=2,
+    ),
+)
+PROMPTS.add(
+    "mmopsd/GUIClick-v0",
+    PromptSpec(instruction="Reply with click(x, y) in screenshot pixels.", assistant_prefix=""),
+)
+PROMPTS.add(
+    "mmopsd/GUIForm-v0",
+    PromptSpec(
+        instruction='Reply with one action: click(x, y), type("text") or select("option").',
+        history=2,
+    ),
+)
 
 
 def prompt_for(env_id: str) -> PromptSpec:

@@ -10,6 +10,10 @@ import gymnasium as gym
 REGISTERED: dict[str, str] = {
     "mmopsd/KeyDoor-v0": "mmopsd.envs.keydoor:KeyDoorEnv",
     "mmopsd/ALFWorld-v0": "mmopsd.envs.alfworld:ALFWorldEnv",
+    "mmopsd/ZoomQA-v0": "mmopsd.envs.zoomqa:ZoomQAEnv",
+    "mmopsd/Sokoban-v0": "mmopsd.envs.sokoban:SokobanEnv",
+    "mmopsd/GUIClick-v0": "mmopsd.envs.gui:GUIClickEnv",
+    "mmopsd/GUIForm-v0": "mmopsd.envs.gui:GUIFormEnv",
 }
 
 

@@ -56,6 +56,8 @@ class TrainConfig:
         lora_r: LoRA rank.
         lora_alpha: LoRA alpha.
         lora_targets: module names to adapt.
+        freeze_vision: keep a vision-language model's vision tower fixed (only the language
+            model trains).
         steps: optimizer steps.
         batch_size: episodes sampled per step.
         micro_batch_size: turns per forward/backward pass (gradient accumulation).
@@ -117,6 +119,7 @@ class TrainConfig:
             "gate_proj",
         ]
     )
+    freeze_vision: bool = False
     steps: int = 40
     batch_size: int = 16
     micro_batch_size: int = 16

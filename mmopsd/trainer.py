@@ -29,6 +29,7 @@ from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.metrics import MetricsLog, plot_curve
 from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
+from mmopsd.policies.vision import freeze_vision_tower
 from mmopsd.privileged.base import Episode, Provider, build_provider
 from mmopsd.privileged.leak import check_no_leak
 from mmopsd.rollout import Sampling, make_envs, rollout
@@ -103,6 +104,8 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
         policy.model = apply_lora(
             policy.model, r=config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets
         )
+    if config.freeze_vision:
+        freeze_vision_tower(policy.model)
     teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)

@@ -2,7 +2,14 @@
 context. Select by name with :func:`build_provider`; third-party providers register through
 the ``mmopsd.providers`` entry-point group."""
 
-from mmopsd.privileged import compose, feedback, hint, reference  # noqa: F401  (built-ins)
+from mmopsd.privileged import (  # noqa: F401  (registers the built-ins)
+    compose,
+    feedback,
+    future_frames,
+    hint,
+    image_crop,
+    reference,
+)
 from mmopsd.privileged.base import (
     PROVIDERS,
     Episode,

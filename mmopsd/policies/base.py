@@ -154,8 +154,9 @@ class Policy:
         """Sample one response per prompt, batched with left padding.
 
         Returns the exact generated ids of each response, up to and including the first
-        end-of-sequence token (no re-tokenization). Sampling is plain (top_k off) so that
-        rollouts are on-policy unless ``top_p`` or ``temperature`` say otherwise.
+        end-of-sequence token (no re-tokenization). Vision special tokens are never sampled.
+        Sampling is plain (top_k off) so that rollouts are on-policy unless ``top_p`` or
+        ``temperature`` say otherwise.
         """
         if not prompts:
             return []
@@ -168,6 +169,8 @@ class Policy:
             top_k=None,
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_id,
+            # Vision placeholders may never be sampled: the next prompt would not line up.
+            suppress_tokens=sorted(self.forbidden_response_ids()) or None,
         )
         was_training = self.model.training
         self.model.eval()

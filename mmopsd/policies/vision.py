@@ -107,3 +107,19 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The transformers model under a peft wrapper, if any."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
+
+
+def vision_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """The vision tower's parameters (names containing ``visual``), empty for text models."""
+    return [(n, p) for n, p in model.named_parameters() if ".visual." in f".{n}"]
+
+
+def freeze_vision_tower(model: torch.nn.Module) -> int:
+    """Stop gradients to the vision tower; returns how many tensors were frozen. A text-only
+    model has none, which is an error (the option would silently do nothing)."""
+    params = vision_parameters(model)
+    if not params:
+        raise ValueError("freeze_vision is set, but the model has no vision tower (no 'visual')")
+    for _, p in params:
+        p.requires_grad_(False)
+    return len(params)
