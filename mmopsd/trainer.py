@@ -107,6 +107,8 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
     if config.freeze_vision:
         freeze_vision_tower(policy.model)
     teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
+    if hasattr(provider, "bind"):
+        provider.bind(policy, config.out_dir)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warm = max(1, config.warmup_steps)
@@ -168,6 +170,8 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         advantage=config.rl_advantage,
         divergences=divergences,
     )
+    if hasattr(c.provider, "observe"):
+        c.provider.observe(trajs, step)
     samples, teacher_prompts = _expand_views(samples, views)
     c.policy.model.train()
     stats = distill_backward(

@@ -9,6 +9,7 @@ from mmopsd.privileged import (  # noqa: F401  (registers the built-ins)
     hint,
     image_crop,
     reference,
+    skills,
 )
 from mmopsd.privileged.base import (
     PROVIDERS,

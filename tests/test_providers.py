@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mmopsd.privileged import (
     Episode,
@@ -233,3 +235,69 @@ def test_an_observation_that_leaks_is_caught_before_generation():
             Sampling(max_new_tokens=2),
             leak_keys=["hint"],
         )
+
+
+def _episode(task, actions, success, feedback):
+    turns = [
+        Turn([user(task)], Encoded([1]), [5], action=a, info={"outcome": {"feedback": feedback}})
+        for a in actions
+    ]
+    return Trajectory(task[:8], "g", turns, success)
+
+
+def test_skill_summary_writes_retrieves_and_saves_skills(tmp_path):
+    seen_prompts = []
+
+    def backend(prompts):
+        seen_prompts.extend(prompts)
+        return [f"skill {len(seen_prompts) - len(prompts) + i}" for i in range(len(prompts))]
+
+    provider = build_provider("skill_summary", k=1, every=2, per_refresh=2)
+    provider.summariser = backend
+    provider.bind(policy=None, out_dir=tmp_path)
+    red = _episode("You hold a red key. Which door?", ["open blue"], True, "The blue door opens.")
+    cup = _episode("Put a cup in the sink.", ["go to sink 1"], False, "Nothing happens.")
+    provider.observe([red, cup], step=1)
+    assert provider.skills == [] and seen_prompts == []  # not yet: every=2
+    assert _texts(provider(STUDENT, {})) == _texts_of(STUDENT)  # no skills, no change
+    provider.observe([], step=2)
+    assert seen_prompts[0] == (
+        "Here is one attempt at a task.\nTask: You hold a red key. Which door?\n"
+        "What was done: open blue\nResult: success (The blue door opens.)\n"
+        "Write one short general rule, in one sentence, that would help with similar tasks."
+    )
+    assert "Result: failure (Nothing happens.)" in seen_prompts[1]
+    ctx = provider([user("You hold a green key. Which door?")], {})
+    assert ctx.messages[-1].text.endswith("\n\nSkills learned from earlier attempts:\n- skill 0")
+    ctx = provider([user("Put a cup in the fridge.")], {})
+    assert ctx.messages[-1].text.endswith("- skill 1")
+    saved = json.loads((tmp_path / "skills.json").read_text())
+    assert [s["text"] for s in saved] == ["skill 0", "skill 1"]
+    assert "| 2 | success | skill 0 |" in (tmp_path / "skills.md").read_text()
+    again = build_provider("skill_summary")
+    again.bind(policy=None, out_dir=tmp_path)  # a resumed run reloads its library
+    assert [s.text for s in again.skills] == ["skill 0", "skill 1"]
+
+
+def test_skill_summary_trains_with_the_policy_as_summariser(tmp_path):
+    from mmopsd import trainer
+    from mmopsd.config import TrainConfig
+    from mmopsd.testing import tiny_text_policy
+
+    config = TrainConfig(
+        model="tiny",
+        provider="skill_summary",
+        provider_kwargs={"every": 1, "max_new_tokens": 6},
+        steps=2,
+        batch_size=2,
+        micro_batch_size=2,
+        max_new_tokens=2,
+        eval_every=0,
+        eval_episodes=2,
+        eval_teacher=False,
+        save_every=0,
+        out_dir=str(tmp_path / "run"),
+    )
+    trainer.train(config, policy=tiny_text_policy(), progress=False)
+    skills = json.loads((tmp_path / "run" / "skills.json").read_text())
+    assert len(skills) == 4 and {s["step"] for s in skills} == {1, 2}
