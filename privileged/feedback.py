@@ -40,6 +40,7 @@ class FeedbackProvider:
     """
 
     name = "env_feedback"
+    keys: tuple[str, ...] = ()  # feedback on an attempt is not secret from the student
 
     def __init__(self, mode: str = "info", key: str = "feedback", template: str | None = None):
         if mode not in ("info", "sibling"):
