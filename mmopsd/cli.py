@@ -14,6 +14,7 @@ DEMOS = {
     "keydoor": "keydoor_demo.yaml",
     "keydoor-multiroom": "keydoor_multiroom.yaml",
     "alfworld": "alfworld_expert_plan.yaml",
+    "keydoor-skills": "keydoor_skills.yaml",
 }
 EVAL_DEFAULTS = {
     "env": "mmopsd/KeyDoor-v0",
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         default="keydoor",
         choices=sorted(DEMOS),
-        help="keydoor (one room), keydoor-multiroom (multi-turn) or alfworld (expert plans)",
+        help="keydoor (one room), keydoor-multiroom (multi-turn), alfworld (expert plans) or "
+        "keydoor-skills (skills the model writes itself)",
     )
     _add_overrides(demo)
     train = sub.add_parser("train", help="train from a YAML config")
