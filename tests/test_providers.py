@@ -301,3 +301,68 @@ def test_skill_summary_trains_with_the_policy_as_summariser(tmp_path):
     trainer.train(config, policy=tiny_text_policy(), progress=False)
     skills = json.loads((tmp_path / "run" / "skills.json").read_text())
     assert len(skills) == 4 and {s["step"] for s in skills} == {1, 2}
+
+
+def _picture(w=40, h=30):
+    img = Image.new("RGB", (w, h), "white")
+    img.putpixel((10, 10), (255, 0, 0))
+    return img
+
+
+def test_image_crop_adds_padded_upscaled_crops_beside_the_image():
+    from mmopsd.privileged.image_crop import crop_box
+
+    img = _picture()
+    student = [user(img, "What is red?")]
+    ctx = build_provider("image_crop", padding=0.5, upscale=2.0)(
+        student, {"boxes": [[8, 8, 12, 12]]}
+    )
+    parts = ctx.messages[-1].parts
+    assert [type(p).__name__ for p in parts] == ["ImagePart", "TextPart", "TextPart", "ImagePart"]
+    assert parts[2].text == "\nZoomed view of the evidence:"
+    crop = parts[3].image
+    assert crop.size == (16, 16)  # [6, 6, 14, 14] (half a box of padding per side), doubled
+    assert (
+        crop.tobytes()
+        == img.crop((6, 6, 14, 14)).resize((16, 16), Image.Resampling.BICUBIC).tobytes()
+    )
+    assert crop_box(img, [0, 0, 100, 100], padding=0).size == (80, 60)  # clipped to the image
+    assert student[0].images == [img]  # the student's context is untouched
+
+
+def test_image_crop_replace_handles_several_boxes_and_images():
+    a, b = _picture(), _picture(20, 20)
+    student = [user(a, "first"), user(b, "second")]
+    boxes = [
+        [0, 0, 10, 10],
+        {"box": [5, 5, 15, 15], "image": 1},
+        {"box": [10, 10, 20, 20], "image": 1},
+    ]
+    ctx = build_provider("image_crop", mode="replace", padding=0, upscale=1)(
+        student, {"boxes": boxes}
+    )
+    assert [im.size for im in ctx.messages[0].images] == [(10, 10)]
+    assert [im.size for im in ctx.messages[1].images] == [(10, 10), (10, 10)]
+    assert ctx.messages[1].text == "second"
+    with pytest.raises(
+        MissingPrivilegedKey,
+        match="provider 'image_crop' needs info\\['privileged'\\]\\['boxes'\\]",
+    ):
+        build_provider("image_crop")(student, {})
+    with pytest.raises(ValueError, match="refers to image 5"):
+        build_provider("image_crop")(student, {"boxes": [{"box": [0, 0, 4, 4], "image": 5}]})
+
+
+def test_future_frames_adds_the_next_k_frames():
+    import numpy as np
+
+    frames = [np.full((6, 6, 3), i * 40, dtype=np.uint8) for i in range(3)]
+    ctx = build_provider("future_frames", k=2)(STUDENT, {"future_frames": frames})
+    last = ctx.messages[-1]
+    assert last.text == "You hold a red key. Which door?\nThe next frames if you act well:"
+    assert [np.asarray(im)[0, 0, 0] for im in last.images] == [0, 40]
+    with pytest.raises(
+        MissingPrivilegedKey,
+        match="provider 'future_frames' needs info\\['privileged'\\]\\['future_frames'\\]",
+    ):
+        build_provider("future_frames")(STUDENT, {"plan": []})
