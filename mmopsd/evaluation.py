@@ -1,5 +1,6 @@
 """Held-out evaluation: success rate with a 95% interval, success per task type, turns,
-invalid-action rate and generated tokens per episode. Evaluation never calls a provider unless
+invalid-action rate, generated tokens per episode and, for GUI environments, the grounding
+rate (clicks inside the target element, as in ScreenSpot). Evaluation never calls a provider unless
 it is asked to evaluate the teacher's view."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class EvalResult:
     mean_turns: float
     tokens_per_episode: float = 0.0
     per_task: dict[str, dict[str, float]] = field(default_factory=dict)
+    grounding: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
@@ -49,6 +51,8 @@ class EvalResult:
                 f"| {task} | {int(r['episodes'])} | {r['success']:.3f} | "
                 f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | | | |"
             )
+        if self.grounding is not None:
+            rows.append(f"\nGrounding (clicks inside the target element): {self.grounding:.3f}")
         return "\n".join([head, *rows])
 
 
@@ -124,6 +128,7 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
             "episodes": float(len(results)),
         }
     n = max(1, len(trajs))
+    hits = [g for t in turns if isinstance(g := t.info.get("outcome", {}).get("grounded"), bool)]
     return EvalResult(
         success=wins / n,
         ci_low=low,
@@ -133,4 +138,5 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         mean_turns=len(turns) / n,
         tokens_per_episode=sum(t.response_tokens for t in trajs) / n,
         per_task=per_task,
+        grounding=sum(hits) / len(hits) if hits else None,
     )

@@ -94,3 +94,31 @@ def test_multimodal_envs_pass_check_env_and_solve_with_their_expert(env_id):
         if terminated or truncated:
             break
     assert info["success"], f"{env_id}: the expert's next actions must solve the task"
+
+
+def test_evaluation_reports_the_grounding_rate_on_gui_clicks():
+    from mmopsd.agents.prompting import PromptSpec
+
+    from mmopsd.evaluation import summarise
+    from mmopsd.rollout import Sampling, rollout
+    from mmopsd.testing import ScriptedPolicy, tiny_text_policy
+
+    env = gym.make("mmopsd/GUIClick-v0")
+    _, info = env.reset(seed=0)
+    answer = info["privileged"]["next_action"]
+    policy = ScriptedPolicy(tiny_text_policy(), lambda prompt: answer)
+    spec = PromptSpec()
+
+    class TextOnly(gym.ObservationWrapper):  # the tiny text policy reads only the task text
+        def observation(self, obs):
+            return obs["text"]
+
+    trajs = rollout(
+        policy,
+        [TextOnly(gym.make("mmopsd/GUIClick-v0")) for _ in range(2)],
+        [0, 1],
+        spec,
+        Sampling(),
+    )
+    result = summarise(trajs)
+    assert result.grounding == 0.5 and result.success == 0.5  # same layout only for seed 0
