@@ -289,7 +289,8 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     student = evaluate(c.policy, config.env, c.spec, **kw)
     record.update(student_success=student.success, student=student.to_dict())
     if teacher:
-        if c.teacher_eval is None or not c.teacher.static:
+        static = c.teacher.static and getattr(c.provider, "static", True)
+        if c.teacher_eval is None or not static:
             with c.teacher.active() as tp:
                 result = evaluate(tp, config.env, c.spec, provider=c.provider, **kw)
             c.teacher_eval = result.to_dict()

@@ -85,6 +85,7 @@ class SkillSummaryProvider:
 
     name = "skill_summary"
     keys: tuple[str, ...] = ()
+    static = False  # the library grows: the teacher's view changes during training
 
     def __init__(
         self,
@@ -130,9 +131,13 @@ class SkillSummaryProvider:
         chosen = sorted(self.pending, key=lambda t: not t.success)[: self.per_refresh]
         self.pending = []
         texts = self.summariser([_summary_prompt(t) for t in chosen])
-        new = [
-            Skill(text, _task(t), t.success, step) for t, text in zip(chosen, texts) if text.strip()
-        ]
+        known = {s.text for s in self.skills}
+        new = []
+        for t, text in zip(chosen, texts):
+            text = text.strip().strip('"').strip()
+            if text and text not in known:  # one copy of each skill
+                known.add(text)
+                new.append(Skill(text, _task(t), t.success, step))
         self.skills = (self.skills + new)[-self.max_skills :]
         self.save()
         return new

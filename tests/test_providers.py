@@ -300,7 +300,9 @@ def test_skill_summary_trains_with_the_policy_as_summariser(tmp_path):
     )
     trainer.train(config, policy=tiny_text_policy(), progress=False)
     skills = json.loads((tmp_path / "run" / "skills.json").read_text())
-    assert len(skills) == 4 and {s["step"] for s in skills} == {1, 2}
+    texts = [s["text"] for s in skills]
+    assert 1 <= len(skills) <= 4 and len(set(texts)) == len(texts)  # duplicates are dropped
+    assert {s["step"] for s in skills} <= {1, 2}
 
 
 def _picture(w=40, h=30):
