@@ -319,6 +319,8 @@ def train(
         _say(progress, f"resumed from {found} (step {restored.step})")
     else:
         log.path.unlink(missing_ok=True)
+        if hasattr(c.provider, "reset"):  # a provider with state starts empty on a fresh run
+            c.provider.reset()
         before = run_eval(0, c, config, teacher=config.eval_teacher)
         log.write(before)
         first = 1

@@ -116,6 +116,13 @@ class SkillSummaryProvider:
         if saved is not None and saved.is_file() and not self.skills:  # a resumed run
             self.skills = [Skill(**s) for s in json.loads(saved.read_text())]
 
+    def reset(self) -> None:
+        """Start an empty library (a fresh run): forget skills and remove saved files."""
+        self.skills, self.pending = [], []
+        if self.out_dir is not None:
+            for name in ("skills.json", "skills.md"):
+                (self.out_dir / name).unlink(missing_ok=True)
+
     def observe(self, trajectories: Sequence[Trajectory], step: int) -> None:
         """Collect finished trajectories; refresh the library on schedule."""
         self.pending += [t for t in trajectories if t.turns]

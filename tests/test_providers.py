@@ -368,3 +368,14 @@ def test_future_frames_adds_the_next_k_frames():
         match="provider 'future_frames' needs info\\['privileged'\\]\\['future_frames'\\]",
     ):
         build_provider("future_frames")(STUDENT, {"plan": []})
+
+
+def test_a_fresh_run_starts_an_empty_skill_library(tmp_path):
+    (tmp_path / "skills.json").write_text(
+        json.dumps([{"text": "old", "task": "t", "success": True, "step": 1}])
+    )
+    provider = build_provider("skill_summary")
+    provider.bind(policy=None, out_dir=tmp_path)
+    assert [s.text for s in provider.skills] == ["old"]  # what a resumed run sees
+    provider.reset()
+    assert provider.skills == [] and not (tmp_path / "skills.json").exists()
