@@ -122,3 +122,26 @@ def test_evaluation_reports_the_grounding_rate_on_gui_clicks():
     )
     result = summarise(trajs)
     assert result.grounding == 0.5 and result.success == 0.5  # same layout only for seed 0
+
+
+def test_vlm_turns_keep_exact_ids_and_images_across_turns():
+    from mmopsd.agents.prompting import prompt_for
+
+    from mmopsd.rollout import Sampling, make_envs, rollout
+
+    policy = tiny_vl_policy("qwen2_5_vl")
+    envs = make_envs("mmopsd/Sokoban-v0", 2, size=5, tile=24)
+    spec = prompt_for("mmopsd/Sokoban-v0")
+    trajs = rollout(policy, envs, [0, 1], spec, Sampling(max_new_tokens=4), max_turns=3)
+    assert any(len(t.turns) == 3 for t in trajs), "a random policy should not solve Sokoban at once"
+    for traj in trajs:
+        for prev, turn in zip(traj.turns, traj.turns[1:]):
+            n = len(prev.prompt_ids) + len(prev.response_ids)
+            assert turn.prompt_ids[:n] == prev.prompt_ids + prev.response_ids
+        for turn in traj.turns:
+            again = policy.encode(turn.messages, assistant_prefix=spec.assistant_prefix)
+            assert again.ids == turn.prompt_ids
+            assert torch.equal(again.mm["image_grid_thw"], turn.prompt.mm["image_grid_thw"])
+            assert len(turn.prompt.mm["image_grid_thw"]) == sum(
+                len(m.images) for m in turn.messages
+            )
