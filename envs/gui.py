@@ -257,7 +257,8 @@ class GUIFormEnv(_GUIEnv):
         """Click, type or select."""
         verb, args = parse_gui_action(action)  # type: ignore[misc]
         screen = self.screen
-        expected = self._plan()[0] if self._plan() else None
+        plan = self._plan()
+        expected = plan[0] if plan else None
         self._grounded = None
         if verb == "click":
             target = self._target_of(expected)

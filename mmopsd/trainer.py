@@ -142,7 +142,10 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
     keyed = [(key, t) for key, t in keyed if t.response_ids]
     try:
-        views = {key: _teacher_views(c, trajs, key) for key, _ in keyed}
+        groups: dict[str, list[Trajectory]] = {}
+        for tr in trajs:
+            groups.setdefault(tr.group_id, []).append(tr)
+        views = {key: _teacher_views(c, trajs, groups, key) for key, _ in keyed}
     except MmopsdError as err:
         path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}.jsonl"
         _save_rollouts(path, trajs)
@@ -228,17 +231,19 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
 
 
 def _teacher_views(
-    c: Components, trajs: list[Trajectory], key: tuple[int, int]
+    c: Components,
+    trajs: list[Trajectory],
+    groups: dict[str, list[Trajectory]],
+    key: tuple[int, int],
 ) -> list[tuple[Encoded, float]]:
     """The teacher prompt(s) of one turn, with their view weights; the student's context is
     checked for privileged content once the provider has run."""
     i, k = key
     turn = trajs[i].turns[k]
-    group = trajs[i].group_id
     episode = Episode(
         trajectory=trajs[i],
         turn_index=k,
-        siblings=tuple(t for t in trajs if t.group_id == group and t is not trajs[i]),
+        siblings=tuple(t for t in groups[trajs[i].group_id] if t is not trajs[i]),
     )
     ctx = c.provider(
         turn.messages, turn.privileged, assistant_prefix=turn.assistant_prefix, episode=episode

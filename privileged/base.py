@@ -72,6 +72,19 @@ class Provider(Protocol):
 PROVIDERS: Registry[type] = Registry("privileged-information provider")
 
 
+class ReadsOneKey:
+    """Mixin of providers that read one privileged field, ``self.key``: it is what the leak
+    guard checks (a provider's optional ``keys`` attribute; without one every key is checked).
+    """
+
+    key: str
+
+    @property
+    def keys(self) -> list[str]:
+        """The privileged keys this provider reads."""
+        return [self.key]
+
+
 def require(privileged: Mapping[str, Any], key: str, provider: str) -> Any:
     """``privileged[key]``, or an error naming the key and the provider."""
     if key not in privileged:

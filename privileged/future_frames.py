@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from mmopsd.privileged.base import PROVIDERS, Episode, last_user, require
+from mmopsd.privileged.base import PROVIDERS, Episode, ReadsOneKey, last_user, require
 from PIL import Image
 
 from mmopsd.types import ImagePart, Message, TeacherContext, TextPart
 
 
 @PROVIDERS.register("future_frames")
-class FutureFramesProvider:
+class FutureFramesProvider(ReadsOneKey):
     """The next ``k`` frames of a good continuation, for the teacher.
 
     Args:
@@ -39,11 +39,6 @@ class FutureFramesProvider:
         if k < 1:
             raise ValueError(f"future_frames needs k >= 1, got {k}")
         self.k, self.key, self.caption = k, key, caption
-
-    @property
-    def keys(self) -> list[str]:
-        """The privileged keys read (checked by the leak guard)."""
-        return [self.key]
 
     def __call__(
         self,

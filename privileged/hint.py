@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmopsd.privileged.base import PROVIDERS, Episode, append_to_last_user, require
+from mmopsd.privileged.base import PROVIDERS, Episode, ReadsOneKey, append_to_last_user, require
 
 from mmopsd.types import Message, TeacherContext
 
 
 @PROVIDERS.register("hint")
-class HintProvider:
+class HintProvider(ReadsOneKey):
     """Appends ``template.format(hint=info['privileged'][key])`` to the last user message.
 
     Small models copy a hint placed at the end of the user turn far more reliably than one in
@@ -27,11 +27,6 @@ class HintProvider:
     def __init__(self, key: str = "hint", template: str = "\n\nHint: {hint}") -> None:
         self.key = key
         self.template = template
-
-    @property
-    def keys(self) -> list[str]:
-        """The privileged keys this provider reads (checked by the leak guard)."""
-        return [self.key]
 
     def __call__(
         self,

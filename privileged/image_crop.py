@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmopsd.privileged.base import PROVIDERS, Episode, last_user, require
+from mmopsd.privileged.base import PROVIDERS, Episode, ReadsOneKey, last_user, require
 from PIL import Image
 
 from mmopsd.types import ImagePart, Message, TeacherContext, TextPart
@@ -40,7 +40,7 @@ def crop_box(
 
 
 @PROVIDERS.register("image_crop")
-class ImageCropProvider:
+class ImageCropProvider(ReadsOneKey):
     """Crops of the evidence regions for the teacher.
 
     Args:
@@ -68,11 +68,6 @@ class ImageCropProvider:
             raise ValueError(f"need padding >= 0 and upscale > 0, got {padding}, {upscale}")
         self.key, self.mode, self.padding, self.upscale = key, mode, padding, upscale
         self.caption = caption
-
-    @property
-    def keys(self) -> list[str]:
-        """The privileged keys read (checked by the leak guard)."""
-        return [self.key]
 
     def __call__(
         self,

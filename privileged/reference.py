@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmopsd.privileged.base import PROVIDERS, Episode, append_to_last_user, require
+from mmopsd.privileged.base import PROVIDERS, Episode, ReadsOneKey, append_to_last_user, require
 
 from mmopsd.types import Message, TeacherContext
 
@@ -18,7 +18,7 @@ KINDS = {
 
 
 @PROVIDERS.register("reference")
-class ReferenceProvider:
+class ReferenceProvider(ReadsOneKey):
     """Shows the teacher reference text from ``info["privileged"]``.
 
     Args:
@@ -47,11 +47,6 @@ class ReferenceProvider:
         self.key = key or kind
         self.template = template or KINDS[kind]
         self.place = place
-
-    @property
-    def keys(self) -> list[str]:
-        """The privileged keys this provider reads (checked by the leak guard)."""
-        return [self.key]
 
     def __call__(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from PIL import Image
@@ -107,20 +108,27 @@ class Policy:
         """
         if not messages:
             raise ValueError("a continuation needs at least one new message")
-        base = [Message("system", "s"), Message("user", "u"), Message("assistant", _SENTINEL)]
-        base_text = self.render(base, add_generation_prompt=False)
+        base, base_text, close, eos_text = self._turn_frame
         full = self.render([*base, *messages], add_generation_prompt=True)
         if not full.startswith(base_text):
             raise ValueError(
                 "this chat template rewrites earlier turns when a turn is added, so turns cannot "
                 "be appended token by token; use a template that renders turns independently"
             )
-        close = base_text.split(_SENTINEL, 1)[1]
-        eos_text = self.tokenizer.decode([self.eos_id])  # type: ignore[attr-defined]
         if closed and close.startswith(eos_text):
             close = close[len(eos_text) :]
         text = close + full[len(base_text) :] + assistant_prefix
         return self.tokenize(text, [img for m in messages for img in m.images])
+
+    @cached_property
+    def _turn_frame(self) -> tuple[list[Message], str, str, str]:
+        """A finished reference conversation, its text, the template's end of an assistant
+        turn and the end-of-sequence text (computed once per policy)."""
+        base = [Message("system", "s"), Message("user", "u"), Message("assistant", _SENTINEL)]
+        base_text = self.render(base, add_generation_prompt=False)
+        close = base_text.split(_SENTINEL, 1)[1]
+        eos_text = self.tokenizer.decode([self.eos_id])  # type: ignore[attr-defined]
+        return base, base_text, close, eos_text
 
     def _encode_text(self, messages: Sequence[Message], assistant_prefix: str) -> Encoded:
         text = self.render(messages, add_generation_prompt=True) + assistant_prefix
