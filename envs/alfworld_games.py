@@ -23,7 +23,6 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 TASK_TYPES = (
     "pick_and_place_simple",
@@ -272,8 +271,3 @@ def solve(game_file: Path, max_steps: int = 50) -> list[str] | None:
         if done:
             return None
     return None
-
-
-def describe(spec: GameSpec) -> dict[str, Any]:
-    """Plain-data form of a spec (for logs)."""
-    return {"task_type": spec.task_type, "target": spec.target, "place": spec.place}

@@ -29,6 +29,7 @@ from gymnasium import spaces
 from mmopsd.agents.parsing import match_admissible
 
 TEXT_MAX = 16384
+TEST_SEED_OFFSET = 1 << 40  # held-out episodes draw from a seed stream disjoint from training
 
 
 def text_space(max_length: int = TEXT_MAX) -> spaces.Text:
@@ -111,11 +112,18 @@ class AgentEnv(gym.Env[Any, str]):
         parsed = match_admissible(action, self.admissible())
         return parsed.action if parsed.valid else None
 
+    @property
+    def held_out(self) -> bool:
+        """True when episodes come from the held-out seed stream (``split == "test"``)."""
+        return getattr(self, "split", "train") == "test"
+
     # ---------------------------------------------------------------------- gymnasium
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Start a new task."""
+        """Start a new task (held-out episodes shift the seed into their own stream)."""
+        if seed is not None and self.held_out:
+            seed += TEST_SEED_OFFSET
         super().reset(seed=seed)
         self._steps = 0
         self._last = self.new_task(options)

@@ -19,7 +19,6 @@ from PIL import Image, ImageDraw
 KINDS = ("text", "colour", "count")
 WORDS = ("cat", "sun", "map", "key", "box", "pen", "cup", "hat", "owl", "fig", "jar", "net")
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
-TEST_SEED_OFFSET = 1 << 40
 NUMBERS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5"}
 
 
@@ -62,12 +61,6 @@ class ZoomQAEnv(AgentEnv):
         self.box: list[int] = []
         self.answer = ""
         self.kind = ""
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Draw a new image and question."""
-        if seed is not None and self.split == "test":
-            seed += TEST_SEED_OFFSET
-        return super().reset(seed=seed, options=options)
 
     def new_task(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """Draw the image, the framed evidence and the question."""
