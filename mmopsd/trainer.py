@@ -141,29 +141,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         _save_rollouts(Path(config.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
     keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
     keyed = [(key, t) for key, t in keyed if t.response_ids]
-    try:
-        groups: dict[str, list[Trajectory]] = {}
-        for tr in trajs:
-            groups.setdefault(tr.group_id, []).append(tr)
-        views = {key: _teacher_views(c, trajs, groups, key) for key, _ in keyed}
-    except MmopsdError as err:
-        path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}.jsonl"
-        _save_rollouts(path, trajs)
-        note = f"{err} (the {len(trajs)} trajectories of step {step} are saved in {path})"
-        raise type(err)(note) from err
-    prompts = {key: v[0][0] for key, v in views.items()}
-    divergences = None
-    if config.turn_weighting == "sod":
-        values = turn_divergences(
-            c.policy,
-            c.teacher,
-            [t for _, t in keyed],
-            [prompts[key] for key, _ in keyed],
-            micro_batch_size=config.micro_batch_size,
-        )
-        divergences = {key: v for (key, _), v in zip(keyed, values)}
-    samples = plan_turns(
-        trajs,
+    plan = dict(
         step=step - 1,
         turn_weighting=config.turn_weighting,
         weighting_kwargs=config.turn_weighting_kwargs,
@@ -171,8 +149,22 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         rl=config.rl,
         rl_coef=config.rl_coef,
         advantage=config.rl_advantage,
-        divergences=divergences,
     )
+    if config.turn_weighting == "sod":  # SOD weights need every turn's teacher divergence
+        views = _views_or_save(c, config, step, trajs, [key for key, _ in keyed])
+        values = turn_divergences(
+            c.policy,
+            c.teacher,
+            [t for _, t in keyed],
+            [views[key][0][0] for key, _ in keyed],
+            micro_batch_size=config.micro_batch_size,
+        )
+        divergences = {key: v for (key, _), v in zip(keyed, values)}
+        samples = plan_turns(trajs, divergences=divergences, **plan)
+    else:  # teacher contexts only for the turns that are distilled
+        samples = plan_turns(trajs, **plan)
+        distilled = [(s.trajectory, s.index) for s in samples if s.distill]
+        views = _views_or_save(c, config, step, trajs, distilled)
     if hasattr(c.provider, "observe"):
         c.provider.observe(trajs, step)
     samples, teacher_prompts = _expand_views(samples, views)
@@ -228,6 +220,27 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
         on_env_error="end",
         leak_keys=getattr(c.provider, "keys", None),
     )
+
+
+def _views_or_save(
+    c: Components,
+    config: TrainConfig,
+    step: int,
+    trajs: list[Trajectory],
+    keys: list[tuple[int, int]],
+) -> dict[tuple[int, int], list[tuple[Encoded, float]]]:
+    """Teacher views of the given turns; on a provider error the step's trajectories are
+    saved first and the error says where."""
+    groups: dict[str, list[Trajectory]] = {}
+    for tr in trajs:
+        groups.setdefault(tr.group_id, []).append(tr)
+    try:
+        return {key: _teacher_views(c, trajs, groups, key) for key in keys}
+    except MmopsdError as err:
+        path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}.jsonl"
+        _save_rollouts(path, trajs)
+        note = f"{err} (the {len(trajs)} trajectories of step {step} are saved in {path})"
+        raise type(err)(note) from err
 
 
 def _teacher_views(
