@@ -54,8 +54,8 @@ def distill_backward(
         part = samples[start : start + micro_batch_size]
         prompts = teacher_prompts[start : start + micro_batch_size]
         responses = [s.turn.response_ids for s in part]
-        distill = torch.tensor([s.distill for s in part])
-        rl = torch.tensor([s.rl for s in part])
+        distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
+        rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
         target = None
         if bool(distill.any()) or loss.weighting != "none":
             # Teacher first: its temporaries are freed before the student's activations are kept.
@@ -69,14 +69,14 @@ def distill_backward(
         value = scored.logits.sum() * 0.0
         if target is not None and bool(distill.any()):
             options = dict(loss.options, reduction="sum")
-            options["weights"] = per_turn * distill.to(device)[:, None]
+            options["weights"] = per_turn * distill.to(device, per_turn.dtype)[:, None]
             if loss.needs_ids:
                 options["response_ids"] = scored.ids
             term = loss.fn(scored.logits, target.logits, mask, **options)
             totals["loss"] += term.item()
             value = value + term
         if bool(rl.any()):
-            weights = per_turn * rl.to(device)[:, None]
+            weights = per_turn * rl.to(device, per_turn.dtype)[:, None]
             term = policy_gradient(scored.logits, mask, scored.ids, weights=weights)
             totals["rl_loss"] += term.item()
             value = value + term
@@ -120,7 +120,7 @@ def _per_turn_weights(
     mask: torch.Tensor, logits: torch.Tensor, target: Any, loss: LossSpec
 ) -> torch.Tensor:
     """Token weights that average each turn's tokens (after the optional token weighting)."""
-    weights = mask.float()
+    weights = mask.to(torch.promote_types(logits.dtype, torch.float32))  # float64 stays float64
     if loss.weighting != "none":
         weights = weights * WEIGHTINGS.get(loss.weighting)(
             mask, student_logits=logits, teacher_logits=target.logits, **loss.weighting_options

@@ -20,7 +20,7 @@ class Selected:
         teacher: teacher logits viewed as ``[B*T, V]``.
         rows: ``[N]`` flat indices of the response tokens.
         seq: ``[N]`` sequence index of each selected token.
-        weights: ``[N]`` float32 per-token weights.
+        weights: ``[N]`` per-token weights (float32, or float64 for float64 weights).
         batch: B.
     """
 
@@ -50,7 +50,8 @@ def select(
             raise ValueError(
                 f"weights shape {tuple(weights.shape)} must equal mask shape {tuple(mask.shape)}"
             )
-        w = weights.reshape(-1).float().index_select(0, rows)
+        dtype = torch.promote_types(weights.dtype, torch.float32)  # float64 stays float64
+        w = weights.reshape(-1).to(dtype).index_select(0, rows)
     return Selected(
         student=student_logits.reshape(b * t, v),
         teacher=teacher_logits.reshape(b * t, v).detach(),
