@@ -1,9 +1,16 @@
 """Checkpoints: model weights in safetensors, optimizer, teacher and RNG state, written
 atomically. A checkpoint directory ``step-N`` appears only once it is complete (it is written
-under a temporary name and renamed), so a killed run never leaves a half checkpoint."""
+under a temporary name and renamed), so a killed run never leaves a half checkpoint.
+
+Files can still go bad afterwards (a disk filled by another process, a partial copy): each
+checkpoint carries ``manifest.json`` with every file's size and SHA-256, :func:`verify`
+checks them, and :func:`load` reads every file before it changes anything, so a bad
+checkpoint raises :class:`~mmopsd.errors.CheckpointError` and leaves model and optimizer
+untouched."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -17,7 +24,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from mmopsd.errors import CheckpointError
+
 PREFIX = "step-"
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -59,6 +69,7 @@ def save(
         (tmp / "trainer_state.json").write_text(
             json.dumps({"step": step, **(extra or {})}, indent=2)
         )
+        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=2))
         for f in tmp.iterdir():
             _fsync(f)
         final = root / f"{PREFIX}{step}"
@@ -74,10 +85,39 @@ def save(
 
 def latest(root: Path) -> Path | None:
     """The newest complete checkpoint under ``root`` (temporary directories are ignored)."""
+    found = candidates(root)
+    return found[0] if found else None
+
+
+def candidates(root: Path) -> list[Path]:
+    """Complete checkpoints under ``root``, newest first."""
     if not root.is_dir():
-        return None
+        return []
     done = [p for p in root.glob(f"{PREFIX}*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=_step_of, default=None)
+    return sorted(done, key=_step_of, reverse=True)
+
+
+def step_of(path: Path) -> int:
+    """The step a checkpoint was written at (from its ``trainer_state.json``)."""
+    return int(_read(path / "trainer_state.json", lambda f: json.loads(f.read_text()))["step"])
+
+
+def verify(path: Path) -> None:
+    """Raise :class:`CheckpointError` naming the first file whose size or SHA-256 differs
+    from the manifest (checkpoints without a manifest are checked when loaded)."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        return
+    expected = _read(manifest, lambda f: json.loads(f.read_text()))
+    for name, want in expected.items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        size = file.stat().st_size
+        if size != want["bytes"]:
+            raise CheckpointError(f"{file} has {size} bytes, {want['bytes']} were written")
+        if _sha256(file) != want["sha256"]:
+            raise CheckpointError(f"{file} is corrupt (its SHA-256 differs from the manifest)")
 
 
 def load(
@@ -86,30 +126,78 @@ def load(
     optimizer: torch.optim.Optimizer,
 ) -> tuple[Restored, dict[str, torch.Tensor]]:
     """Load weights, optimizer and RNG state in place; returns the step, extras and the
-    teacher tensors (empty if none were saved)."""
-    load_weights(path, model)
-    state = torch.load(path / "state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
+    teacher tensors (empty if none were saved). Every file is read and checked first: on a
+    :class:`CheckpointError` nothing has changed."""
+    verify(path)
+    weights = _read_weights(path, model)
+    state = _read(path / "state.pt", lambda f: torch.load(f, weights_only=False))
     teacher_file = path / "teacher.safetensors"
-    teacher = load_file(str(teacher_file)) if teacher_file.is_file() else {}
-    meta = json.loads((path / "trainer_state.json").read_text())
+    teacher = _read(teacher_file, lambda f: load_file(str(f))) if teacher_file.is_file() else {}
+    meta = _read(path / "trainer_state.json", lambda f: json.loads(f.read_text()))
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path / 'state.pt'} does not fit this optimizer: {err}") from err
+    _copy_into(model, weights)
+    set_rng_state(state["rng"])
     return Restored(step=int(meta.pop("step")), extra=meta), teacher
 
 
 def load_weights(path: Path, model: torch.nn.Module) -> None:
     """Copy a checkpoint's trainable tensors into ``model`` (same names, e.g. same LoRA)."""
-    file = Path(path) / "model.safetensors"
+    verify(Path(path))
+    _copy_into(model, _read_weights(Path(path), model))
+
+
+def _read_weights(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, checked against ``model``'s names and shapes."""
+    file = path / "model.safetensors"
     if not file.is_file():
-        raise FileNotFoundError(f"no checkpoint weights at {file}")
-    weights = load_file(str(file))
+        raise CheckpointError(f"no checkpoint weights at {file}")
+    weights = _read(file, lambda f: load_file(str(f)))
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
     if missing:
-        raise ValueError(f"checkpoint {path} holds tensors the model lacks: {missing[:3]}")
+        raise CheckpointError(f"checkpoint {path} holds tensors the model lacks: {missing[:3]}")
+    wrong = [n for n, t in weights.items() if t.shape != params[n].shape]
+    if wrong:
+        n = wrong[0]
+        raise CheckpointError(
+            f"checkpoint {path}: {n} has shape {tuple(weights[n].shape)}, the model's is "
+            f"{tuple(params[n].shape)} (another model or LoRA rank?)"
+        )
+    return weights
+
+
+def _copy_into(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
+
+
+def _read(file: Path, reader: Any) -> Any:
+    """``reader(file)``, with any failure to read or parse it as a :class:`CheckpointError`."""
+    try:
+        return reader(file)
+    except Exception as err:  # truncated zip, bad header, bad JSON, I/O error: all the same
+        raise CheckpointError(f"{file} cannot be read ({type(err).__name__}: {err})") from err
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    return {
+        f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+        for f in sorted(folder.iterdir())
+        if f.name != MANIFEST
+    }
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def rng_state() -> dict[str, Any]:

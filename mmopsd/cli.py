@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
+from typing import NoReturn
 
-from mmopsd.errors import MmopsdError
+from mmopsd.errors import ConfigError, MmopsdError, MmopsdWarning
 
 DEMOS = {
     "keydoor": "keydoor_demo.yaml",
@@ -25,6 +27,25 @@ EVAL_DEFAULTS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one error format of the CLI: ``mmopsd: error: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"mmopsd: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
@@ -38,7 +59,7 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mmopsd", description="On-policy self-distillation with privileged information."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,9 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--env", help=f"environment id (default {EVAL_DEFAULTS['env']})")
     ev.add_argument("--split", help="split to evaluate (default test)")
-    ev.add_argument("--episodes", type=int, default=64)
-    ev.add_argument("--max-new-tokens", type=int)
-    ev.add_argument("--max-turns", type=int)
+    ev.add_argument("--episodes", type=_at_least_one, default=64)
+    ev.add_argument("--max-new-tokens", type=_at_least_one)
+    ev.add_argument("--max-turns", type=_at_least_one)
     ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
@@ -81,11 +102,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmopsd`` console script."""
     args = _parser().parse_args(argv)
-    try:
-        return {"demo": _demo, "train": _train, "eval": _eval, "list": _list}[args.command](args)
-    except MmopsdError as err:
-        print(f"mmopsd: error: {err}", file=sys.stderr)
-        return 2
+    command = {"demo": _demo, "train": _train, "eval": _eval, "list": _list}[args.command]
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return command(args)
+        except MmopsdError as err:
+            print(f"mmopsd: error: {err}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """mmopsd's own warnings as one line each; others as Python prints them."""
+    if issubclass(category, MmopsdWarning):
+        print(f"mmopsd: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def _run(config_path: Path | None, args: argparse.Namespace) -> int:
@@ -115,10 +147,17 @@ def _eval(args: argparse.Namespace) -> int:
     from mmopsd.agents.prompting import prompt_for
     from mmopsd.evaluation import evaluate
     from mmopsd.policies.loading import load_policy
+    from mmopsd.rollout import make_envs
 
     settings = _eval_settings(args)
+    for out in (args.out, args.markdown):
+        _check_output(out)
+    # The environment is checked before the model loads: a mistake costs a second.
+    make_envs(settings["env"], 1, split=settings["split"], **settings["env_kwargs"])[0].close()
     policy = load_policy(settings["model"])
     if args.checkpoint is not None:
+        if not args.checkpoint.exists():
+            raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
         path = (
             checkpoint.latest(args.checkpoint / "checkpoints")
             or checkpoint.latest(args.checkpoint)
@@ -151,15 +190,16 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _eval_settings(args: argparse.Namespace) -> dict:
     """Flags, else the run's config (when a run directory is given), else the defaults."""
-    from mmopsd.errors import ConfigError
-
     run: dict = {}
     if args.checkpoint is not None:
         for candidate in (args.checkpoint, *args.checkpoint.parents[:2]):
             if (candidate / "config.yaml").is_file():
-                import yaml
+                from mmopsd.config import parse_yaml
 
-                run = yaml.safe_load((candidate / "config.yaml").read_text()) or {}
+                file = candidate / "config.yaml"
+                run = parse_yaml(file.read_text(errors="replace"), str(file)) or {}
+                if not isinstance(run, dict):
+                    raise ConfigError(f"{file} holds no mapping of config fields")
                 break
     out = {**EVAL_DEFAULTS, "model": "smollm2-135m"}
     out.update(
@@ -181,7 +221,22 @@ def _eval_settings(args: argparse.Namespace) -> dict:
             raise ConfigError(
                 f"--env-kwargs must be JSON, e.g. '{{\"n_rooms\": 3}}': {err}"
             ) from err
+    if not isinstance(out["env_kwargs"], dict):
+        raise ConfigError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
     return out
+
+
+def _check_output(path: Path | None) -> None:
+    """An output file's folder is created up front; a folder in its place is an error (found
+    before the evaluation runs, so its result is never lost)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; pass a file name for --out/--markdown")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the folder of {path}: {err.strerror}") from err
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ from typing import Any
 import yaml
 
 from mmopsd.errors import ConfigError
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "rl": ("none", "add", "route"),
+    "rl_advantage": ("grpo", "rloo"),
+}
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 @dataclass
@@ -157,6 +165,26 @@ class TrainConfig:
                 "loss_kwargs.reduction is set by the trainer (per-token mean per turn, turn "
                 "weights per trajectory, mean over trajectories); remove it"
             )
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+        if not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        nonnegative = ("curriculum_every", "eval_every", "save_every", "warmup_steps")
+        for name in (*nonnegative, "max_grad_norm", "weight_decay", "rl_coef"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_episodes < 1 or self.keep_checkpoints < 1 or self.curriculum_start < 1:
+            raise ConfigError(
+                "eval_episodes, keep_checkpoints and curriculum_start must be >= 1, got "
+                f"{self.eval_episodes}, {self.keep_checkpoints}, {self.curriculum_start}"
+            )
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.history is not None and self.history < 0:
+            raise ConfigError(f"history must be >= 0 or null, got {self.history}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.temperature <= 0:
@@ -181,7 +209,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = parse_yaml(_read_text(path), str(path)) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(
                 f"{path} must hold a mapping of config fields, got {type(loaded).__name__}"
@@ -191,7 +219,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} must look like key=value")
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw, f"the value of --set {key.strip()}")
         head, _, sub = key.strip().partition(".")
         if sub:
             data.setdefault(head, {})
@@ -201,6 +229,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         else:
             data[head] = value
     return from_dict(data)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not a UTF-8 text file ({err.reason}); pass a YAML file"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text, or a :class:`ConfigError` naming the line and column of the mistake."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}") from err
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:

@@ -21,3 +21,11 @@ class AlignmentError(MmopsdError, ValueError):
 
 class ModelNotFoundError(MmopsdError, FileNotFoundError):
     """A model could not be found locally (nothing is downloaded at run time)."""
+
+
+class CheckpointError(MmopsdError):
+    """A checkpoint's files are missing, truncated, corrupt or do not fit the model."""
+
+
+class MmopsdWarning(UserWarning):
+    """Base class of the warnings mmopsd gives (the CLI prints them as one line each)."""

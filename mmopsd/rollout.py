@@ -22,7 +22,8 @@ from typing import Any
 import gymnasium as gym
 
 from mmopsd.agents.prompting import PromptSpec
-from mmopsd.errors import MmopsdError
+from mmopsd.checks import accepted_options, check_keys
+from mmopsd.errors import ConfigError, MmopsdError, UnknownNameError
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.privileged.leak import check_no_leak
@@ -51,16 +52,32 @@ class RolloutError(MmopsdError):
 
 
 def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
-    """``n`` instances of a registered environment (unknown ids list the known ones)."""
+    """``n`` instances of a registered environment.
+
+    Unknown ids list the known ones; arguments the environment does not take, or rejects,
+    raise a :class:`~mmopsd.errors.ConfigError` that lists its arguments.
+    """
     import mmopsd.envs  # noqa: F401  (registers mmopsd/* ids)
 
     if env_id not in gym.registry:
         known = ", ".join(sorted(k for k in gym.registry if k.startswith("mmopsd/")))
-        raise gym.error.NameNotFound(
+        raise UnknownNameError(
             f"unknown environment {env_id!r}; mmopsd registers: {known} "
             "(import the module that registers your own environment first)"
         )
-    return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
+    what = f"environment {env_id!r}"
+    creator = gym.spec(env_id).entry_point
+    if isinstance(creator, str):
+        creator = gym.envs.registration.load_env_creator(creator)
+    known_args = accepted_options(creator)
+    if known_args is not None:
+        check_keys("env_kwargs", what, kwargs, known_args)
+    try:
+        return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
+    except (TypeError, ValueError, OSError) as err:
+        raise ConfigError(
+            f"{what} rejected its arguments {kwargs}: {err}; fix env_kwargs (or the split)"
+        ) from err
 
 
 @dataclass

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from mmopsd.checks import call_checked
 from mmopsd.policies.base import Policy, Scored
 from mmopsd.registry import Registry
 from mmopsd.types import Encoded
@@ -156,4 +157,6 @@ class SyncTeacher(_CopyTeacher):
 
 def build_teacher(name: str, student: Policy, **options: float) -> Teacher:
     """The teacher registered as ``name`` (``frozen``, ``live``, ``ema``, ``sync``)."""
-    return TEACHERS.get(name)(student, **options)
+    return call_checked(
+        "teacher_kwargs", f"teacher {name!r}", TEACHERS.get(name), student, **options
+    )

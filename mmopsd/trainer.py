@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from mmopsd import checkpoint
 from mmopsd.agents.prompting import PromptSpec, prompt_for
+from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting
 from mmopsd.config import TrainConfig
 from mmopsd.curriculum import TemporalCurriculum
 from mmopsd.distill import LossSpec, distill_backward, turn_divergences
-from mmopsd.errors import MmopsdError
+from mmopsd.errors import ConfigError, MmopsdError
 from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
@@ -32,10 +33,11 @@ from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.policies.vision import freeze_vision_tower
 from mmopsd.privileged.base import Episode, Provider, build_provider
 from mmopsd.privileged.leak import check_no_leak
+from mmopsd.resume import load_newest, newest_sound
 from mmopsd.rollout import Sampling, make_envs, rollout
 from mmopsd.runtime import tune_cpu_allocator
 from mmopsd.teachers import Teacher, build_teacher
-from mmopsd.turn_plan import TurnSample, plan_turns, route
+from mmopsd.turn_plan import TurnSample, plan_turns
 from mmopsd.turn_weighting import TURN_WEIGHTINGS
 from mmopsd.types import Encoded, Trajectory
 
@@ -91,12 +93,17 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
     torch.manual_seed(config.seed)
     if resolve_device(config.device).type == "cpu":
         tune_cpu_allocator()
+    # Everything a config names is checked before the model loads: a mistake costs a second.
     provider = build_provider(config.provider, **config.provider_kwargs)
     loss_fn = get_loss(config.loss)
+    check_loss(config.loss, loss_fn, config.loss_kwargs)
     if config.token_weighting != "none":
-        WEIGHTINGS.get(config.token_weighting)  # fail early on unknown names
-    TURN_WEIGHTINGS.get(config.turn_weighting)
-    route([], config.rl)
+        weighting = WEIGHTINGS.get(config.token_weighting)
+        check_token_weighting(config.token_weighting, weighting, config.weighting_kwargs)
+    weigh_turns = TURN_WEIGHTINGS.get(config.turn_weighting)
+    check_turn_weighting(config.turn_weighting, weigh_turns, config.turn_weighting_kwargs)
+    envs = make_envs(config.env, config.batch_size, split=config.train_split, **config.env_kwargs)
+    make_envs(config.env, 1, split=config.eval_split, **config.env_kwargs)[0].close()
     policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
     if config.lora:
         from mmopsd.lora import apply_lora
@@ -120,7 +127,6 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
         weighting_options=dict(config.weighting_kwargs),
         needs_ids=config.loss.startswith("sampled"),
     )
-    envs = make_envs(config.env, config.batch_size, split=config.train_split, **config.env_kwargs)
     spec = prompt_for(config.env)
     if config.history is not None:
         spec = dataclasses.replace(spec, history=config.history)
@@ -322,18 +328,27 @@ def train(
     """Run self-distillation as configured; resumes from the latest checkpoint if any."""
     began = time.perf_counter()
     out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir {out} is a file; set out_dir to a directory")
+    ckpt_root = out / "checkpoints"
+    found = newest_sound(ckpt_root) if config.resume else None
+    if found is not None and checkpoint.step_of(found) >= config.steps:
+        done = _finished(config, found, out)
+        if done is not None:
+            _say(progress, f"{out} is finished (checkpoint {found.name}); nothing to do")
+            return done
+    c = build(config, policy)  # checks everything first: a bad config never touches out_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    c = build(config, policy)
     log = MetricsLog(out / "metrics.jsonl")
-    ckpt_root = out / "checkpoints"
-    found = checkpoint.latest(ckpt_root) if config.resume else None
+    last_eval = None
     if found is not None:
-        restored, teacher_state = checkpoint.load(found, c.policy.model, c.optimizer)
+        found, restored, teacher_state = load_newest(ckpt_root, found, c.policy.model, c.optimizer)
         c.teacher.load_state_dict(teacher_state)
         c.scheduler.last_epoch = restored.step
         first, before = restored.step + 1, restored.extra["before"]
         log.truncate_after(restored.step)
+        last_eval = _eval_at(log.read(), restored.step)
         _say(progress, f"resumed from {found} (step {restored.step})")
     else:
         log.path.unlink(missing_ok=True)
@@ -341,8 +356,7 @@ def train(
             c.provider.reset()
         before = run_eval(0, c, config, teacher=config.eval_teacher)
         log.write(before)
-        first = 1
-    last_eval = before if first == 1 else None
+        first, last_eval = 1, before
     bar = tqdm(
         range(first, config.steps + 1),
         desc="self-distillation",
@@ -372,12 +386,34 @@ def train(
         last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
         log.write(last_eval)
     summary = _summarise(config, before, last_eval, time.perf_counter() - began, out)
-    log.write({"kind": "summary", "step": config.steps, **_summary_record(summary)})
+    if not any(r["kind"] == "summary" and r["step"] == config.steps for r in log.read()):
+        log.write({"kind": "summary", "step": config.steps, **_summary_record(summary)})
     (out / "summary.json").write_text(json.dumps(_summary_record(summary), indent=2))
     plot_curve(
         log.read(), out / "curve.png", title=f"{config.env} · {config.model} · {config.loss}"
     )
     return summary
+
+
+def _eval_at(records: list[dict[str, Any]], step: int) -> dict[str, Any] | None:
+    """The last evaluation record at ``step``, if the metrics hold one."""
+    evals = [r for r in records if r.get("kind") == "eval" and r.get("step") == step]
+    return evals[-1] if evals else None
+
+
+def _finished(config: TrainConfig, found: Path, out: Path) -> RunSummary | None:
+    """The summary of a run whose last checkpoint is at or past ``steps`` and whose metrics
+    hold its final evaluation and summary (None if either is missing: the run completes
+    them once, without training)."""
+    records = MetricsLog(out / "metrics.jsonl").read()
+    step = checkpoint.step_of(found)
+    after = _eval_at(records, step)
+    done = [r for r in records if r.get("kind") == "summary" and r.get("step") == step]
+    meta = json.loads((found / "trainer_state.json").read_text())
+    if after is None or not done or "before" not in meta:
+        return None
+    finished = dataclasses.replace(config, steps=step)
+    return _summarise(finished, meta["before"], after, done[-1]["seconds"], out)
 
 
 def _summarise(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol
 
+from mmopsd.checks import call_checked
 from mmopsd.errors import MmopsdError
 from mmopsd.registry import Registry
 from mmopsd.types import Message, TeacherContext, Trajectory, Turn
@@ -104,7 +105,7 @@ def build_provider(name: str, **options: Any) -> Provider:
             if entry.name == name:
                 PROVIDERS.add(name, entry.load())
                 break
-    return PROVIDERS.get(name)(**options)
+    return call_checked("provider_kwargs", f"provider {name!r}", PROVIDERS.get(name), **options)
 
 
 def last_user(messages: Sequence[Message]) -> int:

@@ -9,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from mmopsd.envs.base import AgentEnv, Outcome
 from mmopsd.envs.keydoor import KeyDoorEnv
 
+from mmopsd.errors import UnknownNameError
 from mmopsd.rollout import make_envs
 
 
@@ -124,5 +125,5 @@ def test_agent_env_base_gives_admissible_commands_feedback_and_truncation():
 
 
 def test_unknown_env_id_lists_known_ones():
-    with pytest.raises(gym.error.NameNotFound, match="mmopsd/KeyDoor-v0"):
+    with pytest.raises(UnknownNameError, match="mmopsd/KeyDoor-v0"):
         make_envs("mmopsd/NoSuchEnv-v0", 1)
