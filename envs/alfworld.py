@@ -66,6 +66,8 @@ class ALFWorldEnv(AgentEnv):
         )
         default_root = Path(data) if data else Path.home() / ".cache" / "alfworld"
         self.games_dir = Path(games_dir) if games_dir else default_root / "mmopsd-generated"
+        if self.source == "generated":
+            _writable(self.games_dir, "games_dir" if games_dir else f"ALFWORLD_DATA={data!r}")
         self._official: list[str] | None = None
         self._game: Any = None
         self._state: Any = None
@@ -137,3 +139,14 @@ class ALFWorldEnv(AgentEnv):
         if not self._official:
             raise FileNotFoundError(f"no solvable official ALFWorld games in split {self.split}")
         return Path(self._official[seed % len(self._official)])
+
+
+def _writable(folder: Path, origin: str) -> None:
+    """Create ``folder`` now, so a bad location is an error at construction, not mid-run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"cannot create the ALFWorld game folder {folder} (from {origin}): {err.strerror}; "
+            "point ALFWORLD_DATA (or games_dir) at a writable directory"
+        ) from err

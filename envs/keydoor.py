@@ -79,6 +79,8 @@ class KeyDoorEnv(AgentEnv):
         max_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
+        if n_rooms < 1:
+            raise ValueError(f"KeyDoor needs n_rooms >= 1, got {n_rooms}")
         super().__init__(max_steps=max_steps or 2 * n_rooms, render_mode=render_mode)
         self.colours = tuple(colours)
         if len(self.colours) < 3 or not 2 <= n_doors <= len(self.colours) - 1:
@@ -86,8 +88,6 @@ class KeyDoorEnv(AgentEnv):
                 f"need at least 3 colours and 2 <= n_doors <= {len(self.colours) - 1}, "
                 f"got {len(self.colours)} colours and n_doors={n_doors}"
             )
-        if n_rooms < 1:
-            raise ValueError(f"KeyDoor needs n_rooms >= 1, got {n_rooms}")
         if split_by not in ("seed", "combination"):
             raise ValueError(f"KeyDoor split_by must be 'seed' or 'combination', got {split_by!r}")
         if split not in ("train", "test"):

@@ -75,9 +75,8 @@ def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
     try:
         return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
     except (TypeError, ValueError, OSError) as err:
-        raise ConfigError(
-            f"{what} rejected its arguments {kwargs}: {err}; fix env_kwargs (or the split)"
-        ) from err
+        tip = "; check the types in env_kwargs" if isinstance(err, TypeError) else ""
+        raise ConfigError(f"cannot make {env_id} with {kwargs}: {err}{tip}") from err
 
 
 @dataclass

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmopsd.errors import ModelNotFoundError
+from mmopsd.errors import ConfigError, ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,14 @@ def cache_root() -> Path:
     return Path(base) / "mmopsd"
 
 
+def _cache_origin() -> str:
+    """Which setting chose :func:`cache_root`, for error messages."""
+    for var in ("MMOPSD_CACHE", "XDG_CACHE_HOME"):
+        if os.environ.get(var):
+            return f"${var}={os.environ[var]}"
+    return "the default ~/.cache/mmopsd"
+
+
 def gguf_file(alias: str) -> Path:
     """Path of the packaged GGUF file; a clear error with the install command if missing."""
     spec = PACKAGED[alias]
@@ -59,8 +67,14 @@ def packaged_model_path(alias: str) -> Path:
     target = cache_root() / "models" / alias
     if (target / "config.json").is_file():
         return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot create the model cache {target.parent} (from {_cache_origin()}): "
+            f"{err.strerror}; set MMOPSD_CACHE to a writable directory"
+        ) from err
     source = gguf_file(alias)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
     try:
         _convert_gguf(source, tmp)
