@@ -48,11 +48,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def T(*args: str) -> list[str]:  # noqa: N802  (a train command with a tiny model, in a temp dir)
+def T(*args: str) -> list[str]:
+    """A train command with the tiny model, writing (if at all) into the test's folder."""
     return ["train", "--quiet", "--set", "model={model}", "--set", "out_dir={out}", *args]
 
 
-def S(*pairs: str) -> list[str]:  # noqa: N802  (``--set`` pairs)
+def S(*pairs: str) -> list[str]:
+    """``--set`` for each pair."""
     return [x for p in pairs for x in ("--set", p)]
 
 
