@@ -29,6 +29,7 @@ from gymnasium import spaces
 from mmopsd.agents.parsing import match_admissible
 
 TEXT_MAX = 16384
+PRINTABLE = frozenset(string.printable)
 TEST_SEED_OFFSET = 1 << 40  # held-out episodes draw from a seed stream disjoint from training
 
 
@@ -73,6 +74,7 @@ class AgentEnv(gym.Env[Any, str]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    free_text: ClassVar[bool] = False  # True: any text with a printable character is an answer
 
     def __init__(
         self, max_steps: int = 50, invalid_penalty: float = 0.0, render_mode: str | None = None
@@ -133,10 +135,10 @@ class AgentEnv(gym.Env[Any, str]):
         """Act; invalid actions get feedback, never an exception."""
         self._steps += 1
         text = str(action)
-        choice = self.canonical(text)
+        choice = self.canonical(text) if has_text(text) else None
         if choice is None:
             outcome = Outcome(self.invalid_observation(text), -self.invalid_penalty)
-            outcome.feedback = f"'{_short(text)}' is not a valid action."
+            outcome.feedback = f"'{quote(text)}' is not a valid action."
         else:
             outcome = self.apply(choice)
         truncated = not outcome.terminated and self._steps >= self.max_steps
@@ -161,7 +163,7 @@ class AgentEnv(gym.Env[Any, str]):
     def invalid_observation(self, action: str) -> Any:
         """The observation after an invalid action: what was wrong, what is allowed."""
         allowed = self.admissible()
-        text = f"Nothing happens: '{_short(action)}' is not a valid action here."
+        text = f"Nothing happens: '{quote(action)}' is not a valid action here."
         if allowed:
             text += " Valid actions: " + ", ".join(allowed) + "."
         return text
@@ -174,6 +176,13 @@ class AgentEnv(gym.Env[Any, str]):
         return info
 
 
-def _short(text: str, n: int = 60) -> str:
-    text = " ".join(text.split())
+def quote(text: str, n: int = 60) -> str:
+    """``text`` for an observation that echoes an action: whitespace collapsed, characters
+    outside the printable-text space shown as ``?``, at most ``n`` characters."""
+    text = "".join(c if c in PRINTABLE else "?" for c in " ".join(str(text).split()))
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def has_text(action: str) -> bool:
+    """True when ``action`` holds something besides whitespace and control characters."""
+    return any(c.isprintable() and not c.isspace() for c in action)

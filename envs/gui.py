@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from mmopsd.envs.base import AgentEnv, Outcome
+from mmopsd.envs.base import AgentEnv, Outcome, quote
 from mmopsd.envs.drawing import as_array, image_text_space
 from mmopsd.envs.gui_screen import (
     APPS,
@@ -52,13 +52,20 @@ class _GUIEnv(AgentEnv):
         self.task = ""
 
     def canonical(self, action: str) -> str | None:
-        """A well-formed ``click``/``type``/``select`` call, else None."""
-        return action.strip().split("\n")[0] if parse_gui_action(action) else None
+        """A well-formed ``click``/``type``/``select`` call (a click inside the screen), else
+        None."""
+        parsed = parse_gui_action(action)
+        if parsed is None:
+            return None
+        verb, args = parsed
+        if verb == "click" and not (0 <= args[0] < self.width and 0 <= args[1] < self.height):
+            return None
+        return action.strip().split("\n")[0]
 
     def invalid_observation(self, action: str) -> dict[str, Any]:
         """The screen again with the action syntax."""
         syntax = 'click(x, y), type("text") or select("option")'
-        note = f"'{action.strip()[:40]}' is not an action: use {syntax}."
+        note = f"'{quote(action, 40)}' is not an action: use {syntax}."
         return self._observation(note)
 
     def render(self) -> np.ndarray | None:

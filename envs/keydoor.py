@@ -26,7 +26,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from mmopsd.envs.base import AgentEnv, Outcome
+from mmopsd.envs.base import AgentEnv, Outcome, quote
 
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange")
 
@@ -148,7 +148,7 @@ class KeyDoorEnv(AgentEnv):
     def invalid_observation(self, action: str) -> str:
         """Feedback naming the doors, then the room again."""
         doors = ", ".join(self.rooms[self.room].doors)
-        return f"'{action.strip()[:60]}' names none of the doors: {doors}. {self.describe()}"
+        return f"'{quote(action)}' names none of the doors: {doors}. {self.describe()}"
 
     # ---------------------------------------------------------------------- helpers
     def _info(self) -> dict[str, Any]:

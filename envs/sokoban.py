@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from mmopsd.envs.base import AgentEnv, Outcome
+from mmopsd.envs.base import AgentEnv, Outcome, quote
 from mmopsd.envs.drawing import as_array, image_text_space
 from PIL import Image, ImageDraw
 
@@ -205,7 +205,7 @@ class SokobanEnv(AgentEnv):
     def invalid_observation(self, action: str) -> dict[str, Any]:
         """The board again, with the valid moves."""
         return self._observation(
-            f"'{action.strip()[:40]}' is not a move: use up, down, left or right."
+            f"'{quote(action, 40)}' is not a move: use up, down, left or right."
         )
 
     def _observation(self, note: str) -> dict[str, Any]:

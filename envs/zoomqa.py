@@ -101,6 +101,8 @@ class ZoomQAEnv(AgentEnv):
             {"text": feedback, "image": as_array(self.image)}, float(right), True, right, feedback
         )
 
+    free_text = True
+
     def canonical(self, action: str) -> str | None:
         """Any non-empty answer is a valid action."""
         return action.strip() or None
