@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return command(args)
         except MmopsdError as err:
-            print(f"mmopsd: error: {err}", file=sys.stderr)
+            print(f"mmopsd: error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
 
 

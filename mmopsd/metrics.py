@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
+
+from mmopsd.errors import MmopsdError, MmopsdWarning
 
 
 class MetricsLog:
@@ -26,10 +29,20 @@ class MetricsLog:
             fh.write(json.dumps(record, default=_plain) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
-        """All records."""
+        """All records. A torn last line (a write cut short) is skipped with a warning; a bad
+        line elsewhere is an error that names it."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.path.read_text(errors="replace").splitlines() if line]
+        records = []
+        for n, line in enumerate(lines, 1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if n < len(lines):
+                    raise MmopsdError(f"{self.path} line {n} is not JSON: {err}") from err
+                warnings.warn(f"{self.path}: skipping a torn last line", MmopsdWarning, 2)
+        return records
 
     def truncate_after(self, step: int) -> None:
         """Drop records of steps after ``step`` (a resumed run redoes them)."""

@@ -165,3 +165,18 @@ def test_the_cli_reports_a_finished_run_and_exits_0(tmp_path, capsys):
     assert main(args[:1] + args[2:]) == 0
     assert "is finished" in "".join(capsys.readouterr())
     assert (tmp_path / "run" / "metrics.jsonl").stat().st_size == size
+
+
+def test_a_torn_last_metrics_line_is_skipped_and_a_bad_middle_line_named(tmp_path):
+    from mmopsd.errors import MmopsdError, MmopsdWarning
+    from mmopsd.metrics import MetricsLog
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    log.write({"kind": "train", "step": 1})
+    with log.path.open("a") as fh:
+        fh.write('{"kind": "tra')  # the disk filled mid-write
+    with pytest.warns(MmopsdWarning, match="torn last line"):
+        assert log.read() == [{"kind": "train", "step": 1}]
+    log.path.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(MmopsdError, match="line 2 is not JSON"):
+        log.read()
