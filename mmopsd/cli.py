@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=_at_least_one)
     ev.add_argument("--max-turns", type=_at_least_one)
     ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
+    ev.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module first (one that registers your own environment)",
+    )
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
     sub.add_parser("list", help="registered losses, teachers, providers, environments and models")
@@ -145,11 +153,13 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from mmopsd import checkpoint
     from mmopsd.agents.prompting import prompt_for
+    from mmopsd.config import import_modules
     from mmopsd.evaluation import evaluate
     from mmopsd.policies.loading import load_policy
     from mmopsd.rollout import make_envs
 
     settings = _eval_settings(args)
+    import_modules(settings["imports"])
     for out in (args.out, args.markdown):
         _check_output(out)
     # The environment is checked before the model loads: a mistake costs a second.
@@ -201,11 +211,11 @@ def _eval_settings(args: argparse.Namespace) -> dict:
                 if not isinstance(run, dict):
                     raise ConfigError(f"{file} holds no mapping of config fields")
                 break
-    out = {**EVAL_DEFAULTS, "model": "smollm2-135m"}
+    out = {**EVAL_DEFAULTS, "model": "smollm2-135m", "imports": []}
     out.update(
         {
             k: run[k]
-            for k in ("model", "env", "env_kwargs", "max_new_tokens", "max_turns")
+            for k in ("model", "env", "env_kwargs", "max_new_tokens", "max_turns", "imports")
             if k in run
         }
     )
@@ -214,6 +224,7 @@ def _eval_settings(args: argparse.Namespace) -> dict:
     for key in ("model", "env", "split", "max_new_tokens", "max_turns"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
+    out["imports"] = [*out["imports"], *args.imports]
     if args.env_kwargs is not None:
         try:
             out["env_kwargs"] = json.loads(args.env_kwargs)

@@ -32,6 +32,8 @@ class TrainConfig:
     """Everything a self-distillation run needs.
 
     Attributes:
+        imports: modules imported before the run, e.g. the one that registers your own
+            environments, providers or losses (``[mypkg.envs]``).
         model: ``smollm2-135m`` (packaged), a local model directory, or a cached hub id.
         dtype: ``auto`` (bf16 on capable GPUs, fp32 elsewhere), ``float32``, ``bfloat16``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
@@ -90,6 +92,7 @@ class TrainConfig:
         seed: seed of episodes, sampling and initialisation.
     """
 
+    imports: list[str] = field(default_factory=list)
     model: str = "smollm2-135m"
     dtype: str = "auto"
     device: str = "auto"
@@ -281,3 +284,17 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         want = getattr(hint, "__name__", str(hint))
         raise ConfigError(f"config field {key!r} must be {want}, got {value!r}")
     return value
+
+
+def import_modules(names: list[str]) -> None:
+    """Import each module (they register environments, providers, losses, ...)."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(
+                f"cannot import {name!r} (from imports): {err}; is its package installed and "
+                "on the Python path?"
+            ) from err

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from mmopsd import checkpoint
 from mmopsd.agents.prompting import PromptSpec, prompt_for
 from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, import_modules
 from mmopsd.curriculum import TemporalCurriculum
 from mmopsd.distill import LossSpec, distill_backward, turn_divergences
 from mmopsd.errors import ConfigError, MmopsdError
@@ -94,6 +94,7 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
     if resolve_device(config.device).type == "cpu":
         tune_cpu_allocator()
     # Everything a config names is checked before the model loads: a mistake costs a second.
+    import_modules(config.imports)
     provider = build_provider(config.provider, **config.provider_kwargs)
     loss_fn = get_loss(config.loss)
     check_loss(config.loss, loss_fn, config.loss_kwargs)

@@ -121,6 +121,7 @@ CASES = [
     ("env-kwarg", T(*S("env_kwargs.n_dors=2")), {}, "env_kwargs has 'n_dors'"),
     ("env-kwarg-type", T(*S("env_kwargs.n_doors=two")), {}, "check the types in env_kwargs"),
     ("env-split", T(*S("train_split=validation")), {}, "split must be 'train' or 'test'"),
+    ("imports", T(*S("imports=[no_such_module_xyz]")), {}, "cannot import 'no_such_module_xyz'"),
     # --- train: models and outputs
     ("model-alias", T(*S("model=smollm9")), {}, "unknown model 'smollm9'"),
     ("model-empty-dir", T(*S("model={empty}")), {}, "holds no config.json"),
@@ -144,6 +145,7 @@ CASES = [
         "model.safetensors cannot be read",
     ),
     ("eval-run-config", ["eval", "--checkpoint", "{broken_run}"], {}, "is not valid YAML"),
+    ("eval-import", ["eval", "--import", "no_such_module_xyz"], {}, "cannot import"),
     ("eval-out-is-dir", ["eval", "--out", "{empty}"], {}, "is a directory"),
     # --- demo, list, the command itself
     ("demo-name", ["demo", "chess"], {}, "invalid choice: 'chess'"),

@@ -1,0 +1,167 @@
+"""The gymnasium wrappers: each one alone, the README's FrozenLake recipe end to end."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from mmopsd.envs.wrappers import (
+    DescribeObservations,
+    PrivilegedInfo,
+    SeedSplits,
+    SuccessInfo,
+    TextActions,
+)
+
+from mmopsd.config import TrainConfig
+from mmopsd.testing import tiny_text_policy
+from mmopsd.trainer import train
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def frozen_lake() -> str:
+    """The README's FrozenLake snippet, run as written (registered under a test id)."""
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
+    assert len([line for line in block.splitlines() if line.strip()]) <= 30
+    env_id = "readme/FrozenLake-v0"
+    if env_id not in gym.registry:
+        exec(block.replace("mypkg/FrozenLake-v0", env_id), {})
+    return env_id
+
+
+def test_the_readme_frozen_lake_passes_check_env_and_its_expert_wins(frozen_lake):
+    env = gym.make(frozen_lake, disable_env_checker=True)
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    assert obs.splitlines()[1] == "AFFF" and "expert_plan" not in obs
+    assert info["admissible_commands"] == ["left", "down", "right", "up"]
+    assert info["privileged"]["expert_plan"] == "down, down, right, down, right, right"
+    for _ in range(6):
+        obs, reward, terminated, _, info = env.step(info["privileged"]["next_action"])
+    assert terminated and reward == 1.0 and info["success"]
+
+
+def test_the_readme_frozen_lake_trains_a_step(frozen_lake, tmp_path):
+    config = TrainConfig(
+        model="tiny",
+        env=frozen_lake,
+        provider="reference",
+        provider_kwargs={"kind": "expert_plan"},
+        steps=1,
+        batch_size=2,
+        max_turns=2,
+        max_new_tokens=3,
+        eval_episodes=2,
+        out_dir=str(tmp_path / "run"),
+    )
+    summary = train(config, policy=tiny_text_policy(), progress=False)
+    assert summary.steps == 1 and (tmp_path / "run" / "checkpoints" / "step-1").is_dir()
+
+
+class _Counter(gym.Env):
+    """A tiny env: Discrete(3) actions, observation = the number of steps taken."""
+
+    observation_space = gym.spaces.Discrete(100)
+    action_space = gym.spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.n, self.seed_seen = 0, seed
+        return 0, {}
+
+    def step(self, action):
+        self.n += 1
+        done = action == 2
+        return self.n, float(done), done, False, {"last": int(action)}
+
+
+def test_text_actions_match_names_list_them_and_never_step_on_invalid_text():
+    env = TextActions(DescribeObservations(_Counter(), lambda o, e: f"steps: {o}"), ["a", "b", "c"])
+    obs, info = env.reset()
+    assert info["admissible_commands"] == ["a", "b", "c"]
+    obs, _, _, _, info = env.step("B.")
+    assert obs == "steps: 1" and info == {**info, "invalid": False, "action": "b", "last": 1}
+    for bad in ["", "\x00", "zzz", "x" * 10_000]:
+        obs, reward, terminated, _, info = env.step(bad)
+        assert info["invalid"] and not terminated and reward == 0.0
+        assert obs.endswith("steps: 1") and "not a valid action. Valid actions: a, b, c." in obs
+    assert env.unwrapped.n == 1  # the wrapped env never stepped
+
+
+def test_text_actions_noop_parser_and_step_cap():
+    parse = lambda t: int(t[5]) if re.fullmatch(r"push\(\d\)", t) else None  # noqa: E731
+    env = TextActions(
+        DescribeObservations(_Counter(), lambda o, e: str(o)), parser=parse, noop=0, max_steps=3
+    )
+    env.reset()
+    assert env.step("push(1)")[4]["last"] == 1
+    obs, _, _, truncated, info = env.step("push(")
+    assert info["invalid"] and info["last"] == 0 and obs.endswith("\n2") and not truncated
+    assert env.step("push(0)")[3]  # truncated at the third call
+    with pytest.raises(ValueError, match="either named actions or a parser"):
+        TextActions(_Counter())
+
+
+def test_describe_observations_declares_its_space_and_keeps_text_printable():
+    image = np.zeros((4, 5, 3), np.uint8)
+    env = DescribeObservations(
+        _Counter(), lambda o, e: {"text": f"é{o}", "image": image}, image_shape=(4, 5, 3)
+    )
+    obs, _ = env.reset()
+    assert obs["text"] == "?0" and env.observation_space.contains(obs)
+    bad = DescribeObservations(_Counter(), lambda o, e: {"text": "x", "image": image})
+    with pytest.raises(TypeError, match="describe must return text"):
+        bad.reset()
+
+
+def test_privileged_info_reads_the_unwrapped_env_and_stays_out_of_observations():
+    env = PrivilegedInfo(
+        DescribeObservations(_Counter(), lambda o, e: str(o)), lambda e: {"secret": e.n * 10}
+    )
+    obs, info = env.reset()
+    assert info["privileged"] == {"secret": 0}
+    obs, *_, info = env.step(1)
+    assert info["privileged"] == {"secret": 10} and "10" not in obs
+
+
+def test_seed_splits_never_share_a_seed():
+    train_env, test_env = SeedSplits(_Counter(), "train"), SeedSplits(_Counter(), "test")
+    train_seeds, test_seeds = set(), set()
+    for s in range(500):
+        train_env.reset(seed=s)
+        test_env.reset(seed=s)
+        train_seeds.add(train_env.unwrapped.seed_seen)
+        test_seeds.add(test_env.unwrapped.seed_seen)
+    assert not train_seeds & test_seeds and len(train_seeds) == len(test_seeds) == 500
+    with pytest.raises(ValueError, match="split must be"):
+        SeedSplits(_Counter(), "dev")
+
+
+def test_success_info_marks_a_positive_ending():
+    env = SuccessInfo(_Counter())
+    env.reset()
+    assert env.step(0)[4]["success"] is False
+    assert env.step(2)[4]["success"] is True
+
+
+def test_eval_imports_the_module_that_registers_a_wrapped_env(tmp_path, monkeypatch, capsys):
+    from mmopsd.cli import main
+
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
+    (tmp_path / "lake_module.py").write_text(block.replace("mypkg/", "lakemod/"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    policy = tiny_text_policy()
+    policy.model.save_pretrained(tmp_path / "model")
+    policy.tokenizer.save_pretrained(tmp_path / "model")
+    args = ["eval", "--import", "lake_module", "--env", "lakemod/FrozenLake-v0"]
+    args += ["--model", str(tmp_path / "model"), "--episodes", "2", "--max-turns", "2"]
+    assert main(args) == 0
+    assert '"episodes": 2' in capsys.readouterr().out
