@@ -153,6 +153,21 @@ PROMPTS.add(
 )
 
 
+PROMPTS.add(
+    "mmopsd/BabyAI",
+    PromptSpec(
+        instruction="Reply with one action: turn left, turn right, go forward, pick up, drop "
+        "or toggle.",
+        assistant_prefix="Next action:",
+        history=2,
+    ),
+)
+
+
 def prompt_for(env_id: str) -> PromptSpec:
-    """The prompt spec registered for ``env_id``, else the default one."""
-    return PROMPTS.get(env_id) if env_id in PROMPTS else PROMPTS.get("default")
+    """The prompt spec registered for ``env_id``, else for its family (the id up to its first
+    ``-``: ``mmopsd/BabyAI`` serves every BabyAI level), else the default one."""
+    for key in (env_id, env_id.split("-", 1)[0]):
+        if key in PROMPTS:
+            return PROMPTS.get(key)
+    return PROMPTS.get("default")

@@ -15,13 +15,19 @@ REGISTERED: dict[str, str] = {
     "mmopsd/GUIClick-v0": "mmopsd.envs.gui:GUIClickEnv",
     "mmopsd/GUIForm-v0": "mmopsd.envs.gui:GUIFormEnv",
 }
+# Benchmarks reached through wrappers: one factory, the level as a keyword.
+BABYAI = ("GoToLocal", "GoTo", "Pickup", "Open", "PutNextLocal", "SynthSeq", "GoToObj", "PickupLoc")
+KWARGS: dict[str, dict] = {}
+for _level in BABYAI:
+    REGISTERED[f"mmopsd/BabyAI-{_level}-v0"] = "mmopsd.envs.babyai:make_babyai"
+    KWARGS[f"mmopsd/BabyAI-{_level}-v0"] = {"level": _level}
 
 
 def register_all() -> None:
     """Register every mmopsd environment with gymnasium (idempotent, lazy entry points)."""
     for env_id, entry_point in REGISTERED.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=entry_point)
+            gym.register(id=env_id, entry_point=entry_point, kwargs=KWARGS.get(env_id, {}))
 
 
 register_all()

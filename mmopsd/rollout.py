@@ -74,7 +74,7 @@ def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
         check_keys("env_kwargs", what, kwargs, known_args)
     try:
         return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
-    except (TypeError, ValueError, OSError) as err:
+    except (TypeError, ValueError, OSError, ImportError) as err:
         tip = "; check the types in env_kwargs" if isinstance(err, TypeError) else ""
         raise ConfigError(f"cannot make {env_id} with {kwargs}: {err}{tip}") from err
 

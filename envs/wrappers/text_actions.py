@@ -60,6 +60,7 @@ class TextActions(gym.Wrapper, RecordConstructorArgs):
         self.max_steps = max_steps
         self.invalid_penalty = invalid_penalty
         self.action_space = text_space()
+        self.free_text = False  # actions have a grammar: names or the parser's
         self._steps = 0
         self._last: tuple[Any, dict[str, Any]] = ("", {})
 
