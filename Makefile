@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmopsd-installed
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup browser demo test test-slow lint bench clean
 
 setup: $(STAMP)
 
@@ -19,10 +19,18 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/mmopsd demo
 
-test: setup
+# MiniWoB++ runs in the system's Chromium: installed here when we are root with apt-get;
+# otherwise its tests are skipped and say how to install it.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	echo "Chromium is missing, MiniWoB++ tests will be skipped: apt-get install chromium chromium-driver"
+
+test: setup browser
 	$(BIN)/python -m pytest
 
-test-slow: setup
+test-slow: setup browser
 	$(BIN)/python -m pytest -m slow
 
 lint: setup

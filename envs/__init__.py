@@ -17,7 +17,24 @@ REGISTERED: dict[str, str] = {
 }
 # Benchmarks reached through wrappers: one factory, the level as a keyword.
 BABYAI = ("GoToLocal", "GoTo", "Pickup", "Open", "PutNextLocal", "SynthSeq", "GoToObj", "PickupLoc")
+MINIWOB = (
+    "click-button",
+    "click-link",
+    "click-checkboxes",
+    "click-tab",
+    "click-dialog",
+    "focus-text",
+    "enter-text",
+    "enter-password",
+    "login-user",
+    "choose-list",
+    "use-autocomplete",
+    "email-inbox",
+)
 KWARGS: dict[str, dict] = {}
+for _task in MINIWOB:
+    REGISTERED[f"mmopsd/MiniWoB-{_task}-v0"] = "mmopsd.envs.miniwob:make_miniwob"
+    KWARGS[f"mmopsd/MiniWoB-{_task}-v0"] = {"task": _task}
 for _level in BABYAI:
     REGISTERED[f"mmopsd/BabyAI-{_level}-v0"] = "mmopsd.envs.babyai:make_babyai"
     KWARGS[f"mmopsd/BabyAI-{_level}-v0"] = {"level": _level}

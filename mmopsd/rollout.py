@@ -228,6 +228,8 @@ def _advance(
     turn.terminated = bool(terminated)
     turn.truncated = bool(truncated) or (last and not terminated)
     turn.info = {**ep.info, "outcome": outcome}
+    if outcome.get("error"):  # the env ended the episode itself (e.g. its browser died)
+        ep.trajectory.error = str(outcome["error"])
     if turn.terminated or turn.truncated:
         ep.trajectory.success = bool(outcome.get("success", outcome.get("won", False)))
         ep.done = True

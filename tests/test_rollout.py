@@ -112,3 +112,32 @@ def test_on_env_error_end_finishes_the_other_episodes():
     done, failed, full = _mixed_rollout("end")
     assert done.success and full.success and len(full.turns) == 3
     assert "simulator crashed" in failed.error and len(failed.turns) == 2
+
+
+def test_an_env_that_ends_an_episode_with_an_error_marks_only_that_trajectory():
+    """E.g. MiniWoB's browser dying: the env answers truncated with ``info["error"]``."""
+    import gymnasium as gym
+    from mmopsd.agents.prompting import PromptSpec
+    from mmopsd.envs.base import text_space
+
+    from mmopsd.rollout import Sampling, rollout
+    from mmopsd.testing import ScriptedPolicy, tiny_text_policy
+
+    class Fragile(gym.Env):
+        observation_space = action_space = text_space()
+
+        def __init__(self, dies: bool) -> None:
+            self.dies = dies
+
+        def reset(self, *, seed=None, options=None):
+            return "Say ok.", {}
+
+        def step(self, action):
+            if self.dies:
+                return "Say ok.", 0.0, False, True, {"error": "the browser died"}
+            return "done", 1.0, True, False, {"success": True}
+
+    policy = ScriptedPolicy(tiny_text_policy(), lambda prompt: "ok")
+    trajs = rollout(policy, [Fragile(True), Fragile(False)], [0, 1], PromptSpec(), Sampling(4))
+    assert trajs[0].error == "the browser died" and not trajs[0].success
+    assert trajs[1].error is None and trajs[1].success

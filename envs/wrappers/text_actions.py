@@ -105,7 +105,7 @@ class TextActions(gym.Wrapper, RecordConstructorArgs):
         if self.noop is not None:
             obs, reward, terminated, truncated, info = self.env.step(self.noop)
         else:
-            obs, info = self._last
+            obs, info = copy.deepcopy(self._last[0]), self._last[1]  # new data every call
             reward, terminated, truncated = 0.0, False, False
             info = {k: copy.deepcopy(v) for k, v in info.items() if k == "privileged"}
         info = {**info, "invalid": True, "action": None, "feedback": feedback}

@@ -1,0 +1,78 @@
+"""MiniWoB++ in a real headless Chromium through mmopsd's wrappers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import gymnasium as gym
+import pytest
+
+pytest.importorskip("miniwob", reason="the miniwob extra is missing: pip install 'mmopsd[miniwob]'")
+if os.environ.get("MMOPSD_REQUIRE_BROWSER") and not shutil.which("chromedriver"):
+    pytest.fail("MMOPSD_REQUIRE_BROWSER is set but Chromium is missing", pytrace=False)
+if not (shutil.which("chromium") and shutil.which("chromedriver")):
+    pytest.skip(
+        "MiniWoB++ needs Chromium: as root, apt-get install chromium chromium-driver "
+        "(make test does this when it runs as root)",
+        allow_module_level=True,
+    )
+
+import mmopsd.envs
+
+TASKS = mmopsd.envs.MINIWOB
+
+
+@pytest.fixture(scope="module")
+def click_button():
+    env = gym.make("mmopsd/MiniWoB-click-button-v0", disable_env_checker=True)
+    yield env
+    env.close()
+
+
+def test_clicking_the_privileged_target_centre_wins_click_button(click_button):
+    wins = 0
+    for seed in range(10):
+        _, info = click_button.reset(seed=seed)
+        box = info["privileged"]["target_box"]
+        x, y = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+        *_, terminated, _, out = click_button.step(f"click({x}, {y})")
+        wins += bool(terminated and out["success"] and out["grounded"])
+    assert wins >= 9
+
+
+def test_a_killed_browser_ends_its_episode_with_an_error_and_the_next_reset_works(click_button):
+    import psutil
+
+    _, info = click_button.reset(seed=100)
+    driver = click_button.unwrapped.instance.driver.service.process.pid
+    for child in psutil.Process(driver).children(recursive=True):
+        child.kill()
+    obs, reward, terminated, truncated, out = click_button.step("click(10, 10)")
+    assert truncated and not terminated and reward == 0.0
+    assert "the browser died" in out["error"]
+    assert click_button.observation_space.contains(obs)
+    _, info = click_button.reset(seed=101)  # a new browser
+    *_, terminated, _, out = click_button.step(info["privileged"]["next_action"])
+    assert terminated and out["success"]
+
+
+def test_bad_actions_are_invalid_and_never_reach_the_page(click_button):
+    obs, _ = click_button.reset(seed=5)
+    for bad in ["click(-5, 99999)", 'type("', 'press("<Nope>")', "click_element(x)", ""]:
+        new, reward, terminated, _, out = click_button.step(bad)
+        assert out["invalid"] and not terminated and reward == 0.0
+        assert new["text"].endswith(obs["text"]) and "is not a valid action" in new["text"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_shows_instruction_dom_and_screenshot(task):
+    env = gym.make(f"mmopsd/MiniWoB-{task}-v0", disable_env_checker=True)
+    try:
+        obs, info = env.reset(seed=3)
+        assert obs["text"].startswith("Task: ") and "\nPage elements:\n[" in obs["text"]
+        assert env.observation_space.contains(obs)
+        assert info["privileged"]["a11y"] and "fields" in info["privileged"]
+        assert obs["image"].shape == (210, 160, 3) and obs["image"].std() > 0
+    finally:
+        env.close()
