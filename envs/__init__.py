@@ -14,6 +14,7 @@ REGISTERED: dict[str, str] = {
     "mmopsd/Sokoban-v0": "mmopsd.envs.sokoban:SokobanEnv",
     "mmopsd/GUIClick-v0": "mmopsd.envs.gui:GUIClickEnv",
     "mmopsd/GUIForm-v0": "mmopsd.envs.gui:GUIFormEnv",
+    "mmopsd/Crafter-v0": "mmopsd.envs.crafter:make_crafter",
 }
 # Benchmarks reached through wrappers: one factory, the level as a keyword.
 BABYAI = ("GoToLocal", "GoTo", "Pickup", "Open", "PutNextLocal", "SynthSeq", "GoToObj", "PickupLoc")

@@ -17,6 +17,7 @@ DEMOS = {
     "keydoor-multiroom": "keydoor_multiroom.yaml",
     "alfworld": "alfworld_expert_plan.yaml",
     "keydoor-skills": "keydoor_skills.yaml",
+    "babyai": "babyai_bot.yaml",
 }
 EVAL_DEFAULTS = {
     "env": "mmopsd/KeyDoor-v0",
@@ -71,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         default="keydoor",
         choices=sorted(DEMOS),
-        help="keydoor (one room), keydoor-multiroom (multi-turn), alfworld (expert plans) or "
-        "keydoor-skills (skills the model writes itself)",
+        help="keydoor (one room), keydoor-multiroom (multi-turn), alfworld (expert plans), "
+        "keydoor-skills (skills the model writes itself) or babyai (the BabyAI bot's moves)",
     )
     _add_overrides(demo)
     train = sub.add_parser("train", help="train from a YAML config")
