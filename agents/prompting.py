@@ -29,6 +29,8 @@ class PromptSpec:
         parser: ``prefix`` (prefix + first line) or ``tag`` (``<action>...</action>``).
         show_admissible: list ``info["admissible_commands"]`` after each observation.
         history: keep the last ``history`` exchanges after the task (None: all of them).
+        text_only: leave images out of observations (set for text-only models, on
+            environments whose observations also hold text).
     """
 
     system: str | None = None
@@ -38,6 +40,7 @@ class PromptSpec:
     parser: str = "prefix"
     show_admissible: bool = False
     history: int | None = None
+    text_only: bool = False
 
     def __post_init__(self) -> None:
         PARSERS.get(self.parser)  # unknown parser names fail here, listing the known ones
@@ -73,6 +76,8 @@ class PromptSpec:
         self, observation: Any, info: Mapping[str, Any], tail: str, note: str = ""
     ) -> Message:
         parts = observation_parts(observation)
+        if self.text_only:
+            parts = [p for p in parts if isinstance(p, TextPart)]
         text = ""
         if self.show_admissible and info.get("admissible_commands"):
             text += "\nAdmissible actions: " + ", ".join(info["admissible_commands"]) + "."

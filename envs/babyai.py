@@ -9,8 +9,8 @@ top of it, as in BabyAI-Text and BALROG:
 - six text actions: turn left, turn right, go forward, pick up, drop, toggle; other text
   plays minigrid's no-op ``done`` with feedback and ``info["invalid"]``;
 - ``info["privileged"]`` from minigrid's own ``BabyAIBot``: ``next_action`` (the bot's next
-  move) and ``expert_plan`` (its stack of subgoals as text). Where the bot cannot plan a
-  state, both keys are left out.
+  move), ``expert_plan`` (its stack of subgoals as text) and ``hint`` (both in a sentence).
+  Where the bot cannot plan a state, these keys are left out.
 
 minigrid 3.2 needs Python >= 3.11 (``pip install "mmopsd[babyai]"``); the ids are registered
 on every Python and say so when made without it.
@@ -101,6 +101,10 @@ class BotInfo(gym.Wrapper, RecordConstructorArgs):
         if self._next is not None and self._next < len(ACTIONS):
             privileged["next_action"] = ACTIONS[self._next]
             privileged["expert_plan"] = plan_text(self.bot, self.env.unwrapped)
+            privileged["hint"] = (
+                f"The expert's next action: {ACTIONS[self._next]}. "
+                f"Its plan: {privileged['expert_plan']}."
+            )
         return {**info, "privileged": privileged}
 
 

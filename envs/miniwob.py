@@ -10,8 +10,9 @@ The benchmark stays the benchmark: MiniWoB's own pages, reset, step and reward. 
   with feedback and ``info["invalid"]`` without touching the page;
 - ``info["privileged"]`` holds the target element's box (the task's fields matched against the
   DOM) as ``target_box`` and ``boxes`` (so ``image_crop`` zooms on it), the DOM as an
-  accessibility-style list under ``a11y`` (for ``reference``), the task's ``fields``, and for
-  click tasks ``next_action``; ``info["grounded"]`` says whether a click hit the target box;
+  accessibility-style list under ``a11y`` (for ``reference``), the task's ``fields``, a
+  ``hint`` in words, and ``next_action`` where a target was found; ``info["grounded"]`` says
+  whether a click hit the target box;
 - one browser per environment, reused across resets and closed by ``env.close()``. A browser
   that dies ends only its own episode (``info["error"]`` set, truncated) and is restarted on
   the next reset.
@@ -193,11 +194,14 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             "a11y": "\n".join(_element_line(e) for e in visible(obs["dom_elements"])),
         }
         self._target = box_of(found[0]) if found else None
+        notes = [f"{k}: {v}" for k, v in privileged["fields"].items()]
         if found:
             privileged["target_box"] = self._target
             privileged["boxes"] = [box_of(e) for e in found]
             x, y = _centre(self._target)
             privileged["next_action"] = f"click({x}, {y})"
+            notes.insert(0, f"the target element is at ({x}, {y})")
+        privileged["hint"] = "; ".join(notes) or "no target on this page"
         return {**info, "privileged": privileged}
 
 

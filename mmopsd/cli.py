@@ -90,7 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--env", help=f"environment id (default {EVAL_DEFAULTS['env']})")
     ev.add_argument("--split", help="split to evaluate (default test)")
-    ev.add_argument("--episodes", type=_at_least_one, default=64)
+    ev.add_argument(
+        "--episodes", type=_at_least_one, help="episodes (default 64; a suite's own per env)"
+    )
+    ev.add_argument("--suite", help="evaluate a named suite: gui, embodied or all")
+    ev.add_argument(
+        "--with-privileged",
+        action="store_true",
+        help="evaluate the teacher: the model with its environment's privileged information",
+    )
+    ev.add_argument(
+        "--leaderboard", type=Path, help="add or replace this model's row in FILE.md (and .png)"
+    )
+    ev.add_argument("--label", help="the leaderboard row's name (default: model or checkpoint)")
     ev.add_argument("--max-new-tokens", type=_at_least_one)
     ev.add_argument("--max-turns", type=_at_least_one)
     ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
@@ -152,38 +164,35 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from mmopsd import checkpoint
     from mmopsd.agents.prompting import prompt_for
     from mmopsd.config import import_modules
     from mmopsd.evaluation import evaluate
-    from mmopsd.policies.loading import load_policy
     from mmopsd.rollout import make_envs
 
     settings = _eval_settings(args)
     import_modules(settings["imports"])
-    for out in (args.out, args.markdown):
+    for out in (args.out, args.markdown, args.leaderboard):
         _check_output(out)
+    if args.suite:
+        return _eval_suite(args, settings)
     # The environment is checked before the model loads: a mistake costs a second.
     make_envs(settings["env"], 1, split=settings["split"], **settings["env_kwargs"])[0].close()
-    policy = load_policy(settings["model"])
-    if args.checkpoint is not None:
-        if not args.checkpoint.exists():
-            raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
-        path = (
-            checkpoint.latest(args.checkpoint / "checkpoints")
-            or checkpoint.latest(args.checkpoint)
-            or args.checkpoint
-        )
-        checkpoint.load_weights(path, policy.model)
+    policy = _load_for_eval(args, settings)
+    provider = None
+    if args.with_privileged:
+        from mmopsd.privileged import build_provider
+
+        provider = build_provider(settings["provider"], **settings["provider_kwargs"])
     result = evaluate(
         policy,
         settings["env"],
         prompt_for(settings["env"]),
-        episodes=args.episodes,
+        episodes=args.episodes or 64,
         env_kwargs=settings["env_kwargs"],
         split=settings["split"],
         max_turns=settings["max_turns"],
         max_new_tokens=settings["max_new_tokens"],
+        provider=provider,
     )
     text = json.dumps(
         {"env": settings["env"], "split": settings["split"], **result.to_dict()}, indent=2
@@ -196,6 +205,62 @@ def _eval(args: argparse.Namespace) -> int:
         args.out.write_text(text)
     if args.markdown:
         args.markdown.write_text(table + "\n")
+    return 0
+
+
+def _load_for_eval(args: argparse.Namespace, settings: dict):
+    """The model, with the checkpoint's weights when one is given."""
+    from mmopsd import checkpoint
+    from mmopsd.policies.loading import load_policy
+
+    if args.checkpoint is not None and not args.checkpoint.exists():
+        raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
+    policy = load_policy(settings["model"])
+    if args.checkpoint is not None:
+        path = (
+            checkpoint.latest(args.checkpoint / "checkpoints")
+            or checkpoint.latest(args.checkpoint)
+            or args.checkpoint
+        )
+        checkpoint.load_weights(path, policy.model)
+    return policy
+
+
+def _eval_suite(args: argparse.Namespace, settings: dict) -> int:
+    """``--suite``: every environment of the suite, a table, optionally a leaderboard row."""
+    from mmopsd import leaderboard
+    from mmopsd.rollout import make_envs
+    from mmopsd.suites import SUITES, run_suite, table
+
+    entries = SUITES.get(args.suite)
+    for entry in entries:  # every environment can be made, before the model loads
+        make_envs(entry.env, 1, split="test", **entry.env_kwargs)[0].close()
+    policy = _load_for_eval(args, settings)
+
+    def say(s) -> None:
+        print(f"{s.name}: {s.metric} {s.score:.3f} ± {s.stderr:.3f} ({s.seconds:.0f} s)")
+
+    scores = run_suite(
+        policy,
+        entries,
+        with_privileged=args.with_privileged,
+        episodes=args.episodes,
+        max_turns=args.max_turns,
+        progress=say,
+    )
+    text = table(scores)
+    print()
+    print(text)
+    if args.out:
+        args.out.write_text(json.dumps([s.to_dict() for s in scores], indent=2))
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    if args.leaderboard:
+        label = args.label or str(args.checkpoint or settings["model"])
+        if args.with_privileged and not args.label:
+            label += " + privileged"
+        png = leaderboard.update(args.leaderboard, label, scores)
+        print(f"\nleaderboard: {args.leaderboard} (row {label!r}), chart: {png}")
     return 0
 
 
@@ -213,10 +278,20 @@ def _eval_settings(args: argparse.Namespace) -> dict:
                     raise ConfigError(f"{file} holds no mapping of config fields")
                 break
     out = {**EVAL_DEFAULTS, "model": "smollm2-135m", "imports": []}
+    out.update(provider="hint", provider_kwargs={})
     out.update(
         {
             k: run[k]
-            for k in ("model", "env", "env_kwargs", "max_new_tokens", "max_turns", "imports")
+            for k in (
+                "model",
+                "env",
+                "env_kwargs",
+                "max_new_tokens",
+                "max_turns",
+                "imports",
+                "provider",
+                "provider_kwargs",
+            )
             if k in run
         }
     )

@@ -30,6 +30,8 @@ class EvalResult:
     tokens_per_episode: float = 0.0
     per_task: dict[str, dict[str, float]] = field(default_factory=dict)
     grounding: float | None = None
+    progression: float | None = None
+    progression_std: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
@@ -128,6 +130,12 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
             "episodes": float(len(results)),
         }
     n = max(1, len(trajs))
+    reached = [_progression(t) for t in trajs]
+    reached = [p for p in reached if p is not None]
+    progression = sum(reached) / len(reached) if reached else None
+    spread = (
+        math.sqrt(sum((p - progression) ** 2 for p in reached) / len(reached)) if reached else 0.0
+    )
     hits = [g for t in turns if isinstance(g := t.info.get("outcome", {}).get("grounded"), bool)]
     return EvalResult(
         success=wins / n,
@@ -138,5 +146,17 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         mean_turns=len(turns) / n,
         tokens_per_episode=sum(t.response_tokens for t in trajs) / n,
         per_task=per_task,
+        progression=progression,
+        progression_std=spread,
         grounding=sum(hits) / len(hits) if hits else None,
     )
+
+
+def _progression(traj: Trajectory) -> float | None:
+    """The progression the environment reported at the episode's last turn (Crafter's
+    achievements unlocked / 22), if it reports one."""
+    for turn in reversed(traj.turns):
+        value = turn.info.get("outcome", {}).get("progression")
+        if value is not None:
+            return float(value)
+    return None

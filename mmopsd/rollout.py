@@ -14,6 +14,7 @@ about the decision taken in that turn); the environment's answer to the action i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,8 @@ def rollout(
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
     if on_env_error not in ("raise", "end"):
         raise ValueError(f"on_env_error must be 'raise' or 'end', got {on_env_error!r}")
+    if not policy.sees_images and not spec.text_only:  # a text model reads the text alone
+        spec = dataclasses.replace(spec, text_only=True)
     episodes = []
     for i, (env, seed) in enumerate(zip(envs, seeds)):
         obs, info = env.reset(seed=int(seed))

@@ -49,6 +49,8 @@ class Policy:
         tokenizer: its tokenizer (``eos_token_id`` and a pad id are required).
     """
 
+    sees_images: bool = False  # text-only models read only the text of observations
+
     def __init__(self, model: torch.nn.Module, tokenizer: object) -> None:
         self.model = model
         self.tokenizer = tokenizer

@@ -27,6 +27,8 @@ class VisionLanguagePolicy(Policy):
         image_backend: ``auto``, ``qwen_vl_utils`` or ``pil`` (see :func:`prepare_image`).
     """
 
+    sees_images = True
+
     def __init__(
         self,
         model: torch.nn.Module,
