@@ -94,3 +94,24 @@ def test_multi_turn_examples_run(tmp_path, script, overrides):
     assert "student after training" in done.stdout
     records = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(records[-1])["kind"] == "summary"
+
+
+def test_the_all_suite_on_smollm2_writes_a_leaderboard(tmp_path, capsys):
+    """Every benchmark of ``all`` (MiniWoB++ in Chromium, BabyAI, Crafter, ALFWorld) with
+    the packaged model, one episode of one turn each, student and teacher rows."""
+    board = tmp_path / "board.md"
+    base = ["eval", "--suite", "all", "--model", "smollm2-135m", "--episodes", "1"]
+    base += ["--max-turns", "1", "--leaderboard", str(board)]
+    assert main(base) == 0
+    assert main([*base, "--with-privileged"]) == 0
+    rows = [line for line in board.read_text().splitlines() if line.startswith("| smollm2")]
+    assert [r.split(" | ")[0] for r in rows] == ["| smollm2-135m", "| smollm2-135m + privileged"]
+    assert "MiniWoB-email-inbox" in board.read_text() and board.with_suffix(".png").is_file()
+
+
+def test_babyai_demo_runs_a_step(tmp_path):
+    out = tmp_path / "run"
+    args = ["demo", "babyai", "--quiet", "--set", f"out_dir={out}", "--set", "steps=1"]
+    args += ["--set", "eval_episodes=2", "--set", "batch_size=2", "--set", "max_turns=2"]
+    assert main(args) == 0
+    assert (out / "checkpoints" / "step-1").is_dir()
