@@ -79,3 +79,18 @@ def test_eval_suite_cli_writes_a_leaderboard_row(tmp_path, capsys):
     text = board.read_text()
     assert "| tiny |" in text and "| tiny teacher |" in text and "BabyAI-SynthSeq" in text
     assert board.with_suffix(".png").is_file()
+
+
+def test_single_env_eval_with_privileged_uses_the_provider(tmp_path, capsys):
+    from mmopsd.cli import main
+    from mmopsd.testing import tiny_text_policy
+
+    policy = tiny_text_policy()
+    policy.model.save_pretrained(tmp_path / "m")
+    policy.tokenizer.save_pretrained(tmp_path / "m")
+    args = ["eval", "--model", str(tmp_path / "m"), "--episodes", "2", "--env", "mmopsd/Sokoban-v0"]
+    assert main(args) == 0  # the student needs no privileged information
+    capsys.readouterr()
+    # The teacher's view asks the provider (hint) for a key Sokoban does not give.
+    assert main([*args, "--with-privileged"]) == 2
+    assert "provider 'hint' needs info['privileged']['hint']" in capsys.readouterr().err
