@@ -1,7 +1,7 @@
 """Draw the README's benchmark pictures: what the agent sees, with privileged boxes marked.
 
-    python docs/pictures.py   # writes docs/miniwob.png, docs/babyai.png, docs/crafter.png
-                              # and prints the text each agent reads
+python docs/pictures.py   # writes docs/miniwob.png, docs/babyai.png, docs/crafter.png
+                          # and prints the text each agent reads
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
+import mmopsd.envs  # noqa: F401
 import numpy as np
 from PIL import Image, ImageDraw
-
-import mmopsd.envs  # noqa: F401
 
 HERE = Path(__file__).parent
 
