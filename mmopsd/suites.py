@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
+from mmopsd.envs import MINIWOB
 from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import MissingPrivilegedKey, Provider, build_provider
@@ -73,12 +74,8 @@ class EnvScore:
 SUITES: Registry[tuple[SuiteEntry, ...]] = Registry("suite")
 GUI = tuple(
     SuiteEntry(f"mmopsd/MiniWoB-{task}-v0", episodes=8, max_turns=4, max_new_tokens=16)
-    for task in (
-        "click-button", "click-link", "click-checkboxes", "click-tab", "click-dialog",
-        "focus-text", "enter-text", "enter-password", "login-user", "choose-list",
-        "use-autocomplete", "email-inbox",
-    )
-)  # fmt: skip
+    for task in MINIWOB
+)
 EMBODIED = (
     *(
         SuiteEntry(f"mmopsd/BabyAI-{level}-v0", episodes=8, max_turns=10, max_new_tokens=4)
