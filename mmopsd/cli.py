@@ -238,7 +238,8 @@ def _eval_suite(args: argparse.Namespace, settings: dict) -> int:
     policy = _load_for_eval(args, settings)
 
     def say(s) -> None:
-        print(f"{s.name}: {s.metric} {s.score:.3f} ± {s.stderr:.3f} ({s.seconds:.0f} s)")
+        line = f"{s.name}: {s.metric} {s.score:.3f} ± {s.stderr:.3f} ({s.seconds:.0f} s)"
+        print(line, flush=True)
 
     scores = run_suite(
         policy,
