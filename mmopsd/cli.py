@@ -164,7 +164,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from mmopsd.agents.prompting import prompt_for
     from mmopsd.config import import_modules
     from mmopsd.evaluation import evaluate
     from mmopsd.rollout import make_envs
@@ -186,7 +185,7 @@ def _eval(args: argparse.Namespace) -> int:
     result = evaluate(
         policy,
         settings["env"],
-        prompt_for(settings["env"]),
+        _spec(settings),
         episodes=args.episodes or 64,
         env_kwargs=settings["env_kwargs"],
         split=settings["split"],
@@ -206,6 +205,18 @@ def _eval(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(table + "\n")
     return 0
+
+
+def _spec(settings: dict):
+    """The environment's prompt, with the run's history window when it set one."""
+    import dataclasses
+
+    from mmopsd.agents.prompting import prompt_for
+
+    spec = prompt_for(settings["env"])
+    if settings.get("history") is not None:
+        spec = dataclasses.replace(spec, history=settings["history"])
+    return spec
 
 
 def _load_for_eval(args: argparse.Namespace, settings: dict):
@@ -292,6 +303,7 @@ def _eval_settings(args: argparse.Namespace) -> dict:
                 "imports",
                 "provider",
                 "provider_kwargs",
+                "history",
             )
             if k in run
         }
