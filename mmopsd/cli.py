@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--label", help="the leaderboard row's name (default: model or checkpoint)")
     ev.add_argument("--max-new-tokens", type=_at_least_one)
     ev.add_argument("--max-turns", type=_at_least_one)
+    ev.add_argument("--history", type=int, help="exchanges kept after the task (default: all)")
     ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
     ev.add_argument(
         "--import",
@@ -310,7 +311,7 @@ def _eval_settings(args: argparse.Namespace) -> dict:
     )
     if "eval_split" in run:
         out["split"] = run["eval_split"]
-    for key in ("model", "env", "split", "max_new_tokens", "max_turns"):
+    for key in ("model", "env", "split", "max_new_tokens", "max_turns", "history"):
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)
     out["imports"] = [*out["imports"], *args.imports]
