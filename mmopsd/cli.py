@@ -177,6 +177,7 @@ def _eval(args: argparse.Namespace) -> int:
         return _eval_suite(args, settings)
     # The environment is checked before the model loads: a mistake costs a second.
     make_envs(settings["env"], 1, split=settings["split"], **settings["env_kwargs"])[0].close()
+    spec = _spec(settings)
     policy = _load_for_eval(args, settings)
     provider = None
     if args.with_privileged:
@@ -186,7 +187,7 @@ def _eval(args: argparse.Namespace) -> int:
     result = evaluate(
         policy,
         settings["env"],
-        _spec(settings),
+        spec,
         episodes=args.episodes or 64,
         env_kwargs=settings["env_kwargs"],
         split=settings["split"],
@@ -216,6 +217,8 @@ def _spec(settings: dict):
 
     spec = prompt_for(settings["env"])
     if settings.get("history") is not None:
+        if settings["history"] < 0:
+            raise ConfigError(f"--history must be >= 0, got {settings['history']}")
         spec = dataclasses.replace(spec, history=settings["history"])
     return spec
 

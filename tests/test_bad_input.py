@@ -145,6 +145,7 @@ CASES = [
         "model.safetensors cannot be read",
     ),
     ("eval-run-config", ["eval", "--checkpoint", "{broken_run}"], {}, "is not valid YAML"),
+    ("eval-history", ["eval", "--history", "-1"], {}, "--history must be >= 0, got -1"),
     ("eval-suite", ["eval", "--suite", "everything"], {}, "unknown suite 'everything'"),
     ("eval-import", ["eval", "--import", "no_such_module_xyz"], {}, "cannot import"),
     ("eval-out-is-dir", ["eval", "--out", "{empty}"], {}, "is a directory"),
