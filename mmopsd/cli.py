@@ -350,6 +350,7 @@ def _list(args: argparse.Namespace) -> int:
     from mmopsd.losses import WEIGHTINGS, names
     from mmopsd.policies.packaged import PACKAGED
     from mmopsd.privileged import PROVIDERS
+    from mmopsd.suites import SUITES
     from mmopsd.teachers import TEACHERS
 
     print("losses:      ", ", ".join(names()))
@@ -358,6 +359,7 @@ def _list(args: argparse.Namespace) -> int:
     print("providers:   ", ", ".join(PROVIDERS.names()))
     print("environments:", ", ".join(sorted(k for k in gym.registry if k.startswith("mmopsd/"))))
     print("models:      ", ", ".join(PACKAGED))
+    print("suites:      ", ", ".join(SUITES.names()))
     return 0
 
 

@@ -60,3 +60,4 @@ def test_cli_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "forward_kl" in out and "mmopsd/KeyDoor-v0" in out and "frozen" in out
+    assert "suites:       all, embodied, gui" in out
