@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.utils import RecordConstructorArgs
+from mmopsd.envs.directions import relative
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
 ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
@@ -134,7 +135,7 @@ def _target(datum: Any, env: Any) -> str:
     ahead = np.asarray(env.dir_vec)
     right = np.array([-ahead[1], ahead[0]])
     offset = pos - np.asarray(env.agent_pos)
-    return f"the cell {_where(int(offset @ right), int(offset @ ahead))}"
+    return f"the cell {relative(int(offset @ right), int(offset @ ahead))}"
 
 
 def describe_view(grid: np.ndarray, carrying: Any = None) -> list[str]:
@@ -148,7 +149,7 @@ def describe_view(grid: np.ndarray, carrying: Any = None) -> list[str]:
             kind = IDX_TO_OBJECT[int(grid[i, j, 0])]
             if kind in HIDDEN or (i, j) == me:
                 continue
-            where = _where(i - me[0], me[1] - j)
+            where = relative(i - me[0], me[1] - j)
             if kind == "wall":
                 side = "forward" if i == me[0] else "row" if j == me[1] else None
                 if side and (side not in walls or abs(i - me[0]) + me[1] - j < walls[side][0]):
@@ -172,18 +173,6 @@ def _name(kind: str, colour: str, state: Any) -> str:
         door = {0: "open", 1: "closed", 2: "locked"}.get(int(state) if state is not None else 0)
         return f"an {door} {colour} door" if door == "open" else f"a {door} {colour} door"
     return f"a {colour} {kind}"
-
-
-def _where(right: int, forward: int) -> str:
-    def steps(n: int, word: str) -> str:
-        return f"{n} step{'s' if n != 1 else ''} {word}"
-
-    parts = []
-    if right:
-        parts.append(steps(abs(right), "right" if right > 0 else "left"))
-    if forward:
-        parts.append(steps(abs(forward), "forward" if forward > 0 else "back"))
-    return " and ".join(parts) or "here"
 
 
 @dataclass(frozen=True)

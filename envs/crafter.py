@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from mmopsd.envs.directions import relative
 from mmopsd.envs.wrappers import (
     DescribeObservations,
     PrivilegedInfo,
@@ -140,16 +141,7 @@ def _never(reward: float, terminated: bool, info: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------------- text
 def where(dx: int, dy: int) -> str:
     """``dx`` right and ``dy`` down in words."""
-
-    def steps(n: int, word: str) -> str:
-        return f"{n} step{'s' if n != 1 else ''} {word}"
-
-    parts = []
-    if dx:
-        parts.append(steps(abs(dx), "right" if dx > 0 else "left"))
-    if dy:
-        parts.append(steps(abs(dy), "down" if dy > 0 else "up"))
-    return " and ".join(parts) or "here"
+    return relative(dx, dy, ("down", "up"))
 
 
 @dataclass(frozen=True)
