@@ -93,13 +93,16 @@ class TagParser:
 
 @PARSERS.register("prefix")
 class PrefixParser:
-    """The forced answer prefix plus the first line of the generated text; when that is not
-    admissible but the generated line alone is, the prefix was a label and the line wins."""
+    """The forced answer prefix plus the first line of the generated text. A prefix that ends
+    with a colon (``Action:``) is a label, not part of the action; so is any prefix when the
+    prefixed line is not admissible but the generated line alone is."""
 
     def __call__(
         self, text: str, *, prefix: str = "", admissible: Sequence[str] | None = None
     ) -> ParsedAction:
         """Parse ``prefix + text``; an empty action is an error."""
+        if prefix.rstrip().endswith(":"):
+            prefix = ""
         first = (prefix + text).strip().split("\n", 1)[0].strip()
         if not first:
             return ParsedAction("", "the answer is empty; write one action")

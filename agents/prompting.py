@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from mmopsd.agents.history import HistoryWindow
 from mmopsd.agents.parsing import PARSERS, ParsedAction
+from mmopsd.envs.crafter import ACTIONS as CRAFTER_ACTIONS
 from PIL import Image
 
 from mmopsd.registry import Registry
@@ -163,6 +164,24 @@ PROMPTS.add(
     PromptSpec(
         instruction="Reply with one action: turn left, turn right, go forward, pick up, drop "
         "or toggle.",
+        assistant_prefix="Next action:",
+        history=2,
+    ),
+)
+PROMPTS.add(
+    "mmopsd/MiniWoB",
+    PromptSpec(
+        instruction="Reply with one action, such as click_element(4) to click the element [4], "
+        'click(20, 60), type("yes") or press("Enter").',
+        assistant_prefix="Action:",
+        history=2,
+    ),
+)
+PROMPTS.add(
+    "mmopsd/Crafter",
+    PromptSpec(
+        instruction=f"Reply with one action: {', '.join(CRAFTER_ACTIONS[:-1])} or "
+        f"{CRAFTER_ACTIONS[-1]}.",
         assistant_prefix="Next action:",
         history=2,
     ),

@@ -36,7 +36,11 @@ import numpy as np
 from gymnasium.utils import RecordConstructorArgs
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
-CALL = re.compile(r"(\w+)\((.*)\)\s*$", re.DOTALL)
+# A call at the start of the answer; words after it (";", "." or a space first) are ignored.
+CALL = re.compile(
+    r"""(\w+)\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^()"']*?)\s*\)(?:[\s;,.].*)?$""",
+    re.DOTALL,
+)
 INPUTS = {"input_text", "input_password", "textarea"}
 CONTAINERS = {"body", "div", "form", "span", "p", "ul", "table", "tbody", "tr"}
 
@@ -200,7 +204,8 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             privileged["boxes"] = [box_of(e) for e in found]
             x, y = _centre(self._target)
             privileged["next_action"] = f"click({x}, {y})"
-            notes.insert(0, f"the target element is at ({x}, {y})")
+            ref = found[0]["ref"]
+            notes.insert(0, f"the target is element [{ref}] at ({x}, {y}): click_element({ref})")
         privileged["hint"] = "; ".join(notes) or "no target on this page"
         return {**info, "privileged": privileged}
 

@@ -44,6 +44,8 @@ def test_prefix_parser_uses_the_prefix_or_treats_it_as_a_label():
     out = parse(" take apple 1 from countertop 1\n", prefix="Next action:", admissible=ADMISSIBLE)
     assert out.valid and out.action == "take apple 1 from countertop 1"
     assert not parse("   ", prefix="").valid
+    # a prefix ending in a colon is a label even where no admissible list can tell
+    assert parse(" click_element(6)\nThe code", prefix="Action:").action == "click_element(6)"
 
 
 def test_history_window_keeps_the_last_k_exchanges():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import gymnasium as gym
@@ -63,6 +64,15 @@ def test_bad_actions_are_invalid_and_never_reach_the_page(click_button):
         new, reward, terminated, _, out = click_button.step(bad)
         assert out["invalid"] and not terminated and reward == 0.0
         assert new["text"].endswith(obs["text"]) and "is not a valid action" in new["text"]
+
+
+def test_the_hinted_element_call_wins_and_words_after_a_call_are_ignored(click_button):
+    _, info = click_button.reset(seed=7)
+    call = re.search(r"click_element\(\d+\)", info["privileged"]["hint"]).group(0)
+    for bad in ["click(1, 2)x", "click(3) please", "see click_element(4)"]:
+        assert click_button.step(bad)[4]["invalid"]
+    *_, terminated, _, out = click_button.step(f"{call}; the hint names it")
+    assert terminated and out["success"] and not out["invalid"]
 
 
 @pytest.mark.parametrize("task", TASKS)
