@@ -115,6 +115,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import a module first (one that registers your own environment)",
     )
+    served = ev.add_argument_group("served models (any OpenAI-compatible server)")
+    served.add_argument(
+        "--base-url", help="evaluate the model served here, e.g. http://127.0.0.1:8000/v1"
+    )
+    served.add_argument(
+        "--tokenizer",
+        help="local copy of the served model's tokenizer (default: --model, when it is local)",
+    )
+    served.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the API key (default OPENAI_API_KEY; never printed)",
+    )
+    served.add_argument(
+        "--concurrency", type=_at_least_one, default=16, help="requests in flight (default 16)"
+    )
+    served.add_argument(
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds per request before a retry (default 120)",
+    )
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
     sub.add_parser("list", help="registered losses, teachers, providers, environments and models")
@@ -230,6 +254,10 @@ def _load_for_eval(args: argparse.Namespace, settings: dict):
 
     if args.checkpoint is not None and not args.checkpoint.exists():
         raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
+    if args.base_url:
+        return _load_served(args, settings)
+    if args.tokenizer:
+        raise ConfigError("--tokenizer is for served models: pass --base-url too")
     policy = load_policy(settings["model"])
     if args.checkpoint is not None:
         path = (
@@ -239,6 +267,28 @@ def _load_for_eval(args: argparse.Namespace, settings: dict):
         )
         checkpoint.load_weights(path, policy.model)
     return policy
+
+
+def _load_served(args: argparse.Namespace, settings: dict):
+    """The model behind ``--base-url``: weights stay on the server, so a checkpoint makes no
+    sense here."""
+    from mmopsd.policies.served import load_served_policy
+
+    if args.checkpoint is not None:
+        raise ConfigError(
+            "--checkpoint and --base-url exclude each other: serve the checkpoint's weights "
+            "and pass --base-url, or evaluate the checkpoint locally without --base-url"
+        )
+    if args.request_timeout <= 0:
+        raise ConfigError(f"--request-timeout must be > 0, got {args.request_timeout}")
+    return load_served_policy(
+        args.base_url,
+        settings["model"],
+        tokenizer=args.tokenizer,
+        api_key_env=args.api_key_env,
+        concurrency=args.concurrency,
+        timeout=args.request_timeout,
+    )
 
 
 def _eval_suite(args: argparse.Namespace, settings: dict) -> int:

@@ -27,5 +27,9 @@ class CheckpointError(MmopsdError):
     """A checkpoint's files are missing, truncated, corrupt or do not fit the model."""
 
 
+class ServerError(MmopsdError, ConnectionError):
+    """An inference server is unreachable, refused a request or does not serve the model."""
+
+
 class MmopsdWarning(UserWarning):
     """Base class of the warnings mmopsd gives (the CLI prints them as one line each)."""

@@ -1,0 +1,42 @@
+"""The rollout-engine protocol: prompts in as exact ids, sampled responses out as exact ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mmopsd.types import Encoded
+
+
+@dataclass
+class Generation:
+    """One sampled response.
+
+    Attributes:
+        ids: the response's token ids, ending with the end-of-sequence id when the model
+            stopped by itself.
+        logprobs: the engine's log-probability of each id, where the engine gives them.
+        exact: False when the ids were recovered by tokenizing the engine's text (a server
+            that returns no ids); such ids may differ from the ones the engine sampled.
+    """
+
+    ids: list[int]
+    logprobs: list[float] | None = None
+    exact: bool = True
+
+
+class Engine(Protocol):
+    """Samples one response per prompt."""
+
+    def generate(
+        self,
+        prompts: Sequence[Encoded],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+    ) -> list[Generation]:
+        """One :class:`Generation` per prompt, in order."""
+        ...

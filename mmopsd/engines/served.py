@@ -1,0 +1,180 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, ``transformers serve``, llama.cpp, hosted APIs)
+as a rollout engine, through the ``openai`` client.
+
+Prompts are the exact ids a local policy would feed its model, rendered back to text with the
+served model's own tokenizer and sent to ``/v1/completions``: the server sees the same chat
+template, history splicing and forced answer prefix as a local model. Requests run
+concurrently (one per episode in flight); the client retries 429 and 5xx answers with
+exponential backoff and gives up after ``timeout`` seconds per request. The API key is read
+from an environment variable and is never printed, logged or written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from mmopsd.engines.base import Generation
+from mmopsd.errors import ServerError
+from mmopsd.types import Encoded
+
+TOKEN_IDS = {"return_token_ids": True}  # vLLM's extension: the exact sampled ids
+
+
+class OpenAIEngine:
+    """Samples completions from a served model.
+
+    Args:
+        base_url: the server's OpenAI-compatible root, e.g. ``http://127.0.0.1:8000/v1``.
+        model: the model name the server knows.
+        tokenizer: the served model's tokenizer (renders prompt ids as text and recovers
+            response ids where the server returns none).
+        eos_id: its end-of-sequence id (appended when the server reports a natural stop).
+        api_key_env: the environment variable holding the API key (unset: no key, as local
+            servers expect).
+        concurrency: requests in flight at once.
+        timeout: seconds per request before it is retried.
+        max_retries: retries of a request that timed out or got a 429/5xx answer.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        tokenizer: Any,
+        eos_id: int,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 16,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+    ) -> None:
+        from openai import OpenAI
+
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eos_id = eos_id
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        key = os.environ.get(api_key_env) or "EMPTY"
+        self._token_ids = False  # set by check()
+        self._client = OpenAI(
+            base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries
+        )
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model!r})"
+
+    # -------------------------------------------------------------------- checks
+    def check(self) -> None:
+        """Raise :class:`ServerError` unless the server answers and serves ``model``."""
+        once = self._client.with_options(max_retries=1)  # an unreachable server fails fast
+        served = [m.id for m in self._call(once.models.list, "list its models").data]
+        if served and self.model not in served:
+            raise ServerError(
+                f"the server at {self.base_url} does not serve {self.model!r}; it serves: "
+                f"{', '.join(served[:10])}. Pass one of them as --model"
+            )
+        self._token_ids = self._returns_token_ids()
+
+    def _returns_token_ids(self) -> bool:
+        """Whether the server returns the sampled ids when asked (vLLM does; a server that
+        rejects the field gets plain requests and its text is tokenized instead)."""
+        import openai
+
+        try:
+            out = self._client.with_options(max_retries=1).completions.create(
+                model=self.model, prompt="Hi", max_tokens=1, extra_body=TOKEN_IDS
+            )
+        except (openai.BadRequestError, openai.UnprocessableEntityError):
+            return False
+        except openai.APIError as err:
+            raise ServerError(
+                f"the server at {self.base_url} failed a one-token completion of "
+                f"{self.model!r}: {_short(err)}"
+            ) from err
+        return "token_ids" in (out.choices[0].model_extra or {})
+
+    # ---------------------------------------------------------------- generation
+    def generate(
+        self,
+        prompts: Sequence[Encoded],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+    ) -> list[Generation]:
+        """One completion per prompt, ``concurrency`` requests at a time, in order."""
+        sampling = {
+            "max_tokens": max_new_tokens,
+            "temperature": 0.0 if greedy else temperature,
+            "top_p": 1.0 if greedy else top_p,
+        }
+        if not prompts:
+            return []
+        with ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
+            return list(pool.map(lambda p: self._complete(p, sampling), prompts))
+
+    def _complete(self, prompt: Encoded, sampling: dict[str, Any]) -> Generation:
+        text = self.tokenizer.decode(list(prompt.ids), skip_special_tokens=False)
+        out = self._call(
+            lambda: self._client.completions.create(
+                model=self.model,
+                prompt=text,
+                logprobs=1,
+                extra_body=TOKEN_IDS if self._token_ids else None,
+                **sampling,
+            ),
+            "complete a prompt",
+        )
+        choice = out.choices[0]
+        extra = choice.model_extra or {}
+        ids = extra.get("token_ids")
+        exact = ids is not None
+        if ids is None:
+            ids = self.tokenizer(choice.text, add_special_tokens=False)["input_ids"]
+        ids = list(ids)[: sampling["max_tokens"]]
+        # The end-of-sequence token is not in the text: a "stop", or one token more counted
+        # than the text holds (an eos in the last allowed position), says it was sampled.
+        counted = getattr(out.usage, "completion_tokens", None)
+        stopped = choice.finish_reason == "stop" or counted == len(ids) + 1
+        if stopped and (not ids or ids[-1] != self.eos_id):
+            ids.append(self.eos_id)
+        logprobs = getattr(choice.logprobs, "token_logprobs", None)
+        if logprobs is not None and len(logprobs) != len(ids):
+            logprobs = None  # not aligned with the ids: never use them
+        return Generation(ids=ids, logprobs=logprobs, exact=exact)
+
+    def _call(self, request: Any, what: str) -> Any:
+        """``request()``, its failures as one :class:`ServerError` naming the server."""
+        import openai
+
+        try:
+            return request()
+        except openai.APIConnectionError as err:  # includes timeouts
+            raise ServerError(
+                f"cannot reach the server at {self.base_url} to {what} "
+                f"({type(err).__name__}: {err}); start it, or fix --base-url"
+            ) from err
+        except openai.AuthenticationError as err:
+            raise ServerError(
+                f"the server at {self.base_url} refused the API key (401); set the variable "
+                "named by --api-key-env to a valid key"
+            ) from err
+        except openai.APIStatusError as err:
+            raise ServerError(
+                f"the server at {self.base_url} answered {err.status_code} when asked to "
+                f"{what} (after {self.max_retries} retries): {_short(err)}"
+            ) from err
+
+
+def _short(err: Any) -> str:
+    body = getattr(err, "body", None)
+    text = str(body.get("message", body) if isinstance(body, dict) else err.message)
+    return " ".join(text.split())[:300]

@@ -1,0 +1,132 @@
+"""Served models through ``openai``: a real ``transformers serve`` of the packaged SmolLM2 on a
+free local port, compared with the same model run locally. No mock stands in for the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("openai", reason="the serve extra is missing: pip install 'mmopsd[serve]'")
+pytest.importorskip("fastapi", reason="transformers serve is missing: pip install 'mmopsd[dev]'")
+
+from mmopsd.agents.prompting import prompt_for
+
+from mmopsd.cli import main
+from mmopsd.policies.loading import load_policy
+from mmopsd.policies.packaged import packaged_model_path
+from mmopsd.policies.served import load_served_policy
+from mmopsd.rollout import Sampling, make_envs, rollout
+
+SECRET = "sk-mmopsd-test-0f7d3c9a61b24e85"
+KEYDOOR = "mmopsd/KeyDoor-v0"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    return packaged_model_path("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    """``transformers serve`` of the packaged SmolLM2 on a free port; its base URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    cli = Path(sys.executable).with_name("transformers")
+    command = [str(cli), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"transformers serve did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _play(policy, seeds, max_turns=3):
+    envs = make_envs(KEYDOOR, len(seeds), split="test")
+    sampling = Sampling(max_new_tokens=8, greedy=True)
+    return rollout(policy, envs, seeds, prompt_for(KEYDOOR), sampling, max_turns=max_turns)
+
+
+def test_served_greedy_episodes_act_exactly_as_the_local_model(server, model_dir):
+    seeds = list(range(8))
+    local = _play(load_policy("smollm2-135m"), seeds)
+    served = _play(load_served_policy(server, str(model_dir)), seeds)
+    turns = 0
+    for a, b in zip(local, served, strict=True):
+        assert [t.action for t in a.turns] == [t.action for t in b.turns], a.trajectory_id
+        # the same ids too: the text came back with the end-of-sequence token restored
+        assert [t.response_ids for t in a.turns] == [t.response_ids for t in b.turns]
+        turns += len(a.turns)
+    assert turns > len(seeds)  # multi-turn: later prompts splice the served responses' ids
+
+
+def test_the_api_key_is_never_printed_logged_or_written(server, model_dir, tmp_path):
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "mmopsd", "eval", "--base-url", server, "--model", str(model_dir),
+        "--api-key-env", "MMOPSD_TEST_KEY", "--env", KEYDOOR, "--episodes", "2",
+        "--out", str(out / "result.json"), "--markdown", str(out / "result.md"),
+    ]  # fmt: skip
+    env = {**os.environ, "MMOPSD_TEST_KEY": SECRET, "OPENAI_LOG": "debug"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "HTTP Request: POST" in done.stderr  # the client's debug log was on
+    assert SECRET not in done.stdout + done.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"result.json", "result.md"} <= {p.name for p in written}
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert json.loads((out / "result.json").read_text())["episodes"] == 2
+
+
+def test_an_unreachable_server_is_one_line_naming_the_url(capsys):
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    start = time.monotonic()
+    code = main(["eval", "--base-url", url, "--model", "smollm2-135m", "--episodes", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("mmopsd: error: cannot reach the server at " + url)
+    assert "--base-url" in err[0]
+    assert time.monotonic() - start < 30  # one retry, not a long backoff
+
+
+def test_a_model_the_server_does_not_serve_is_named_with_what_it_serves(server, capsys):
+    code = main(["eval", "--base-url", server, "--model", "smollm2-135m", "--episodes", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not serve 'smollm2-135m'" in err and "smollm2-135m" in err
+
+
+def test_a_served_model_cannot_take_a_checkpoint_or_score(server, model_dir, tmp_path, capsys):
+    code = main(["eval", "--base-url", server, "--checkpoint", str(tmp_path), "--episodes", "1"])
+    assert code == 2 and "exclude each other" in capsys.readouterr().err
+    policy = load_served_policy(server, str(model_dir))
+    with pytest.raises(TypeError, match="cannot score"):
+        policy.score([], [])
