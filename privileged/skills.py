@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from mmopsd.privileged.base import PROVIDERS, Episode, append_to_last_user
 
+from mmopsd.errors import ConfigError
 from mmopsd.types import Message, TeacherContext, Trajectory
 
 PROMPT = (
@@ -56,6 +57,37 @@ class PolicySummariser:
         return [self.policy.decode(ids).strip().split("\n")[0].strip() for ids in outs]
 
 
+class ServedSummariser:
+    """A served model as summariser (any OpenAI-compatible chat endpoint).
+
+    Args:
+        base_url: the server's root, e.g. ``http://127.0.0.1:8000/v1``.
+        model: the model name the server knows.
+        api_key_env: the environment variable holding the API key (never printed).
+        max_new_tokens: length cap of a skill.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_new_tokens: int = 40,
+    ) -> None:
+        from mmopsd.engines.served import OpenAIEngine
+
+        self.engine = OpenAIEngine(base_url, model, api_key_env=api_key_env)
+        self.engine.check()
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, prompts: Sequence[str]) -> list[str]:
+        """The first line of each answer, without a leading ``Rule:``."""
+        asked = [f"{p}\nAnswer with the rule alone." for p in prompts]
+        outs = self.engine.chat(asked, max_new_tokens=self.max_new_tokens)
+        lines = [(o.strip().split("\n") or [""])[0].strip() for o in outs]
+        return [re.sub(r"^rule:\s*", "", line, flags=re.IGNORECASE) for line in lines]
+
+
 @dataclass
 class Skill:
     """One entry of the library."""
@@ -81,6 +113,8 @@ class SkillSummaryProvider:
         max_skills: library size (oldest dropped).
         template: how the skills are introduced; ``{skills}`` is replaced by a bullet list.
         max_new_tokens: length cap of a skill written by the policy.
+        summariser: a served model writes the skills instead of the training policy:
+            ``{base_url: ..., model: ..., api_key_env: ...}`` (``api_key_env`` optional).
     """
 
     name = "skill_summary"
@@ -95,12 +129,15 @@ class SkillSummaryProvider:
         max_skills: int = 64,
         template: str = "\n\nSkills learned from earlier attempts:\n{skills}",
         max_new_tokens: int = 40,
+        summariser: Mapping[str, Any] | None = None,
     ) -> None:
         if k < 1 or every < 1 or per_refresh < 1:
             raise ValueError("skill_summary needs k, every and per_refresh >= 1")
         self.k, self.every, self.per_refresh, self.max_skills = k, every, per_refresh, max_skills
         self.template, self.max_new_tokens = template, max_new_tokens
         self.summariser: Summariser | None = None
+        if summariser is not None:
+            self.summariser = _served(summariser, max_new_tokens)
         self.skills: list[Skill] = []
         self.pending: list[Trajectory] = []
         self.out_dir: Path | None = None
@@ -189,6 +226,22 @@ class SkillSummaryProvider:
             bullets = "\n".join(f"- {s.text}" for s in chosen)
             out = append_to_last_user(messages, self.template.format(skills=bullets))
         return TeacherContext(out, assistant_prefix, self.name)
+
+
+def _served(options: Mapping[str, Any], max_new_tokens: int) -> ServedSummariser:
+    """The served summariser of a ``summariser:`` mapping (checked, then connected)."""
+    if not isinstance(options, Mapping) or not {"base_url", "model"} <= set(options):
+        raise ConfigError(
+            "skill_summary's summariser must be a mapping with base_url and model (and "
+            f"optionally api_key_env), got {options!r}"
+        )
+    unknown = set(options) - {"base_url", "model", "api_key_env"}
+    if unknown:
+        raise ConfigError(
+            f"skill_summary's summariser takes base_url, model and api_key_env, not "
+            f"{', '.join(sorted(unknown))}"
+        )
+    return ServedSummariser(**options, max_new_tokens=max_new_tokens)
 
 
 def _task(t: Trajectory) -> str:

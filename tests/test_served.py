@@ -18,8 +18,10 @@ pytest.importorskip("openai", reason="the serve extra is missing: pip install 'm
 pytest.importorskip("fastapi", reason="transformers serve is missing: pip install 'mmopsd[dev]'")
 
 from mmopsd.agents.prompting import prompt_for
+from mmopsd.privileged import build_provider
 
 from mmopsd.cli import main
+from mmopsd.errors import ConfigError, ServerError
 from mmopsd.policies.loading import load_policy
 from mmopsd.policies.packaged import packaged_model_path
 from mmopsd.policies.served import load_served_policy
@@ -130,3 +132,29 @@ def test_a_served_model_cannot_take_a_checkpoint_or_score(server, model_dir, tmp
     policy = load_served_policy(server, str(model_dir))
     with pytest.raises(TypeError, match="cannot score"):
         policy.score([], [])
+
+
+def test_skill_summary_can_have_a_served_summariser(server, model_dir, tmp_path):
+    provider = build_provider(
+        "skill_summary",
+        every=1,
+        per_refresh=2,
+        summariser={"base_url": server, "model": str(model_dir)},
+    )
+    provider.bind(load_served_policy(server, str(model_dir)), tmp_path)  # keeps the served one
+    trajectories = _play(load_served_policy(server, str(model_dir)), [0, 1])
+    provider.observe(trajectories, step=1)
+    assert len(provider.skills) >= 1 and all(s.text and "\n" not in s.text for s in provider.skills)
+    assert (tmp_path / "skills.md").is_file()
+
+
+def test_a_bad_served_summariser_is_a_config_error_naming_the_fields():
+    with pytest.raises(ConfigError, match="base_url and model"):
+        build_provider("skill_summary", summariser={"model": "m"})
+    with pytest.raises(ConfigError, match="not temperature"):
+        build_provider(
+            "skill_summary", summariser={"base_url": "u", "model": "m", "temperature": 1}
+        )
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    with pytest.raises(ServerError, match="cannot reach the server at " + url):
+        build_provider("skill_summary", summariser={"base_url": url, "model": "m"})

@@ -30,7 +30,8 @@ class OpenAIEngine:
         base_url: the server's OpenAI-compatible root, e.g. ``http://127.0.0.1:8000/v1``.
         model: the model name the server knows.
         tokenizer: the served model's tokenizer (renders prompt ids as text and recovers
-            response ids where the server returns none).
+            response ids where the server returns none); :meth:`generate` needs it,
+            :meth:`chat` does not.
         eos_id: its end-of-sequence id (appended when the server reports a natural stop).
         api_key_env: the environment variable holding the API key (unset: no key, as local
             servers expect).
@@ -43,8 +44,8 @@ class OpenAIEngine:
         self,
         base_url: str,
         model: str,
-        tokenizer: Any,
-        eos_id: int,
+        tokenizer: Any = None,
+        eos_id: int | None = None,
         *,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 16,
@@ -121,7 +122,30 @@ class OpenAIEngine:
         with ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
             return list(pool.map(lambda p: self._complete(p, sampling), prompts))
 
+    def chat(self, prompts: Sequence[str], *, max_new_tokens: int = 64) -> list[str]:
+        """Greedy chat answers, one per user prompt (the server applies its own template;
+        no tokenizer needed, so any hosted model works)."""
+
+        def one(prompt: str) -> str:
+            out = self._call(
+                lambda: self._client.chat.completions.create(
+                    model=self.model,
+                    messages=[{"role": "user", "content": prompt}],
+                    max_tokens=max_new_tokens,
+                    temperature=0.0,
+                ),
+                "answer a chat prompt",
+            )
+            return out.choices[0].message.content or ""
+
+        if not prompts:
+            return []
+        with ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
+            return list(pool.map(one, prompts))
+
     def _complete(self, prompt: Encoded, sampling: dict[str, Any]) -> Generation:
+        if self.tokenizer is None or self.eos_id is None:
+            raise TypeError("completions from exact prompt ids need the model's tokenizer")
         text = self.tokenizer.decode(list(prompt.ids), skip_special_tokens=False)
         out = self._call(
             lambda: self._client.completions.create(
