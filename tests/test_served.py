@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from mmopsd.agents.prompting import prompt_for
 from mmopsd.privileged import build_provider
 
 from mmopsd.cli import main
+from mmopsd.engines.local_server import free_port, transformers_serve
 from mmopsd.errors import ConfigError, ServerError
 from mmopsd.policies.loading import load_policy
 from mmopsd.policies.packaged import packaged_model_path
@@ -31,12 +30,6 @@ SECRET = "sk-mmopsd-test-0f7d3c9a61b24e85"
 KEYDOOR = "mmopsd/KeyDoor-v0"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     return packaged_model_path("smollm2-135m")
@@ -45,30 +38,9 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     """``transformers serve`` of the packaged SmolLM2 on a free port; its base URL."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    cli = Path(sys.executable).with_name("transformers")
-    command = [str(cli), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"transformers serve did not start:\n{log.read_text()[-2000:]}")
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with transformers_serve(model_dir, log=log) as url:
+        yield url
 
 
 def _play(policy, seeds, max_turns=3):
@@ -110,7 +82,7 @@ def test_the_api_key_is_never_printed_logged_or_written(server, model_dir, tmp_p
 
 
 def test_an_unreachable_server_is_one_line_naming_the_url(capsys):
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     start = time.monotonic()
     code = main(["eval", "--base-url", url, "--model", "smollm2-135m", "--episodes", "1"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -155,6 +127,6 @@ def test_a_bad_served_summariser_is_a_config_error_naming_the_fields():
         build_provider(
             "skill_summary", summariser={"base_url": "u", "model": "m", "temperature": 1}
         )
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(ServerError, match="cannot reach the server at " + url):
         build_provider("skill_summary", summariser={"base_url": url, "model": "m"})
