@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from importlib import resources
@@ -172,6 +173,8 @@ def _run(config_path: Path | None, args: argparse.Namespace) -> int:
 
     config = load_config(config_path, args.overrides)
     summary = train(config, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:  # one summary for a data-parallel run
+        return 0
     print()
     print(summary.table())
     minutes = summary.seconds / 60

@@ -23,6 +23,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),
     "rl": ("none", "add", "route"),
     "rl_advantage": ("grpo", "rloo"),
+    "parallel": ("none", "ddp"),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -76,7 +77,8 @@ class TrainConfig:
         warmup_steps: linear warm-up steps.
         max_grad_norm: gradient clipping norm (0 disables).
         max_new_tokens: response length cap.
-        temperature: sampling temperature of training rollouts.
+        temperature: sampling temperature of training rollouts (0: greedy rollouts, for
+            reproducible runs and exact comparisons).
         top_p: nucleus sampling of training rollouts (1 = off).
         max_turns: turn cap per episode.
         history: keep only the last ``history`` exchanges after the task (None: the
@@ -90,6 +92,10 @@ class TrainConfig:
         out_dir: the run directory (metrics, curve, checkpoints).
         resume: continue from the latest checkpoint in ``out_dir`` if there is one.
         seed: seed of episodes, sampling and initialisation.
+        parallel: ``none`` (one process) or ``ddp`` (data-parallel over the processes that
+            ``torchrun`` or ``accelerate launch`` started; see :mod:`mmopsd.parallel`).
+        dist_timeout: seconds a collective waits before the run fails (a dead rank ends
+            the run instead of hanging it).
     """
 
     imports: list[str] = field(default_factory=list)
@@ -152,6 +158,8 @@ class TrainConfig:
     out_dir: str = "runs/keydoor"
     resume: bool = True
     seed: int = 0
+    parallel: str = "none"
+    dist_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns")
@@ -190,10 +198,10 @@ class TrainConfig:
             raise ConfigError(f"history must be >= 0 or null, got {self.history}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.temperature <= 0:
-            raise ConfigError(
-                f"temperature must be > 0 (use eval for greedy), got {self.temperature}"
-            )
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
+        if self.dist_timeout <= 0:
+            raise ConfigError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and checkpoints)."""

@@ -9,6 +9,7 @@ scales already hold every normalisation, micro-batching gives exactly the full-b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,48 +42,85 @@ def distill_backward(
     loss: LossSpec,
     *,
     micro_batch_size: int,
+    scale: float = 1.0,
+    micro_batches: int | None = None,
+    accumulate: Callable[[bool], AbstractContextManager] | None = None,
 ) -> dict[str, float]:
-    """Accumulate the gradient of ``sum_k distill_k * L_k + rl_k * PG_k`` over ``samples``.
+    """Accumulate the gradient of ``scale * (sum_k distill_k * L_k + rl_k * PG_k)`` over
+    ``samples``.
 
     ``teacher_prompts[i]`` is the teacher's prompt of ``samples[i]`` (None where the sample
-    has no distillation term). Returns the distillation and RL terms and the token count.
+    has no distillation term). Data-parallel ranks pass ``micro_batches`` (every rank runs
+    that many backward passes, empty ones where it has no more samples) and ``accumulate``
+    (``accumulate(last)`` is the context of each backward: only the last synchronises).
+    Returns the distillation and RL terms (unscaled) and the token count.
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
     totals = {"loss": 0.0, "rl_loss": 0.0, "tokens": 0.0}
-    for start in range(0, len(samples), micro_batch_size):
-        part = samples[start : start + micro_batch_size]
-        prompts = teacher_prompts[start : start + micro_batch_size]
-        responses = [s.turn.response_ids for s in part]
-        distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
-        rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
-        target = None
-        if bool(distill.any()) or loss.weighting != "none":
-            # Teacher first: its temporaries are freed before the student's activations are kept.
-            target = teacher.score(
-                [_teacher_prompt(p, s) for p, s in zip(prompts, part)], responses
-            )
-        scored = student.score([s.turn.prompt for s in part], responses)  # with grad
-        mask = scored.mask * _response_mask([s.turn for s in part], scored.mask)
-        per_turn = _per_turn_weights(mask, scored.logits, target, loss)
-        device = scored.logits.device
-        value = scored.logits.sum() * 0.0
-        if target is not None and bool(distill.any()):
-            options = dict(loss.options, reduction="sum")
-            options["weights"] = per_turn * distill.to(device, per_turn.dtype)[:, None]
-            if loss.needs_ids:
-                options["response_ids"] = scored.ids
-            term = loss.fn(scored.logits, target.logits, mask, **options)
-            totals["loss"] += term.item()
-            value = value + term
-        if bool(rl.any()):
-            weights = per_turn * rl.to(device, per_turn.dtype)[:, None]
-            term = policy_gradient(scored.logits, mask, scored.ids, weights=weights)
-            totals["rl_loss"] += term.item()
-            value = value + term
-        value.backward()
-        totals["tokens"] += float(mask.sum())
+    starts = list(range(0, len(samples), micro_batch_size))
+    count = len(starts) if micro_batches is None else micro_batches
+    if count < len(starts):
+        raise ValueError(f"{len(starts)} micro-batches of samples but only {count} allowed")
+    for n in range(count):
+        with accumulate(n == count - 1) if accumulate else nullcontext():
+            if n >= len(starts):  # an empty micro-batch: a zero loss through every parameter
+                _empty_backward(student)
+                continue
+            _micro_batch(
+                student, teacher, samples, teacher_prompts, loss, starts[n], micro_batch_size,
+                scale, totals,
+            )  # fmt: skip
     return totals
+
+
+def _micro_batch(
+    student: Policy,
+    teacher: Teacher,
+    samples: Sequence[TurnSample],
+    teacher_prompts: Sequence[Encoded | None],
+    loss: LossSpec,
+    start: int,
+    micro_batch_size: int,
+    scale: float,
+    totals: dict[str, float],
+) -> None:
+    """Forward and backward of one micro-batch; adds its terms to ``totals``."""
+    part = samples[start : start + micro_batch_size]
+    prompts = teacher_prompts[start : start + micro_batch_size]
+    responses = [s.turn.response_ids for s in part]
+    distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
+    rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
+    target = None
+    if bool(distill.any()) or loss.weighting != "none":
+        # Teacher first: its temporaries are freed before the student's activations are kept.
+        target = teacher.score([_teacher_prompt(p, s) for p, s in zip(prompts, part)], responses)
+    scored = student.score([s.turn.prompt for s in part], responses)  # with grad
+    mask = scored.mask * _response_mask([s.turn for s in part], scored.mask)
+    per_turn = _per_turn_weights(mask, scored.logits, target, loss)
+    device = scored.logits.device
+    value = scored.logits.sum() * 0.0
+    if target is not None and bool(distill.any()):
+        options = dict(loss.options, reduction="sum")
+        options["weights"] = per_turn * distill.to(device, per_turn.dtype)[:, None]
+        if loss.needs_ids:
+            options["response_ids"] = scored.ids
+        term = loss.fn(scored.logits, target.logits, mask, **options)
+        totals["loss"] += term.item()
+        value = value + term
+    if bool(rl.any()):
+        weights = per_turn * rl.to(device, per_turn.dtype)[:, None]
+        term = policy_gradient(scored.logits, mask, scored.ids, weights=weights)
+        totals["rl_loss"] += term.item()
+        value = value + term
+    (value * scale if scale != 1.0 else value).backward()
+    totals["tokens"] += float(mask.sum())
+
+
+def _empty_backward(student: Policy) -> None:
+    """A backward pass whose gradient is zero, for a rank with no samples left."""
+    scored = student.score([Encoded(ids=[student.eos_id])], [[student.eos_id]])
+    (scored.logits.sum() * 0.0).backward()
 
 
 @torch.no_grad()

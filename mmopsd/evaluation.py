@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmopsd.agents.prompting import PromptSpec
+from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.rollout import Sampling, make_envs, rollout
@@ -82,17 +83,22 @@ def evaluate(
     max_new_tokens: int = 64,
     provider: Provider | None = None,
     seed_offset: int = 0,
+    parallel: Parallel | None = None,
 ) -> EvalResult:
     """Greedy episodes on seeds ``seed_offset .. seed_offset + episodes - 1`` of ``split``.
 
     ``provider`` evaluates the policy *with* privileged information (the teacher's view);
-    leave it None to evaluate the student.
+    leave it None to evaluate the student. In a data-parallel run (``parallel``) each rank
+    plays a block of the episodes and every rank gets the result of all of them.
     """
+    par = parallel or Parallel()
     env_kwargs = {**(env_kwargs or {}), "split": split}
     sampling = Sampling(max_new_tokens=max_new_tokens, greedy=True)
     trajs = []
-    for start in range(0, episodes, batch_size):
-        seeds = list(range(seed_offset + start, seed_offset + min(episodes, start + batch_size)))
+    mine = par.block(episodes)
+    for start in range(mine.start, mine.stop, batch_size):
+        stop = min(mine.stop, start + batch_size)
+        seeds = list(range(seed_offset + start, seed_offset + stop))
         envs = make_envs(env_id, len(seeds), **env_kwargs)
         trajs += rollout(
             policy,
@@ -107,7 +113,7 @@ def evaluate(
         )
         for env in envs:
             env.close()
-    return summarise(trajs)
+    return summarise(par.gather(trajs))
 
 
 def summarise(trajs: list[Trajectory]) -> EvalResult:

@@ -17,14 +17,20 @@ class MetricsLog:
 
     Args:
         path: the ``metrics.jsonl`` file.
+        enabled: False makes :meth:`write` do nothing (the ranks of a data-parallel run
+            other than rank 0).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (flushed at once)."""
+        if not self.enabled:
+            return
         with self.path.open("a") as fh:
             fh.write(json.dumps(record, default=_plain) + "\n")
 

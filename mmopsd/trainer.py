@@ -28,6 +28,7 @@ from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.metrics import MetricsLog, plot_curve
+from mmopsd.parallel import Parallel, init, shutdown_on_exit
 from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.policies.vision import freeze_vision_tower
@@ -56,6 +57,7 @@ class Components:
     envs: list
     curriculum: TemporalCurriculum | None = None
     teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
+    parallel: Parallel = dataclasses.field(default_factory=Parallel)
 
 
 @dataclass
@@ -88,8 +90,18 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def build(config: TrainConfig, policy: Policy | None = None) -> Components:
-    """Turn the config into components (``policy`` may be given, e.g. a tiny test model)."""
+def build(
+    config: TrainConfig, policy: Policy | None = None, parallel: Parallel | None = None
+) -> Components:
+    """Turn the config into components (``policy`` may be given, e.g. a tiny test model);
+    ``parallel`` is this process's place in a data-parallel run."""
+    par = parallel or Parallel()
+    tasks = config.batch_size // config.group_size
+    if tasks % par.world:
+        raise ConfigError(
+            f"{tasks} tasks per step (batch_size / group_size) cannot be shared by {par.world} "
+            "processes: make it a multiple of the number of processes (groups never split)"
+        )
     torch.manual_seed(config.seed)
     if resolve_device(config.device).type == "cpu":
         tune_cpu_allocator()
@@ -103,7 +115,8 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
         check_token_weighting(config.token_weighting, weighting, config.weighting_kwargs)
     weigh_turns = TURN_WEIGHTINGS.get(config.turn_weighting)
     check_turn_weighting(config.turn_weighting, weigh_turns, config.turn_weighting_kwargs)
-    envs = make_envs(config.env, config.batch_size, split=config.train_split, **config.env_kwargs)
+    per_rank = config.batch_size // par.world
+    envs = make_envs(config.env, per_rank, split=config.train_split, **config.env_kwargs)
     make_envs(config.env, 1, split=config.eval_split, **config.env_kwargs)[0].close()
     policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
     if config.lora:
@@ -136,7 +149,11 @@ def build(config: TrainConfig, policy: Policy | None = None) -> Components:
         if config.curriculum_every
         else None
     )
-    return Components(policy, teacher, provider, spec, loss, optimizer, scheduler, envs, curriculum)
+    policy.forward_model = par.wrap(policy.model) if par.active else None
+    return Components(
+        policy, teacher, provider, spec, loss, optimizer, scheduler, envs, curriculum,
+        parallel=par,
+    )  # fmt: skip
 
 
 def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
@@ -148,6 +165,8 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         _save_rollouts(Path(config.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
     keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
     keyed = [(key, t) for key, t in keyed if t.response_ids]
+    own = _own_trajectories(c.parallel, config)  # this rank trains on its own episodes
+    mine = [(key, t) for key, t in keyed if key[0] in own]
     plan = dict(
         step=step - 1,
         turn_weighting=config.turn_weighting,
@@ -158,32 +177,42 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         advantage=config.rl_advantage,
     )
     if config.turn_weighting == "sod":  # SOD weights need every turn's teacher divergence
-        views = _views_or_save(c, config, step, trajs, [key for key, _ in keyed])
+        views = _views_or_save(c, config, step, trajs, [key for key, _ in mine])
         values = turn_divergences(
             c.policy,
             c.teacher,
-            [t for _, t in keyed],
-            [views[key][0][0] for key, _ in keyed],
+            [t for _, t in mine],
+            [views[key][0][0] for key, _ in mine],
             micro_batch_size=config.micro_batch_size,
         )
+        values = c.parallel.gather(values)  # every turn's, in trajectory order
         divergences = {key: v for (key, _), v in zip(keyed, values)}
         samples = plan_turns(trajs, divergences=divergences, **plan)
     else:  # teacher contexts only for the turns that are distilled
         samples = plan_turns(trajs, **plan)
-        distilled = [(s.trajectory, s.index) for s in samples if s.distill]
+        distilled = [(s.trajectory, s.index) for s in samples if s.distill and s.trajectory in own]
         views = _views_or_save(c, config, step, trajs, distilled)
     if hasattr(c.provider, "observe"):
         c.provider.observe(trajs, step)
-    samples, teacher_prompts = _expand_views(samples, views)
+    planned = samples
+    samples, teacher_prompts = _expand_views([s for s in samples if s.trajectory in own], views)
     c.policy.model.train()
+    par = c.parallel
+    mbs = config.micro_batch_size
     stats = distill_backward(
         c.policy,
         c.teacher,
         samples,
         teacher_prompts,
         c.loss,
-        micro_batch_size=config.micro_batch_size,
+        micro_batch_size=mbs,
+        scale=float(par.world),  # DDP averages over ranks; the objective is their sum
+        micro_batches=par.max(-(-len(samples) // mbs)) if par.active else None,
+        accumulate=(lambda last: par.accumulate(c.policy.forward_model, last))
+        if par.active
+        else None,
     )
+    stats = par.sum(stats)
     params = [p for p in c.policy.model.parameters() if p.requires_grad]
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
     c.optimizer.step()
@@ -197,7 +226,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         "loss": stats["loss"],
         "rl_loss": stats["rl_loss"],
         "response_tokens": stats["tokens"],
-        "distilled_turns": sum(1 for s in samples if s.distill),
+        "distilled_turns": sum(1 for s in planned if s.distill),
         "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
         "mean_turns": len(all_turns) / len(trajs),
         "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
@@ -208,14 +237,23 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     }
 
 
+def _own_trajectories(par: Parallel, config: TrainConfig) -> range:
+    """The indices of this rank's trajectories in a step's batch (whole groups)."""
+    tasks = par.block(config.batch_size // config.group_size)
+    return range(tasks.start * config.group_size, tasks.stop * config.group_size)
+
+
 def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]:
     """``batch_size`` episodes: ``batch_size / group_size`` tasks, each played ``group_size``
-    times (a group shares task and seed)."""
+    times (a group shares task and seed). Each rank plays its block of tasks; every rank
+    returns the whole batch, in the order of a one-process run."""
     tasks = config.batch_size // config.group_size
     first = config.seed * 1_000_003 + (step - 1) * tasks
     seeds = [first + i for i in range(tasks) for _ in range(config.group_size)]
-    sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p)
-    return rollout(
+    seeds = [seeds[i] for i in _own_trajectories(c.parallel, config)]
+    greedy = config.temperature == 0
+    sampling = Sampling(config.max_new_tokens, config.temperature or 1.0, config.top_p, greedy)
+    mine = rollout(
         c.policy,
         c.envs,
         seeds,
@@ -227,6 +265,7 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
         on_env_error="end",
         leak_keys=getattr(c.provider, "keys", None),
     )
+    return c.parallel.gather(mine)
 
 
 def _views_or_save(
@@ -308,6 +347,7 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
         max_turns=config.max_turns,
         max_new_tokens=config.max_new_tokens,
         seed_offset=10_000_000,
+        parallel=c.parallel,
     )
     c.policy.model.eval()
     record: dict[str, Any] = {"kind": "eval", "step": step}
@@ -326,7 +366,17 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
 def train(
     config: TrainConfig, *, policy: Policy | None = None, progress: bool = True
 ) -> RunSummary:
-    """Run self-distillation as configured; resumes from the latest checkpoint if any."""
+    """Run self-distillation as configured; resumes from the latest checkpoint if any.
+
+    Launched by ``torchrun``/``accelerate launch`` with ``parallel: ddp``, every process
+    runs this; rank 0 alone writes the run directory and shows progress.
+    """
+    par = init(config.parallel, config.dist_timeout)
+    with shutdown_on_exit(par):
+        return _train(config, policy, progress and par.main, par)
+
+
+def _train(config: TrainConfig, policy: Policy | None, progress: bool, par: Parallel) -> RunSummary:
     began = time.perf_counter()
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
@@ -338,21 +388,24 @@ def train(
         if done is not None:
             _say(progress, f"{out} is finished (checkpoint {found.name}); nothing to do")
             return done
-    c = build(config, policy)  # checks everything first: a bad config never touches out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    log = MetricsLog(out / "metrics.jsonl")
+    c = build(config, policy, par)  # checks everything first: a bad config never touches out_dir
+    if par.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    log = MetricsLog(out / "metrics.jsonl", enabled=par.main)
     last_eval = None
     if found is not None:
         found, restored, teacher_state = load_newest(ckpt_root, found, c.policy.model, c.optimizer)
         c.teacher.load_state_dict(teacher_state)
         c.scheduler.last_epoch = restored.step
         first, before = restored.step + 1, restored.extra["before"]
-        log.truncate_after(restored.step)
+        if par.main:
+            log.truncate_after(restored.step)
         last_eval = _eval_at(log.read(), restored.step)
         _say(progress, f"resumed from {found} (step {restored.step})")
     else:
-        log.path.unlink(missing_ok=True)
+        if par.main:
+            log.path.unlink(missing_ok=True)
         if hasattr(c.provider, "reset"):  # a provider with state starts empty on a fresh run
             c.provider.reset()
         before = run_eval(0, c, config, teacher=config.eval_teacher)
@@ -372,8 +425,13 @@ def train(
         if (config.eval_every and step % config.eval_every == 0) or step == config.steps:
             last_eval = run_eval(step, c, config, teacher=config.eval_teacher)
             log.write(last_eval)
-            bar.write(f"step {step}: held-out student success {last_eval['student_success']:.3f}")
-        if (config.save_every and step % config.save_every == 0) or step == config.steps:
+            _say(
+                progress,
+                f"step {step}: held-out student success {last_eval['student_success']:.3f}",
+            )
+        if par.main and (
+            (config.save_every and step % config.save_every == 0) or step == config.steps
+        ):
             checkpoint.save(
                 ckpt_root,
                 step,
@@ -387,12 +445,13 @@ def train(
         last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
         log.write(last_eval)
     summary = _summarise(config, before, last_eval, time.perf_counter() - began, out)
-    if not any(r["kind"] == "summary" and r["step"] == config.steps for r in log.read()):
-        log.write({"kind": "summary", "step": config.steps, **_summary_record(summary)})
-    (out / "summary.json").write_text(json.dumps(_summary_record(summary), indent=2))
-    plot_curve(
-        log.read(), out / "curve.png", title=f"{config.env} · {config.model} · {config.loss}"
-    )
+    if par.main:
+        if not any(r["kind"] == "summary" and r["step"] == config.steps for r in log.read()):
+            log.write({"kind": "summary", "step": config.steps, **_summary_record(summary)})
+        (out / "summary.json").write_text(json.dumps(_summary_record(summary), indent=2))
+        title = f"{config.env} · {config.model} · {config.loss}"
+        plot_curve(log.read(), out / "curve.png", title=title)
+    par.barrier()  # the run directory is complete before any rank returns
     return summary
 
 

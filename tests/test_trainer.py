@@ -65,8 +65,8 @@ def test_killed_run_resumes_with_same_steps_and_optimizer_state(tmp_path, monkey
     captured = {}
     real_build = trainer_mod.build
 
-    def build_and_capture(config, policy=None):
-        c = real_build(config, policy)
+    def build_and_capture(config, policy=None, parallel=None):
+        c = real_build(config, policy, parallel)
         captured["c"] = c
         return c
 

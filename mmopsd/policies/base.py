@@ -53,6 +53,9 @@ class Policy:
 
     def __init__(self, model: torch.nn.Module, tokenizer: object) -> None:
         self.model = model
+        # The module scoring goes through when it differs from ``model`` (a data-parallel
+        # wrapper whose backward synchronises gradients); sampling always uses ``model``.
+        self.forward_model: torch.nn.Module | None = None
         self.tokenizer = tokenizer
         eos = tokenizer.eos_token_id  # type: ignore[attr-defined]
         if eos is None:
@@ -208,7 +211,8 @@ class Policy:
         batch = self._collate(prompts, responses)
         p_len = max(len(p) for p in prompts)
         r_len = max(1, max(len(r) for r in responses))
-        out = self.model(**batch, logits_to_keep=r_len + 1, use_cache=False)
+        model = self.forward_model if self.forward_model is not None else self.model
+        out = model(**batch, logits_to_keep=r_len + 1, use_cache=False)
         logits = out.logits[:, :r_len]  # [B, R, V]: position P-1+j predicts response token j
         ids = batch["input_ids"][:, p_len : p_len + r_len]
         mask = batch["attention_mask"][:, p_len : p_len + r_len]
