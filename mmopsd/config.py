@@ -23,7 +23,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),
     "rl": ("none", "add", "route"),
     "rl_advantage": ("grpo", "rloo"),
-    "parallel": ("none", "ddp"),
+    "parallel": ("auto", "none", "ddp"),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -92,8 +92,9 @@ class TrainConfig:
         out_dir: the run directory (metrics, curve, checkpoints).
         resume: continue from the latest checkpoint in ``out_dir`` if there is one.
         seed: seed of episodes, sampling and initialisation.
-        parallel: ``none`` (one process) or ``ddp`` (data-parallel over the processes that
-            ``torchrun`` or ``accelerate launch`` started; see :mod:`mmopsd.parallel`).
+        parallel: ``ddp`` (data-parallel over the processes that ``torchrun`` or
+            ``accelerate launch`` started; see :mod:`mmopsd.parallel`), ``none`` (one
+            process), or ``auto`` (``ddp`` when launched on several processes).
         dist_timeout: seconds a collective waits before the run fails (a dead rank ends
             the run instead of hanging it).
     """
@@ -158,7 +159,7 @@ class TrainConfig:
     out_dir: str = "runs/keydoor"
     resume: bool = True
     seed: int = 0
-    parallel: str = "none"
+    parallel: str = "auto"
     dist_timeout: float = 600.0
 
     def __post_init__(self) -> None:

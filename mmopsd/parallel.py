@@ -123,12 +123,13 @@ def init(mode: str, timeout: float = 600.0) -> Parallel:
     in the environment); one process needs nothing."""
     world = launched_world()
     if world == 1:
-        return Parallel(mode, 0, 1)
+        return Parallel("none", 0, 1)
     if mode == "none":
         raise ConfigError(
-            f"launched on {world} processes but parallel is none: set parallel: ddp "
+            f"launched on {world} processes but parallel is none: set parallel: ddp or auto "
             "(--set parallel=ddp), or launch one process"
         )
+    mode = "ddp"
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:

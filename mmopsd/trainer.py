@@ -232,6 +232,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
         "env_errors": sum(tr.error is not None for tr in trajs),
         "grad_norm": float(norm),
+        "processes": c.parallel.world,
         "lr": c.scheduler.get_last_lr()[0],
         "seconds": time.perf_counter() - start,
     }
