@@ -88,6 +88,22 @@ def test_two_ddp_processes_update_exactly_as_one(reference, tmp_path):
             assert r["student"]["episodes"] == q["student"]["episodes"] == 3
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"lora": True, "lora_targets": ["q_proj", "v_proj"], "teacher": "frozen"},
+        {"teacher": "live", "loss": "jsd"},
+        {"teacher": "ema", "teacher_kwargs": {"rate": 0.5}, "rl": "add", "group_size": 2},
+    ],
+    ids=["lora-frozen", "live-jsd", "ema-rl-groups"],
+)
+def test_lora_teachers_and_rl_under_ddp_equal_one_process(options, tmp_path):
+    one = _run(_config(tmp_path / "one", steps=2, parallel="none", **options), 1)
+    two = _run(_config(tmp_path / "two", steps=2, **options), 2)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
+    _assert_same(_weights(tmp_path / "two", 2), _weights(tmp_path / "one", 2))
+
+
 def test_a_resumed_run_continues_exactly_with_two_or_one_processes(reference, tmp_path):
     first = _run(_config(tmp_path / "run", steps=2), 2)
     assert first.returncode == 0, first.stderr[-3000:]
