@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,18 +55,24 @@ def save(
     teacher: dict[str, torch.Tensor] | None = None,
     extra: dict[str, Any] | None = None,
     keep: int = 2,
+    weights: dict[str, torch.Tensor] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write checkpoint ``root/step-{step}`` atomically and prune old ones."""
+    """Write checkpoint ``root/step-{step}`` atomically and prune old ones. ``weights`` and
+    ``optimizer_state`` replace the model's and optimizer's own (whole tensors gathered from
+    a sharded model)."""
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{PREFIX}{step}-", dir=root))
     try:
-        save_file(trainable_state(model), str(tmp / "model.safetensors"))
+        weights = trainable_state(model) if weights is None else weights
+        save_file(weights, str(tmp / "model.safetensors"))
         if teacher:
             save_file(
                 {k: v.contiguous().cpu() for k, v in teacher.items()},
                 str(tmp / "teacher.safetensors"),
             )
-        torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state()}, tmp / "state.pt")
+        optim = optimizer.state_dict() if optimizer_state is None else optimizer_state
+        torch.save({"optimizer": optim, "rng": rng_state()}, tmp / "state.pt")
         (tmp / "trainer_state.json").write_text(
             json.dumps({"step": step, **(extra or {})}, indent=2)
         )
@@ -124,16 +131,23 @@ def load(
     path: Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
+    *,
+    put: Callable[[dict[str, torch.Tensor], dict[str, Any]], None] | None = None,
 ) -> tuple[Restored, dict[str, torch.Tensor]]:
     """Load weights, optimizer and RNG state in place; returns the step, extras and the
     teacher tensors (empty if none were saved). Every file is read and checked first: on a
-    :class:`CheckpointError` nothing has changed."""
+    :class:`CheckpointError` nothing has changed. ``put(weights, optimizer_state)`` loads
+    the tensors instead of the plain copy (a sharded model)."""
     verify(path)
     weights = _read_weights(path, model)
     state = _read(path / "state.pt", lambda f: torch.load(f, weights_only=False))
     teacher_file = path / "teacher.safetensors"
     teacher = _read(teacher_file, lambda f: load_file(str(f))) if teacher_file.is_file() else {}
     meta = _read(path / "trainer_state.json", lambda f: json.loads(f.read_text()))
+    if put is not None:
+        put(weights, state["optimizer"])
+        set_rng_state(state["rng"])
+        return Restored(step=int(meta.pop("step")), extra=meta), teacher
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (KeyError, ValueError) as err:

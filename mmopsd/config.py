@@ -23,7 +23,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),
     "rl": ("none", "add", "route"),
     "rl_advantage": ("grpo", "rloo"),
-    "parallel": ("auto", "none", "ddp"),
+    "parallel": ("auto", "none", "ddp", "fsdp"),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -93,8 +93,9 @@ class TrainConfig:
         resume: continue from the latest checkpoint in ``out_dir`` if there is one.
         seed: seed of episodes, sampling and initialisation.
         parallel: ``ddp`` (data-parallel over the processes that ``torchrun`` or
-            ``accelerate launch`` started; see :mod:`mmopsd.parallel`), ``none`` (one
-            process), or ``auto`` (``ddp`` when launched on several processes).
+            ``accelerate launch`` started; see :mod:`mmopsd.parallel`), ``fsdp`` (the same,
+            with the student's parameters, gradients and optimizer state sharded by FSDP2),
+            ``none`` (one process), or ``auto`` (``ddp`` when launched on several processes).
         dist_timeout: seconds a collective waits before the run fails (a dead rank ends
             the run instead of hanging it).
     """

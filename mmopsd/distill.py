@@ -45,6 +45,7 @@ def distill_backward(
     scale: float = 1.0,
     micro_batches: int | None = None,
     accumulate: Callable[[bool], AbstractContextManager] | None = None,
+    always_teacher: bool = False,
 ) -> dict[str, float]:
     """Accumulate the gradient of ``scale * (sum_k distill_k * L_k + rl_k * PG_k)`` over
     ``samples``.
@@ -52,8 +53,10 @@ def distill_backward(
     ``teacher_prompts[i]`` is the teacher's prompt of ``samples[i]`` (None where the sample
     has no distillation term). Data-parallel ranks pass ``micro_batches`` (every rank runs
     that many backward passes, empty ones where it has no more samples) and ``accumulate``
-    (``accumulate(last)`` is the context of each backward: only the last synchronises).
-    Returns the distillation and RL terms (unscaled) and the token count.
+    (``accumulate(last)`` is the context of each backward: only the last synchronises);
+    sharded ranks also pass ``always_teacher`` (the teacher scores every micro-batch, so
+    every rank runs the same forwards). Returns the distillation and RL terms (unscaled)
+    and the token count.
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
@@ -65,11 +68,11 @@ def distill_backward(
     for n in range(count):
         with accumulate(n == count - 1) if accumulate else nullcontext():
             if n >= len(starts):  # an empty micro-batch: a zero loss through every parameter
-                _empty_backward(student)
+                _empty_backward(student, teacher if always_teacher else None)
                 continue
             _micro_batch(
                 student, teacher, samples, teacher_prompts, loss, starts[n], micro_batch_size,
-                scale, totals,
+                scale, totals, always_teacher,
             )  # fmt: skip
     return totals
 
@@ -84,6 +87,7 @@ def _micro_batch(
     micro_batch_size: int,
     scale: float,
     totals: dict[str, float],
+    always_teacher: bool = False,
 ) -> None:
     """Forward and backward of one micro-batch; adds its terms to ``totals``."""
     part = samples[start : start + micro_batch_size]
@@ -92,7 +96,7 @@ def _micro_batch(
     distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
     rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
     target = None
-    if bool(distill.any()) or loss.weighting != "none":
+    if bool(distill.any()) or loss.weighting != "none" or always_teacher:
         # Teacher first: its temporaries are freed before the student's activations are kept.
         target = teacher.score([_teacher_prompt(p, s) for p, s in zip(prompts, part)], responses)
     scored = student.score([s.turn.prompt for s in part], responses)  # with grad
@@ -117,9 +121,13 @@ def _micro_batch(
     totals["tokens"] += float(mask.sum())
 
 
-def _empty_backward(student: Policy) -> None:
-    """A backward pass whose gradient is zero, for a rank with no samples left."""
-    scored = student.score([Encoded(ids=[student.eos_id])], [[student.eos_id]])
+def _empty_backward(student: Policy, teacher: Teacher | None) -> None:
+    """A backward pass whose gradient is zero, for a rank with no samples left (after a
+    teacher forward too, when ranks must run the same forwards)."""
+    dummy = [Encoded(ids=[student.eos_id])], [[student.eos_id]]
+    if teacher is not None:
+        teacher.score(*dummy)
+    scored = student.score(*dummy)
     (scored.logits.sum() * 0.0).backward()
 
 

@@ -33,7 +33,7 @@ class Parallel:
     """This process's place in the run.
 
     Attributes:
-        mode: ``none`` (one process) or ``ddp``.
+        mode: ``none`` (one process), ``ddp`` or ``fsdp``.
         rank: this process's rank.
         world: the number of processes.
     """
@@ -91,26 +91,80 @@ class Parallel:
             dist.barrier()
 
     # ------------------------------------------------------------------- the model
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module the student's training forward goes through."""
+    @property
+    def sharded(self) -> bool:
+        """Whether the student's parameters are sharded over the ranks (FSDP2)."""
+        return self.active and self.mode == "fsdp"
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module | None:
+        """Prepare the student: DDP returns the wrapper its training forward goes through;
+        FSDP2 shards ``model`` in place (each decoder layer, then the root) and returns None.
+        Build the optimizer after this: FSDP2 replaces the parameters."""
         if not self.active:
-            return model
+            return None
+        if self.mode == "fsdp":
+            from torch.distributed.fsdp import fully_shard
+
+            root = fsdp_root(model)
+            for module in root.modules():
+                if type(module).__name__.endswith("DecoderLayer"):
+                    fully_shard(module)
+            fully_shard(root)
+            return None
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [torch.cuda.current_device()] if dist.get_backend() == "nccl" else None
         return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
-    @staticmethod
-    def accumulate(wrapped: torch.nn.Module, last: bool) -> contextlib.AbstractContextManager:
-        """Gradients of non-final micro-batches stay local; the last one synchronises."""
-        if last or not hasattr(wrapped, "no_sync"):
-            return contextlib.nullcontext()
-        return wrapped.no_sync()
+    @contextlib.contextmanager
+    def accumulate(self, model: torch.nn.Module, last: bool) -> Iterator[None]:
+        """Gradients of non-final micro-batches stay local; the last one synchronises.
+        ``model`` is the DDP wrapper, or the FSDP2-sharded student."""
+        if last or not self.active:
+            yield
+        elif self.sharded:
+            root = fsdp_root(model)
+            root.set_requires_gradient_sync(False)  # type: ignore[operator]
+            try:
+                yield
+            finally:
+                root.set_requires_gradient_sync(True)  # type: ignore[operator]
+        else:
+            with model.no_sync():  # type: ignore[operator]
+                yield
+
+    @contextlib.contextmanager
+    def gathered(self, model: torch.nn.Module) -> Iterator[None]:
+        """Whole parameters on every rank while inside (FSDP2): generation and scoring that
+        differ in length between ranks then run without collectives. Nothing for DDP."""
+        if not self.sharded:
+            yield
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        root = fsdp_root(model)
+        shards = [m for m in root.modules() if isinstance(m, FSDPModule)]
+        for m in shards:
+            m.unshard()
+        root.set_reshard_after_forward(False)  # type: ignore[operator]
+        try:
+            yield
+        finally:
+            root.set_reshard_after_forward(True)  # type: ignore[operator]
+            for m in shards:
+                m.reshard()
 
     def _device(self) -> torch.device:
         if dist.get_backend() == "nccl":
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
+
+
+def fsdp_root(model: torch.nn.Module) -> torch.nn.Module:
+    """The module FSDP2 shards as root: the model whose forward and ``generate`` run (inside
+    a peft wrapper, the adapted base model)."""
+    base = getattr(model, "get_base_model", None)
+    return base() if callable(base) else model
 
 
 def launched_world() -> int:
@@ -129,7 +183,7 @@ def init(mode: str, timeout: float = 600.0) -> Parallel:
             f"launched on {world} processes but parallel is none: set parallel: ddp or auto "
             "(--set parallel=ddp), or launch one process"
         )
-    mode = "ddp"
+    mode = "ddp" if mode == "auto" else mode
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
         if cuda:
@@ -148,3 +202,75 @@ def shutdown_on_exit(parallel: Parallel) -> Iterator[None]:
     finally:
         if parallel.active and dist.is_initialized():
             dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- whole state, any mode
+def full_state(
+    par: Parallel, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The trainable weights and the optimizer state, whole and in the one-process format
+    (optimizer state by parameter index): checkpoints load on any number of processes, in
+    any mode. A collective under FSDP2, where only rank 0 gets the tensors."""
+    from mmopsd.checkpoint import trainable_state
+
+    if not par.sharded:  # every rank holds everything; rank 0 writes it
+        return (trainable_state(model), optimizer.state_dict()) if par.main else ({}, {})
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    names = _trainable_names(model)
+    weights = get_model_state_dict(model, options=options)
+    weights = {n: weights[n].contiguous() for n in names if n in weights}
+    by_name = get_optimizer_state_dict(model, optimizer, options=options)
+    return weights, optimizer_state_by_index(by_name, names) if by_name else {}
+
+
+def load_full_state(
+    par: Parallel,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    weights: dict[str, torch.Tensor],
+    optim_state: dict[str, Any],
+) -> None:
+    """Put whole weights and optimizer state (one-process format) into a sharded student
+    (every rank passes the same whole tensors)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, strict=False)
+    set_model_state_dict(model, weights, options=options)
+    by_name = optimizer_state_by_name(optim_state, _trainable_names(model))
+    set_optimizer_state_dict(model, optimizer, by_name, options=options)
+
+
+def optimizer_state_by_index(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """A state keyed by parameter name as keyed by index (``Optimizer.state_dict`` form)."""
+    index = {n: i for i, n in enumerate(names)}
+    return {
+        "state": {index[n]: s for n, s in state["state"].items()},
+        "param_groups": [
+            {**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]
+        ],
+    }
+
+
+def optimizer_state_by_name(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The inverse of :func:`optimizer_state_by_index`."""
+    return {
+        "state": {names[i]: s for i, s in state["state"].items()},
+        "param_groups": [
+            {**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]
+        ],
+    }
+
+
+def _trainable_names(model: torch.nn.Module) -> list[str]:
+    """Trainable parameter names in the optimizer's order."""
+    return [n for n, p in model.named_parameters() if p.requires_grad]

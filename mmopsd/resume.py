@@ -8,7 +8,9 @@ loads; only when none loads does it stop, since starting over would discard the 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,13 +43,18 @@ def newest_sound(root: Path) -> Path | None:
 
 
 def load_newest(
-    root: Path, start: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    root: Path,
+    start: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    put: Callable[[dict[str, torch.Tensor], dict[str, Any]], None] | None = None,
 ) -> tuple[Path, checkpoint.Restored, dict[str, torch.Tensor]]:
-    """Load ``start``, or the newest older checkpoint that loads, into model and optimizer."""
+    """Load ``start``, or the newest older checkpoint that loads, into model and optimizer
+    (through ``put`` for a sharded model, see :func:`mmopsd.checkpoint.load`)."""
     found = checkpoint.candidates(root)
     for path in found[found.index(start) :]:
         try:
-            restored, teacher = checkpoint.load(path, model, optimizer)
+            restored, teacher = checkpoint.load(path, model, optimizer, put=put)
             return path, restored, teacher
         except CheckpointError as err:
             _skip(path, err)

@@ -49,6 +49,9 @@ class Teacher:
     def update(self, step: int) -> None:
         """Called after optimizer step ``step`` (1-based)."""
 
+    def rebind(self) -> None:
+        """Called after the student's parameters were replaced (FSDP2 sharding)."""
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors needed to resume this teacher exactly (empty when derived)."""
         return {}
@@ -105,6 +108,16 @@ class _CopyTeacher(Teacher):
         self.names = [n for n, _ in trainable]
         self.pairs = [(own[n], p) for n, p in trainable]
 
+    def rebind(self) -> None:
+        """Follow the student's current parameters (FSDP2 replaced them when sharding)."""
+        own = dict(self.policy.model.named_parameters())
+        current = dict(self.student.model.named_parameters())
+        self.pairs = [(own[n], current[n]) for n in self.names]
+
+    def _student_tensors(self) -> list[torch.Tensor]:
+        """The student's trainable tensors, whole (a collective for sharded ones)."""
+        return [s.full_tensor() if hasattr(s, "full_tensor") else s.detach() for _, s in self.pairs]
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {n: t.detach().clone() for n, (t, _) in zip(self.names, self.pairs)}
 
@@ -130,8 +143,8 @@ class EMATeacher(_CopyTeacher):
 
     @torch.no_grad()
     def update(self, step: int) -> None:
-        for t, s in self.pairs:
-            t.lerp_(s.detach().to(t.dtype), self.rate)
+        for (t, _), s in zip(self.pairs, self._student_tensors()):
+            t.lerp_(s.to(t.dtype), self.rate)
 
 
 @TEACHERS.register("sync")
@@ -151,8 +164,8 @@ class SyncTeacher(_CopyTeacher):
     @torch.no_grad()
     def update(self, step: int) -> None:
         if step % self.every == 0:
-            for t, s in self.pairs:
-                t.copy_(s.detach())
+            for (t, _), s in zip(self.pairs, self._student_tensors()):
+                t.copy_(s)
 
 
 def build_teacher(name: str, student: Policy, **options: float) -> Teacher:

@@ -28,7 +28,7 @@ from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.metrics import MetricsLog, plot_curve
-from mmopsd.parallel import Parallel, init, shutdown_on_exit
+from mmopsd.parallel import Parallel, full_state, init, load_full_state, shutdown_on_exit
 from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.policies.vision import freeze_vision_tower
@@ -130,6 +130,9 @@ def build(
     teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
     if hasattr(provider, "bind"):
         provider.bind(policy, config.out_dir)
+    policy.forward_model = par.wrap(policy.model)  # FSDP2 shards in place: before the optimizer
+    if par.sharded:
+        teacher.rebind()  # a teacher that follows the student reads the sharded parameters
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warm = max(1, config.warmup_steps)
@@ -149,7 +152,6 @@ def build(
         if config.curriculum_every
         else None
     )
-    policy.forward_model = par.wrap(policy.model) if par.active else None
     return Components(
         policy, teacher, provider, spec, loss, optimizer, scheduler, envs, curriculum,
         parallel=par,
@@ -160,7 +162,9 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     """One optimizer step: on-policy rollouts, per-turn teacher contexts, turn-level
     distillation (plus the optional RL term), update."""
     start = time.perf_counter()
-    trajs = _rollouts(step, c, config)
+    par = c.parallel
+    with par.gathered(c.policy.model):  # FSDP2: whole weights while generating
+        trajs = _rollouts(step, c, config)
     if config.save_rollouts:
         _save_rollouts(Path(config.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
     keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
@@ -178,13 +182,14 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     )
     if config.turn_weighting == "sod":  # SOD weights need every turn's teacher divergence
         views = _views_or_save(c, config, step, trajs, [key for key, _ in mine])
-        values = turn_divergences(
-            c.policy,
-            c.teacher,
-            [t for _, t in mine],
-            [views[key][0][0] for key, _ in mine],
-            micro_batch_size=config.micro_batch_size,
-        )
+        with par.gathered(c.policy.model):  # ranks score different numbers of turns
+            values = turn_divergences(
+                c.policy,
+                c.teacher,
+                [t for _, t in mine],
+                [views[key][0][0] for key, _ in mine],
+                micro_batch_size=config.micro_batch_size,
+            )
         values = c.parallel.gather(values)  # every turn's, in trajectory order
         divergences = {key: v for (key, _), v in zip(keyed, values)}
         samples = plan_turns(trajs, divergences=divergences, **plan)
@@ -193,12 +198,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         distilled = [(s.trajectory, s.index) for s in samples if s.distill and s.trajectory in own]
         views = _views_or_save(c, config, step, trajs, distilled)
     if hasattr(c.provider, "observe"):
-        c.provider.observe(trajs, step)
+        with par.gathered(c.policy.model):  # a provider may generate (skill summaries)
+            c.provider.observe(trajs, step)
     planned = samples
     samples, teacher_prompts = _expand_views([s for s in samples if s.trajectory in own], views)
     c.policy.model.train()
-    par = c.parallel
     mbs = config.micro_batch_size
+    trained = c.policy.forward_model if c.policy.forward_model is not None else c.policy.model
     stats = distill_backward(
         c.policy,
         c.teacher,
@@ -208,13 +214,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         micro_batch_size=mbs,
         scale=float(par.world),  # DDP averages over ranks; the objective is their sum
         micro_batches=par.max(-(-len(samples) // mbs)) if par.active else None,
-        accumulate=(lambda last: par.accumulate(c.policy.forward_model, last))
-        if par.active
-        else None,
+        accumulate=(lambda last: par.accumulate(trained, last)) if par.active else None,
+        always_teacher=par.sharded,  # FSDP2: every rank runs the same forwards
     )
     stats = par.sum(stats)
     params = [p for p in c.policy.model.parameters() if p.requires_grad]
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
+    norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
     c.optimizer.step()
     c.scheduler.step()
     c.optimizer.zero_grad(set_to_none=True)
@@ -233,6 +239,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         "env_errors": sum(tr.error is not None for tr in trajs),
         "grad_norm": float(norm),
         "processes": c.parallel.world,
+        "parallel": c.parallel.mode,
         "lr": c.scheduler.get_last_lr()[0],
         "seconds": time.perf_counter() - start,
     }
@@ -352,14 +359,15 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     )
     c.policy.model.eval()
     record: dict[str, Any] = {"kind": "eval", "step": step}
-    student = evaluate(c.policy, config.env, c.spec, **kw)
-    record.update(student_success=student.success, student=student.to_dict())
-    if teacher:
+    with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
+        student = evaluate(c.policy, config.env, c.spec, **kw)
+        record.update(student_success=student.success, student=student.to_dict())
         static = c.teacher.static and getattr(c.provider, "static", True)
-        if c.teacher_eval is None or not static:
+        if teacher and (c.teacher_eval is None or not static):
             with c.teacher.active() as tp:
                 result = evaluate(tp, config.env, c.spec, provider=c.provider, **kw)
             c.teacher_eval = result.to_dict()
+    if teacher and c.teacher_eval is not None:
         record.update(teacher_success=c.teacher_eval["success"], teacher=dict(c.teacher_eval))
     return record
 
@@ -396,7 +404,12 @@ def _train(config: TrainConfig, policy: Policy | None, progress: bool, par: Para
     log = MetricsLog(out / "metrics.jsonl", enabled=par.main)
     last_eval = None
     if found is not None:
-        found, restored, teacher_state = load_newest(ckpt_root, found, c.policy.model, c.optimizer)
+        put = None
+        if par.sharded:
+            put = lambda w, o: load_full_state(par, c.policy.model, c.optimizer, w, o)  # noqa: E731
+        found, restored, teacher_state = load_newest(
+            ckpt_root, found, c.policy.model, c.optimizer, put
+        )
         c.teacher.load_state_dict(teacher_state)
         c.scheduler.last_epoch = restored.step
         first, before = restored.step + 1, restored.extra["before"]
@@ -430,18 +443,20 @@ def _train(config: TrainConfig, policy: Policy | None, progress: bool, par: Para
                 progress,
                 f"step {step}: held-out student success {last_eval['student_success']:.3f}",
             )
-        if par.main and (
-            (config.save_every and step % config.save_every == 0) or step == config.steps
-        ):
-            checkpoint.save(
-                ckpt_root,
-                step,
-                c.policy.model,
-                c.optimizer,
-                teacher=c.teacher.state_dict(),
-                extra={"before": before},
-                keep=config.keep_checkpoints,
-            )
+        if (config.save_every and step % config.save_every == 0) or step == config.steps:
+            weights, optimizer_state = full_state(par, c.policy.model, c.optimizer)  # collective
+            if par.main:
+                checkpoint.save(
+                    ckpt_root,
+                    step,
+                    c.policy.model,
+                    c.optimizer,
+                    teacher=c.teacher.state_dict(),
+                    extra={"before": before},
+                    keep=config.keep_checkpoints,
+                    weights=weights,
+                    optimizer_state=optimizer_state,
+                )
     if last_eval is None or last_eval["step"] != config.steps:
         last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
         log.write(last_eval)

@@ -66,9 +66,10 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
-def test_two_ddp_processes_update_exactly_as_one(reference, tmp_path):
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
     out = tmp_path / "run"
-    done = _run(_config(out), 2)
+    done = _run(_config(out, parallel=mode), 2)
     assert done.returncode == 0, done.stderr[-3000:]
     for step in (1, 2, 3):
         _assert_same(_weights(out, step), _weights(reference, step))
@@ -77,6 +78,7 @@ def test_two_ddp_processes_update_exactly_as_one(reference, tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     ref = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in records] == [r["kind"] for r in ref]  # one writer, no doubles
+    assert {r["parallel"] for r in records if r["kind"] == "train"} == {mode}
     for r, q in zip(records, ref):
         if r["kind"] == "train":
             assert r["distilled_turns"] == q["distilled_turns"]
@@ -97,29 +99,37 @@ def test_two_ddp_processes_update_exactly_as_one(reference, tmp_path):
     ],
     ids=["lora-frozen", "live-jsd", "ema-rl-groups"],
 )
-def test_lora_teachers_and_rl_under_ddp_equal_one_process(options, tmp_path):
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_lora_teachers_and_rl_equal_one_process(mode, options, tmp_path):
     one = _run(_config(tmp_path / "one", steps=2, parallel="none", **options), 1)
-    two = _run(_config(tmp_path / "two", steps=2, **options), 2)
+    two = _run(_config(tmp_path / "two", steps=2, parallel=mode, **options), 2)
     assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
     _assert_same(_weights(tmp_path / "two", 2), _weights(tmp_path / "one", 2))
 
 
-def test_a_resumed_run_continues_exactly_with_two_or_one_processes(reference, tmp_path):
-    first = _run(_config(tmp_path / "run", steps=2), 2)
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = _run(_config(tmp_path / "run"), 2)
+@pytest.mark.parametrize(
+    ("first", "then"), [("ddp", "ddp"), ("fsdp", "fsdp"), ("fsdp", "none"), ("none", "fsdp")]
+)
+def test_a_resumed_run_continues_exactly_in_any_mode(first, then, reference, tmp_path):
+    procs = {"none": 1, "ddp": 2, "fsdp": 2}
+    done = _run(_config(tmp_path / "run", steps=2, parallel=first), procs[first])
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = _run(_config(tmp_path / "run", parallel=then), procs[then])
     assert again.returncode == 0, again.stderr[-3000:]
     _assert_same(_weights(tmp_path / "run", 3), _weights(reference, 3))
-    # a 2-process run resumed by one process
-    assert _run(_config(tmp_path / "mixed", steps=2), 2).returncode == 0
-    done = _run(_config(tmp_path / "mixed", parallel="none"), 1)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _assert_same(_weights(tmp_path / "mixed", 3), _weights(reference, 3))
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["parallel"] for r in records if r["kind"] == "train"] == [
+        "none" if first == "none" else first,
+        "none" if first == "none" else first,
+        then,
+    ]
 
 
-def test_a_rank_that_raises_ends_the_run_with_its_message(tmp_path):
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_a_rank_that_raises_ends_the_run_with_its_message(mode, tmp_path):
     start = time.monotonic()
-    done = _run(_config(tmp_path / "run", dist_timeout=30), 2, FAIL_AT_STEP="2", FAIL_RANK="1")
+    config = _config(tmp_path / "run", dist_timeout=30, parallel=mode)
+    done = _run(config, 2, FAIL_AT_STEP="2", FAIL_RANK="1")
     assert done.returncode != 0
     assert "rank 1 failed on purpose at step 2" in done.stdout + done.stderr
     assert time.monotonic() - start < 120
@@ -139,12 +149,15 @@ def test_tasks_must_divide_among_the_processes(tmp_path):
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_the_demo_config_on_two_cpu_processes(tmp_path):
-    """The README's command: ``accelerate launch --num_processes 2 -m mmopsd train ...``."""
+    """The README's command: ``accelerate launch --multi_gpu --num_processes 2 -m mmopsd train
+    ...`` (without ``--multi_gpu`` or a config saying so, accelerate starts one process on a
+    machine without GPUs)."""
     from importlib import resources
 
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
         command = [
-            str(Path(sys.executable).with_name("accelerate")), "launch", "--num_processes", "2",
+            str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu",
+            "--num_processes", "2",
             "--main_process_port", str(free_port()), "-m", "mmopsd", "train",
             "--config", str(demo), "--set", "steps=2", "--set", f"out_dir={tmp_path / 'run'}",
         ]  # fmt: skip
