@@ -128,6 +128,21 @@ CASES = [
     ("out-dir-is-file", T(*S("out_dir={file}")), {}, "is a file; set out_dir to a directory"),
     # --- eval
     ("eval-episodes-0", ["eval", "--episodes", "0"], {}, "--episodes: must be >= 1, got 0"),
+    ("eval-tokenizer-alone", ["eval", "--tokenizer", "x"], {}, "pass --base-url too"),
+    (
+        "eval-served-timeout",
+        ["eval", "--base-url", "http://127.0.0.1:9/v1", "--request-timeout", "0"],
+        {},
+        "--request-timeout must be > 0",
+    ),
+    (
+        "eval-served-checkpoint",
+        ["eval", "--base-url", "http://127.0.0.1:9/v1", "--checkpoint", "{empty}"],
+        {},
+        "--checkpoint and --base-url exclude each other",
+    ),
+    ("parallel-unknown", T(*S("parallel=deepspeed")), {}, "parallel must be one of auto"),
+    ("dist-timeout-0", T(*S("dist_timeout=0")), {}, "dist_timeout must be > 0"),
     ("eval-episodes-text", ["eval", "--episodes", "ten"], {}, "integer >= 1, got 'ten'"),
     ("eval-turns-negative", ["eval", "--max-turns", "-2"], {}, "--max-turns: must be >= 1"),
     ("eval-tokens-0", ["eval", "--max-new-tokens", "0"], {}, "--max-new-tokens: must be >= 1"),
