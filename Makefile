@@ -40,6 +40,8 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/chunked_loss_memory.py
 	$(BIN)/python benchmarks/distill_step_time.py
+	$(BIN)/python benchmarks/served_rollout_speed.py
+	$(BIN)/python benchmarks/ddp_cpu.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
