@@ -165,7 +165,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     par = c.parallel
     with par.gathered(c.policy.model):  # FSDP2: whole weights while generating
         trajs = _rollouts(step, c, config)
-    if config.save_rollouts:
+    if config.save_rollouts and par.main:  # every rank holds the whole batch
         _save_rollouts(Path(config.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
     keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
     keyed = [(key, t) for key, t in keyed if t.response_ids]
@@ -291,7 +291,8 @@ def _views_or_save(
     try:
         return {key: _teacher_views(c, trajs, groups, key) for key in keys}
     except MmopsdError as err:
-        path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}.jsonl"
+        rank = f"-rank{c.parallel.rank}" if c.parallel.active else ""  # ranks fail alone
+        path = Path(config.out_dir) / "rollouts" / f"failed-step-{step}{rank}.jsonl"
         _save_rollouts(path, trajs)
         note = f"{err} (the {len(trajs)} trajectories of step {step} are saved in {path})"
         raise type(err)(note) from err
