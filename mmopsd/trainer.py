@@ -202,6 +202,37 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
             c.provider.observe(trajs, step)
     planned = samples
     samples, teacher_prompts = _expand_views([s for s in samples if s.trajectory in own], views)
+    stats, norm = _update(c, config, samples, teacher_prompts)
+    c.teacher.update(step)
+    all_turns = [t for tr in trajs for t in tr.turns]
+    return {
+        "kind": "train",
+        "step": step,
+        "loss": stats["loss"],
+        "rl_loss": stats["rl_loss"],
+        "response_tokens": stats["tokens"],
+        "distilled_turns": sum(1 for s in planned if s.distill),
+        "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
+        "mean_turns": len(all_turns) / len(trajs),
+        "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
+        "env_errors": sum(tr.error is not None for tr in trajs),
+        "grad_norm": norm,
+        "processes": c.parallel.world,
+        "parallel": c.parallel.mode,
+        "lr": c.scheduler.get_last_lr()[0],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _update(
+    c: Components,
+    config: TrainConfig,
+    samples: list[TurnSample],
+    teacher_prompts: list[Encoded | None],
+) -> tuple[dict[str, float], float]:
+    """Backward over this rank's samples (synchronised over ranks), clip, optimizer step;
+    returns the summed loss terms and the gradient norm before clipping."""
+    par = c.parallel
     c.policy.model.train()
     mbs = config.micro_batch_size
     trained = c.policy.forward_model if c.policy.forward_model is not None else c.policy.model
@@ -217,32 +248,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         accumulate=(lambda last: par.accumulate(trained, last)) if par.active else None,
         always_teacher=par.sharded,  # FSDP2: every rank runs the same forwards
     )
-    stats = par.sum(stats)
     params = [p for p in c.policy.model.parameters() if p.requires_grad]
     norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
     norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
     c.optimizer.step()
     c.scheduler.step()
     c.optimizer.zero_grad(set_to_none=True)
-    c.teacher.update(step)
-    all_turns = [t for tr in trajs for t in tr.turns]
-    return {
-        "kind": "train",
-        "step": step,
-        "loss": stats["loss"],
-        "rl_loss": stats["rl_loss"],
-        "response_tokens": stats["tokens"],
-        "distilled_turns": sum(1 for s in planned if s.distill),
-        "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
-        "mean_turns": len(all_turns) / len(trajs),
-        "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
-        "env_errors": sum(tr.error is not None for tr in trajs),
-        "grad_norm": float(norm),
-        "processes": c.parallel.world,
-        "parallel": c.parallel.mode,
-        "lr": c.scheduler.get_last_lr()[0],
-        "seconds": time.perf_counter() - start,
-    }
+    return par.sum(stats), float(norm)
 
 
 def _own_trajectories(par: Parallel, config: TrainConfig) -> range:

@@ -117,10 +117,7 @@ class OpenAIEngine:
             "temperature": 0.0 if greedy else temperature,
             "top_p": 1.0 if greedy else top_p,
         }
-        if not prompts:
-            return []
-        with ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda p: self._complete(p, sampling), prompts))
+        return self._map(lambda p: self._complete(p, sampling), prompts)
 
     def chat(self, prompts: Sequence[str], *, max_new_tokens: int = 64) -> list[str]:
         """Greedy chat answers, one per user prompt (the server applies its own template;
@@ -138,10 +135,14 @@ class OpenAIEngine:
             )
             return out.choices[0].message.content or ""
 
-        if not prompts:
+        return self._map(one, prompts)
+
+    def _map(self, request: Any, items: Sequence[Any]) -> list[Any]:
+        """``request`` on every item, ``concurrency`` at a time, results in order."""
+        if not items:
             return []
-        with ThreadPoolExecutor(min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(one, prompts))
+        with ThreadPoolExecutor(min(self.concurrency, len(items))) as pool:
+            return list(pool.map(request, items))
 
     def _complete(self, prompt: Encoded, sampling: dict[str, Any]) -> Generation:
         if self.tokenizer is None or self.eos_id is None:
