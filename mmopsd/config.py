@@ -24,6 +24,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rl": ("none", "add", "route"),
     "rl_advantage": ("grpo", "rloo"),
     "parallel": ("auto", "none", "ddp", "fsdp"),
+    "engine": ("hf", "vllm", "openai"),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -98,6 +99,17 @@ class TrainConfig:
             ``none`` (one process), or ``auto`` (``ddp`` when launched on several processes).
         dist_timeout: seconds a collective waits before the run fails (a dead rank ends
             the run instead of hanging it).
+        engine: what samples the training rollouts: ``hf`` (the student's own ``generate``),
+            ``vllm`` (an in-process vLLM on the same GPU, loaded with the student's weights
+            after every step; it also runs the evaluations) or ``openai`` (an
+            OpenAI-compatible server, which this run does not update).
+        engine_kwargs: the engine's options: ``logprobs`` (hf); ``gpu_memory_utilization``,
+            ``sleep``, ``dtype``, ``max_model_len``, ``enforce_eager`` ... (vllm);
+            ``base_url``, ``model``, ``api_key_env``, ``concurrency``, ``timeout`` (openai).
+        importance_cap: where the engine returns the log-probs of its samples, every token's
+            loss is multiplied by ``min(exp(log S - log p_engine), importance_cap)`` (truncated
+            importance sampling; 0 turns it off). The mismatch ``mean |log p_engine - log S|``
+            is logged every step.
     """
 
     imports: list[str] = field(default_factory=list)
@@ -162,6 +174,9 @@ class TrainConfig:
     seed: int = 0
     parallel: str = "auto"
     dist_timeout: float = 600.0
+    engine: str = "hf"
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    importance_cap: float = 2.0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns")
@@ -186,7 +201,7 @@ class TrainConfig:
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         nonnegative = ("curriculum_every", "eval_every", "save_every", "warmup_steps")
-        for name in (*nonnegative, "max_grad_norm", "weight_decay", "rl_coef"):
+        for name in (*nonnegative, "max_grad_norm", "weight_decay", "rl_coef", "importance_cap"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_episodes < 1 or self.keep_checkpoints < 1 or self.curriculum_start < 1:

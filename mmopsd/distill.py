@@ -25,13 +25,20 @@ from mmopsd.types import Encoded, Turn
 
 @dataclass
 class LossSpec:
-    """A loss and its options, plus an optional token weighting."""
+    """A loss and its options, plus an optional token weighting.
+
+    ``importance_cap`` is the truncation of the importance weight
+    ``min(exp(log S(y) - log p_engine(y)), cap)`` that multiplies every token's loss when the
+    rollout engine gave its log-probs (0 turns the correction off; the mismatch is logged
+    either way).
+    """
 
     fn: Callable[..., torch.Tensor]
     options: dict[str, Any] = field(default_factory=dict)
     weighting: str = "none"
     weighting_options: dict[str, Any] = field(default_factory=dict)
     needs_ids: bool = False
+    importance_cap: float = 2.0
 
 
 def distill_backward(
@@ -56,11 +63,14 @@ def distill_backward(
     (``accumulate(last)`` is the context of each backward: only the last synchronises);
     sharded ranks also pass ``always_teacher`` (the teacher scores every micro-batch, so
     every rank runs the same forwards). Returns the distillation and RL terms (unscaled)
-    and the token count.
+    and the token count, plus, over tokens whose engine log-prob is known, the summed
+    ``|log p_engine - log S|`` (``mismatch``), importance weights (``importance``) and their
+    count (``engine_tokens``).
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
-    totals = {"loss": 0.0, "rl_loss": 0.0, "tokens": 0.0}
+    totals = dict.fromkeys(("loss", "rl_loss", "tokens", "mismatch", "importance"), 0.0)
+    totals["engine_tokens"] = 0.0
     starts = list(range(0, len(samples), micro_batch_size))
     count = len(starts) if micro_batches is None else micro_batches
     if count < len(starts):
@@ -102,6 +112,9 @@ def _micro_batch(
     scored = student.score([s.turn.prompt for s in part], responses)  # with grad
     mask = scored.mask * _response_mask([s.turn for s in part], scored.mask)
     per_turn = _per_turn_weights(mask, scored.logits, target, loss)
+    if any(s.turn.sampled_logprobs for s in part):  # the rollout engine gave log-probs
+        weights = _importance_weights(part, scored, mask, loss.importance_cap, totals)
+        per_turn = per_turn * weights.to(per_turn.dtype)
     device = scored.logits.device
     value = scored.logits.sum() * 0.0
     if target is not None and bool(distill.any()):
@@ -119,6 +132,37 @@ def _micro_batch(
         value = value + term
     (value * scale if scale != 1.0 else value).backward()
     totals["tokens"] += float(mask.sum())
+
+
+@torch.no_grad()
+def _importance_weights(
+    part: Sequence[TurnSample],
+    scored: Any,
+    mask: torch.Tensor,
+    cap: float,
+    totals: dict[str, float],
+) -> torch.Tensor:
+    """Per-token truncated importance weights ``min(exp(log S(y) - log p_engine(y)), cap)``
+    (1 where the engine gave no log-prob, or with ``cap`` 0); adds the mismatch statistics
+    to ``totals``. Rows are taken one at a time so that no ``[B, R, V]`` float copy is made."""
+    weights = torch.ones(mask.shape, dtype=torch.float64, device=mask.device)
+    for i, sample in enumerate(part):
+        engine = sample.turn.sampled_logprobs
+        n = len(engine or [])
+        if not n:
+            continue
+        logits = scored.logits[i, :n].float()
+        ids = scored.ids[i, :n, None]
+        trainer = (logits.gather(-1, ids).squeeze(-1) - logits.logsumexp(-1)).double()
+        gap = trainer - torch.tensor(engine, dtype=torch.float64, device=trainer.device)
+        on = mask[i, :n].double()
+        ratio = gap.clamp(-20, 20).exp()
+        totals["mismatch"] += float((gap.abs() * on).sum())
+        totals["importance"] += float((ratio.clamp(max=cap) * on).sum()) if cap else 0.0
+        totals["engine_tokens"] += float(on.sum())
+        if cap:
+            weights[i, :n] = ratio.clamp(max=cap)
+    return weights.to(mask.device)
 
 
 def _empty_backward(student: Policy, teacher: Teacher | None) -> None:

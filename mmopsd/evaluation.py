@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmopsd.agents.prompting import PromptSpec
+from mmopsd.engines.base import Engine
 from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
@@ -84,12 +85,15 @@ def evaluate(
     provider: Provider | None = None,
     seed_offset: int = 0,
     parallel: Parallel | None = None,
+    engine: Engine | None = None,
 ) -> EvalResult:
     """Greedy episodes on seeds ``seed_offset .. seed_offset + episodes - 1`` of ``split``.
 
     ``provider`` evaluates the policy *with* privileged information (the teacher's view);
     leave it None to evaluate the student. In a data-parallel run (``parallel``) each rank
     plays a block of the episodes and every rank gets the result of all of them.
+    ``engine`` samples instead of the policy's own ``generate`` (e.g. vLLM holding the
+    policy's weights).
     """
     par = parallel or Parallel()
     env_kwargs = {**(env_kwargs or {}), "split": split}
@@ -110,6 +114,7 @@ def evaluate(
             provider=provider,
             id_prefix="eval",
             on_env_error="end",
+            engine=engine,
         )
         for env in envs:
             env.close()

@@ -24,6 +24,7 @@ import gymnasium as gym
 
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.checks import accepted_options, check_keys
+from mmopsd.engines.base import Engine, Generation
 from mmopsd.errors import ConfigError, MmopsdError, UnknownNameError
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
@@ -120,6 +121,7 @@ def rollout(
     id_prefix: str = "traj",
     on_env_error: str = "raise",
     leak_keys: Sequence[str] | None = (),
+    engine: Engine | None = None,
 ) -> list[Trajectory]:
     """Play one episode per environment, all environments batched per turn.
 
@@ -139,6 +141,8 @@ def rollout(
             go on).
         leak_keys: privileged keys whose content must never be in a student context
             (checked before every generation; ``None`` checks every key, ``()`` none).
+        engine: the rollout engine that samples the responses (default: the policy's own
+            ``generate``); its log-probs are kept on each turn.
     """
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
@@ -166,18 +170,12 @@ def rollout(
             enc if provider is None else _acting_prompt(policy, spec, msgs, ep.info, provider)
             for ep, (msgs, enc) in zip(active, contexts)
         ]
-        responses = policy.generate(
-            prompts,
-            max_new_tokens=sampling.max_new_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            greedy=sampling.greedy,
-        )
+        responses = _sample(policy, engine, prompts, sampling)
         last = turn_index == max_turns - 1
         failures = []
-        for ep, (msgs, enc), ids in zip(active, contexts, responses):
+        for ep, (msgs, enc), gen in zip(active, contexts, responses):
             try:
-                _advance(policy, spec, ep, msgs, enc, ids, last)
+                _advance(policy, spec, ep, msgs, enc, gen, last)
             except _StepFailed as failed:  # the other episodes still record this turn
                 failures.append(failed)
                 log.warning("%s; the episode ends here", failed)
@@ -191,16 +189,38 @@ class _StepFailed(Exception):
     pass
 
 
+def _sample(
+    policy: Policy, engine: Engine | None, prompts: list[Encoded], sampling: Sampling
+) -> list[Generation]:
+    """One generation per prompt from ``engine`` (else the policy), cut after the first
+    end-of-sequence id."""
+    kw = dict(
+        max_new_tokens=sampling.max_new_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        greedy=sampling.greedy,
+    )
+    if engine is None:
+        return [Generation(ids=ids) for ids in policy.generate(prompts, **kw)]  # type: ignore[arg-type]
+    out = []
+    for gen in engine.generate(prompts, **kw):  # type: ignore[arg-type]
+        ids = policy._cut_at_eos(list(gen.ids))
+        logprobs = list(gen.logprobs[: len(ids)]) if gen.logprobs is not None else None
+        out.append(Generation(ids=ids, logprobs=logprobs, exact=gen.exact))
+    return out
+
+
 def _advance(
     policy: Policy,
     spec: PromptSpec,
     ep: _Episode,
     messages: list[Message],
     prompt: Encoded,
-    ids: list[int],
+    gen: Generation,
     last: bool,
 ) -> None:
-    """Step one episode with the action of response ``ids`` and record the turn."""
+    """Step one episode with the action of response ``gen`` and record the turn."""
+    ids = gen.ids
     text = policy.decode(ids)
     parsed = spec.parse(text, ep.info)
     turn = Turn(
@@ -211,6 +231,7 @@ def _advance(
         assistant_prefix=spec.assistant_prefix,
         action=parsed.action,
         valid=parsed.valid,
+        sampled_logprobs=gen.logprobs,
     )
     ep.trajectory.turns.append(turn)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from mmopsd.checks import check_loss, check_token_weighting, check_turn_weightin
 from mmopsd.config import TrainConfig, import_modules
 from mmopsd.curriculum import TemporalCurriculum
 from mmopsd.distill import LossSpec, distill_backward, turn_divergences
+from mmopsd.engines.base import Engine
+from mmopsd.engines.build import build_engine
 from mmopsd.errors import ConfigError, MmopsdError
 from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.losses import get as get_loss
@@ -42,6 +45,8 @@ from mmopsd.turn_plan import TurnSample, plan_turns
 from mmopsd.turn_weighting import TURN_WEIGHTINGS
 from mmopsd.types import Encoded, Trajectory
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Components:
@@ -55,6 +60,7 @@ class Components:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     envs: list
+    engine: Engine | None = None  # None: the policy's own generate
     curriculum: TemporalCurriculum | None = None
     teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
     parallel: Parallel = dataclasses.field(default_factory=Parallel)
@@ -144,6 +150,8 @@ def build(
         weighting_options=dict(config.weighting_kwargs),
         needs_ids=config.loss.startswith("sampled"),
     )
+    loss.importance_cap = config.importance_cap
+    engine = _engine(config, policy, par)
     spec = prompt_for(config.env)
     if config.history is not None:
         spec = dataclasses.replace(spec, history=config.history)
@@ -153,9 +161,31 @@ def build(
         else None
     )
     return Components(
-        policy, teacher, provider, spec, loss, optimizer, scheduler, envs, curriculum,
+        policy, teacher, provider, spec, loss, optimizer, scheduler, envs, engine, curriculum,
         parallel=par,
     )  # fmt: skip
+
+
+def _engine(config: TrainConfig, policy: Policy, par: Parallel) -> Engine | None:
+    """The configured rollout engine (None for plain ``hf``: the policy samples itself)."""
+    if config.engine == "hf" and not config.engine_kwargs:
+        return None
+    model_dir = None
+    if config.engine == "vllm":
+        from mmopsd.policies.loading import resolve_model_path
+
+        model_dir = str(resolve_model_path(config.model))
+    engine = build_engine(
+        config.engine, policy, model_dir=model_dir, processes=par.world, **config.engine_kwargs
+    )
+    if not engine.follows_weights and par.main:
+        log.warning(
+            "engine %s: the served model is not updated by this run, so rollouts grow "
+            "off-policy as the student trains (corrected by truncated importance weights "
+            "only where the server returns log-probs); evaluations use the student itself",
+            config.engine,
+        )
+    return engine
 
 
 def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
@@ -202,7 +232,11 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
             c.provider.observe(trajs, step)
     planned = samples
     samples, teacher_prompts = _expand_views([s for s in samples if s.trajectory in own], views)
+    if c.engine is not None:
+        c.engine.sleep()  # the trainer takes the accelerator memory
     stats, norm = _update(c, config, samples, teacher_prompts)
+    if c.engine is not None:
+        c.engine.sync(c.policy.model)  # the next rollouts sample the updated student
     c.teacher.update(step)
     all_turns = [t for tr in trajs for t in tr.turns]
     return {
@@ -217,6 +251,9 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         "invalid_rate": sum(not t.valid for t in all_turns) / max(1, len(all_turns)),
         "env_errors": sum(tr.error is not None for tr in trajs),
         "grad_norm": norm,
+        "engine": config.engine,
+        "engine_mismatch": _ratio(stats["mismatch"], stats["engine_tokens"]),
+        "importance_weight": _ratio(stats["importance"], stats["engine_tokens"]),
         "processes": c.parallel.world,
         "parallel": c.parallel.mode,
         "lr": c.scheduler.get_last_lr()[0],
@@ -257,6 +294,10 @@ def _update(
     return par.sum(stats), float(norm)
 
 
+def _ratio(total: float, count: float) -> float | None:
+    return total / count if count else None
+
+
 def _own_trajectories(par: Parallel, config: TrainConfig) -> range:
     """The indices of this rank's trajectories in a step's batch (whole groups)."""
     tasks = par.block(config.batch_size // config.group_size)
@@ -284,6 +325,7 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
         id_prefix=f"s{step}",
         on_env_error="end",
         leak_keys=getattr(c.provider, "keys", None),
+        engine=c.engine,
     )
     return c.parallel.gather(mine)
 
@@ -371,9 +413,11 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
         parallel=c.parallel,
     )
     c.policy.model.eval()
+    follows = c.engine is not None and c.engine.follows_weights and c.engine.name != "hf"
+    engine = c.engine if follows else None  # vLLM holds the student's weights: faster
     record: dict[str, Any] = {"kind": "eval", "step": step}
     with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
-        student = evaluate(c.policy, config.env, c.spec, **kw)
+        student = evaluate(c.policy, config.env, c.spec, engine=engine, **kw)
         record.update(student_success=student.success, student=student.to_dict())
         static = c.teacher.static and getattr(c.provider, "static", True)
         if teacher and (c.teacher_eval is None or not static):
@@ -430,11 +474,13 @@ def _train(config: TrainConfig, policy: Policy | None, progress: bool, par: Para
             log.truncate_after(restored.step)
         last_eval = _eval_at(log.read(), restored.step)
         _say(progress, f"resumed from {found} (step {restored.step})")
+        _sync_engine(c)
     else:
         if par.main:
             log.path.unlink(missing_ok=True)
         if hasattr(c.provider, "reset"):  # a provider with state starts empty on a fresh run
             c.provider.reset()
+        _sync_engine(c)
         before = run_eval(0, c, config, teacher=config.eval_teacher)
         log.write(before)
         first, last_eval = 1, before
@@ -482,6 +528,12 @@ def _train(config: TrainConfig, policy: Policy | None, progress: bool, par: Para
         plot_curve(log.read(), out / "curve.png", title=title)
     par.barrier()  # the run directory is complete before any rank returns
     return summary
+
+
+def _sync_engine(c: Components) -> None:
+    """The engine samples the weights training starts from."""
+    if c.engine is not None:
+        c.engine.sync(c.policy.model)
 
 
 def _eval_at(records: list[dict[str, Any]], step: int) -> dict[str, Any] | None:

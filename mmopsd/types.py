@@ -157,11 +157,14 @@ class Encoded:
         mm: multimodal tensors for this prompt (``pixel_values`` ``[patches, D]``,
             ``image_grid_thw`` ``[images, 3]``); empty for text.
         token_types: per-token modality (0 text, 1 image, 2 video) for VLMs, else None.
+        images: the prepared images the ids hold, in order (for engines that take images
+            rather than pixel tensors, e.g. vLLM).
     """
 
     ids: list[int]
     mm: dict[str, torch.Tensor] = field(default_factory=dict)
     token_types: list[int] | None = None
+    images: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -174,7 +177,8 @@ class Encoded:
         types = [t for p in parts for t in (p.token_types or [0] * len(p.ids))] if typed else None
         keys = sorted({k for p in parts for k in p.mm})
         mm = {k: torch.cat([p.mm[k] for p in parts if k in p.mm]) for k in keys}
-        return Encoded(ids=ids, mm=mm, token_types=types)
+        images = [img for p in parts for img in p.images]
+        return Encoded(ids=ids, mm=mm, token_types=types, images=images)
 
 
 @dataclass
@@ -195,6 +199,9 @@ class Turn:
         terminated: the environment ended the task on this turn.
         truncated: the turn limit ended the episode on this turn.
         info: the environment's info dict for this turn; privileged data under ``"privileged"``.
+        sampled_logprobs: the rollout engine's log-probability of each response id, where
+            the engine gives them (vLLM, some servers); the trainer corrects its loss with a
+            truncated importance weight against them and logs the mismatch.
     """
 
     messages: list[Message]
@@ -209,8 +216,16 @@ class Turn:
     terminated: bool = False
     truncated: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    sampled_logprobs: list[float] | None = None
 
     def __post_init__(self) -> None:
+        if self.sampled_logprobs is not None and len(self.sampled_logprobs) != len(
+            self.response_ids
+        ):
+            raise ValueError(
+                f"sampled_logprobs has {len(self.sampled_logprobs)} entries for "
+                f"{len(self.response_ids)} response ids"
+            )
         if self.response_mask is None:
             self.response_mask = [1] * len(self.response_ids)
         elif len(self.response_mask) != len(self.response_ids):
@@ -263,6 +278,7 @@ class Trajectory:
                     "prompt_ids": t.prompt_ids,
                     "response_ids": t.response_ids,
                     "response_text": t.response_text,
+                    "sampled_logprobs": t.sampled_logprobs,
                     "action": t.action,
                     "valid": t.valid,
                     "reward": t.reward,

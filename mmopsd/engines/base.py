@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mmopsd.types import Encoded
 
@@ -27,7 +27,17 @@ class Generation:
 
 
 class Engine(Protocol):
-    """Samples one response per prompt."""
+    """Samples one response per prompt.
+
+    Attributes:
+        name: the engine's config name (``hf``, ``vllm``, ``openai``).
+        follows_weights: True when :meth:`sync` puts the trained weights into the engine,
+            so its samples are the current student's (the trainer then evaluates through
+            it too); False for a server this run cannot update.
+    """
+
+    name: str
+    follows_weights: bool
 
     def generate(
         self,
@@ -39,4 +49,17 @@ class Engine(Protocol):
         greedy: bool = False,
     ) -> list[Generation]:
         """One :class:`Generation` per prompt, in order."""
+        ...
+
+    def sync(self, model: Any) -> None:
+        """Load ``model``'s current weights (after an optimizer step); a no-op for engines
+        that sample from the trained model itself or cannot be updated."""
+        ...
+
+    def sleep(self) -> None:
+        """Free accelerator memory for training (a no-op where nothing is held)."""
+        ...
+
+    def wake(self) -> None:
+        """Take back what :meth:`sleep` freed, before the next rollouts."""
         ...

@@ -40,6 +40,9 @@ class OpenAIEngine:
         max_retries: retries of a request that timed out or got a 429/5xx answer.
     """
 
+    name = "openai"
+    follows_weights = False  # a server this run does not update
+
     def __init__(
         self,
         base_url: str,
@@ -70,6 +73,17 @@ class OpenAIEngine:
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIEngine(base_url={self.base_url!r}, model={self.model!r})"
+
+    def sync(self, model: Any) -> None:
+        """Nothing is sent: the server keeps its own weights (samples grow off-policy as the
+        student trains; the trainer's truncated importance weight corrects for that where
+        the server returns log-probs)."""
+
+    def sleep(self) -> None:
+        """The server's memory is not ours."""
+
+    def wake(self) -> None:
+        """See :meth:`sleep`."""
 
     # -------------------------------------------------------------------- checks
     def check(self) -> None:

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from transformers import GenerationConfig
 
+from mmopsd.engines.base import Generation
 from mmopsd.errors import AlignmentError
 from mmopsd.types import Encoded, Message
 
@@ -171,6 +172,32 @@ class Policy:
         Sampling is plain (top_k off) so that rollouts are on-policy unless ``top_p`` or
         ``temperature`` say otherwise.
         """
+        return [
+            g.ids
+            for g in self.sample(
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                greedy=greedy,
+            )
+        ]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[Encoded],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+        logprobs: bool = False,
+    ) -> list[Generation]:
+        """:meth:`generate`, as :class:`~mmopsd.engines.Generation` records; with
+        ``logprobs`` each also holds the log-probability of every sampled id under the
+        model's raw (temperature 1) distribution at generation time (this keeps one
+        ``[B, V]`` row of logits per generated position until the batch ends)."""
         if not prompts:
             return []
         batch = self._collate(prompts, None)
@@ -185,14 +212,23 @@ class Policy:
             # Vision placeholders may never be sampled: the next prompt would not line up.
             suppress_tokens=sorted(self.forbidden_response_ids()) or None,
         )
+        if logprobs:
+            config.output_logits = True
+            config.return_dict_in_generate = True
         was_training = self.model.training
         self.model.eval()
         try:
             out = self.model.generate(**batch, generation_config=config)
         finally:
             self.model.train(was_training)
-        new = out[:, batch["input_ids"].shape[1] :].tolist()
-        return [self._cut_at_eos(row) for row in new]
+        sequences = out.sequences if logprobs else out
+        new = sequences[:, batch["input_ids"].shape[1] :]
+        rows = [self._cut_at_eos(row) for row in new.tolist()]
+        if not logprobs:
+            return [Generation(ids=row) for row in rows]
+        steps = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, N, V]
+        picked = steps.gather(-1, new[:, : steps.shape[1], None]).squeeze(-1).tolist()
+        return [Generation(ids=row, logprobs=lp[: len(row)]) for row, lp in zip(rows, picked)]
 
     def _cut_at_eos(self, ids: list[int]) -> list[int]:
         return ids[: ids.index(self.eos_id) + 1] if self.eos_id in ids else ids

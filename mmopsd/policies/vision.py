@@ -73,7 +73,10 @@ class VisionLanguagePolicy(Policy):
         types = out.get("mm_token_type_ids")
         mm = {k: out[k] for k in ("pixel_values", "image_grid_thw") if k in out}
         return Encoded(
-            ids=ids, mm=mm, token_types=types[0].tolist() if types is not None else [0] * len(ids)
+            ids=ids,
+            mm=mm,
+            token_types=types[0].tolist() if types is not None else [0] * len(ids),
+            images=prepared,
         )
 
     def forbidden_response_ids(self) -> set[int]:

@@ -1,0 +1,71 @@
+"""``engine: hf | vllm | openai``: the rollout engine a config names, built for a policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmopsd.checks import check_keys
+from mmopsd.engines.base import Engine
+from mmopsd.errors import ConfigError
+
+ENGINES = ("hf", "vllm", "openai")
+OPTIONS = {
+    "hf": {"logprobs"},
+    "vllm": {
+        "gpu_memory_utilization", "sleep", "dtype", "max_model_len", "seed", "enforce_eager",
+        "tensor_parallel_size", "max_num_seqs",
+    },
+    "openai": {"base_url", "model", "api_key_env", "concurrency", "timeout", "max_retries"},
+}  # fmt: skip
+
+
+def build_engine(
+    name: str, policy: Any, model_dir: str | None = None, processes: int = 1, **options: Any
+) -> Engine:
+    """The engine ``name`` sampling for ``policy`` (its tokenizer renders and reads ids).
+
+    Args:
+        name: ``hf`` (the policy's own model), ``vllm`` (an in-process vLLM on the same GPU,
+            built from ``model_dir`` and synced with the trained weights after every step) or
+            ``openai`` (an OpenAI-compatible server: ``base_url`` and ``model`` required).
+        model_dir: the student's local model directory (vllm).
+        processes: training processes (vllm: one engine per rank).
+        options: the engine's options (``engine_kwargs``), checked against :data:`OPTIONS`.
+    """
+    if name not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
+    check_keys("engine_kwargs", f"engine {name!r}", options, sorted(OPTIONS[name]))
+    if name == "hf":
+        from mmopsd.engines.hf import HFEngine
+
+        return HFEngine(policy, **options)
+    if name == "vllm":
+        from mmopsd.engines.colocated import VLLMEngine
+
+        if model_dir is None:
+            raise ConfigError("engine: vllm needs a local model directory (model: ...)")
+        return VLLMEngine(
+            model_dir,
+            policy.eos_id,
+            image_pad_id=getattr(policy.model.config, "image_token_id", None),
+            processes=processes,
+            **options,
+        )
+    return _served(policy, options)
+
+
+def _served(policy: Any, options: dict[str, Any]) -> Engine:
+    from mmopsd.engines.served import OpenAIEngine
+
+    missing = [k for k in ("base_url", "model") if k not in options]
+    if missing:
+        raise ConfigError(
+            f"engine: openai needs engine_kwargs {' and '.join(missing)} (the server's URL, "
+            "e.g. http://127.0.0.1:8000/v1, and the name it serves the student under)"
+        )
+    options = dict(options)
+    engine = OpenAIEngine(
+        options.pop("base_url"), options.pop("model"), policy.tokenizer, policy.eos_id, **options
+    )
+    engine.check()
+    return engine

@@ -1,0 +1,205 @@
+"""vLLM in the training process, on the training GPU (colocated), as a rollout engine.
+
+The prompts are our exact ids (``TokensPrompt``; Qwen-VL images travel as
+``multi_modal_data`` with each expanded ``<|image_pad|>`` run collapsed to one token, since
+vLLM expands it again); the responses are vLLM's exact sampled ids with the log-probability
+of each under vLLM's own numbers. After every optimizer step :meth:`VLLMEngine.sync` loads the
+student's weights into vLLM (LoRA merged first; FSDP2 shards gathered; every rank calls it).
+With ``sleep`` vLLM gives its memory back while the trainer runs (sleep level 2: weights and
+KV cache are dropped, and the weights come back from the student, never from disk).
+
+vLLM needs a GPU; nothing here is imported before an engine is built.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from mmopsd.engines.base import Generation
+from mmopsd.errors import ConfigError
+from mmopsd.types import Encoded
+
+ADAPTER_MARKERS = ("lora_", "modules_to_save.", "original_module.")
+
+
+class VLLMEngine:
+    """Samples with an in-process ``vllm.LLM`` holding a copy of the student's weights.
+
+    Args:
+        model_dir: the student's local model directory (vLLM builds its model from it; the
+            weights are replaced by the student's on the first :meth:`sync`).
+        eos_id: the end-of-sequence id.
+        image_pad_id: the id of the image placeholder of a Qwen-VL model (None for text).
+        gpu_memory_utilization: the share of GPU memory vLLM may take (weights + KV cache),
+            the rest is the trainer's.
+        sleep: free vLLM's memory between rollouts (``LLM.sleep(level=2)``).
+        dtype: vLLM's dtype (``auto``: the model's, bf16 on GPUs).
+        max_model_len: the longest prompt + response (None: the model's).
+        seed: vLLM's sampling seed.
+        processes: how many training processes run (each holds its own engine on its GPU).
+        **llm_kwargs: further ``vllm.LLM`` arguments (``enforce_eager``, ...).
+    """
+
+    name = "vllm"
+    follows_weights = True
+
+    def __init__(
+        self,
+        model_dir: str,
+        eos_id: int,
+        *,
+        image_pad_id: int | None = None,
+        gpu_memory_utilization: float = 0.3,
+        sleep: bool = True,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        seed: int = 0,
+        processes: int = 1,
+        **llm_kwargs: Any,
+    ) -> None:
+        try:
+            import vllm
+        except ImportError as err:
+            raise ConfigError(
+                "engine: vllm needs the vllm package and a GPU (pip install vllm); use "
+                "engine: hf on this machine"
+            ) from err
+        if not torch.cuda.is_available():
+            raise ConfigError("engine: vllm needs a CUDA GPU; use engine: hf on this machine")
+        # The model must live in this process so that sync() can hand it our tensors.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        if processes > 1:  # one engine per rank, launched by torchrun / accelerate
+            llm_kwargs.setdefault("distributed_executor_backend", "external_launcher")
+        self.eos_id = eos_id
+        self.image_pad_id = image_pad_id
+        self.sleeps = sleep
+        self.asleep = False
+        self.llm = vllm.LLM(
+            model=model_dir,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_sleep_mode=sleep,
+            max_model_len=max_model_len,
+            seed=seed,
+            **llm_kwargs,
+        )
+
+    # ---------------------------------------------------------------- generation
+    def generate(
+        self,
+        prompts: Sequence[Encoded],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+    ) -> list[Generation]:
+        """One response per prompt, batched by vLLM."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if not prompts:
+            return []
+        self.wake()
+        params = SamplingParams(
+            n=1,
+            max_tokens=max_new_tokens,
+            temperature=0.0 if greedy else temperature,
+            top_p=1.0 if greedy else top_p,
+            top_k=-1,
+            logprobs=0,  # the sampled token's own log-prob
+            stop_token_ids=[self.eos_id],
+            skip_special_tokens=False,
+            detokenize=False,
+        )
+        requests = [TokensPrompt(**vllm_prompt(p, self.image_pad_id)) for p in prompts]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [to_generation(out.outputs[0], self.eos_id) for out in outputs]
+
+    # ------------------------------------------------------------------- weights
+    def sync(self, model: torch.nn.Module) -> None:
+        """Load ``model``'s current weights into vLLM (every rank calls this: gathering
+        FSDP2 shards is collective)."""
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])
+        runner = self.llm.llm_engine.model_executor.driver_worker.worker.model_runner
+        for name, tensor in trained_weights(model):
+            runner.model.load_weights([(name, tensor)])
+        self.llm.reset_prefix_cache()  # cached prompts were computed with the old weights
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
+
+    def sleep(self) -> None:
+        """Drop vLLM's weights and KV cache while the trainer runs (``sleep=True`` only)."""
+        if self.sleeps and not self.asleep:
+            self.llm.sleep(level=2)
+            self.asleep = True
+
+    def wake(self) -> None:
+        """Nothing to do when awake; waking from sleep happens in :meth:`sync`, which must
+        come first (the weights were dropped)."""
+        if self.asleep:
+            raise RuntimeError("the vLLM engine sleeps without weights: call sync(model) first")
+
+
+def vllm_prompt(prompt: Encoded, image_pad_id: int | None) -> dict[str, Any]:
+    """``TokensPrompt`` fields of one prompt: the ids (each run of image placeholders
+    collapsed to one, which vLLM expands again) and the images as ``multi_modal_data``."""
+    ids = list(prompt.ids)
+    if image_pad_id is None or image_pad_id not in ids:
+        return {"prompt_token_ids": ids}
+    collapsed = [t for i, t in enumerate(ids) if t != image_pad_id or i == 0 or ids[i - 1] != t]
+    out: dict[str, Any] = {"prompt_token_ids": collapsed}
+    if prompt.images:
+        out["multi_modal_data"] = {"image": list(prompt.images)}
+    return out
+
+
+def to_generation(completion: Any, eos_id: int) -> Generation:
+    """Our :class:`Generation` from a vLLM ``CompletionOutput``: its exact ``token_ids``
+    (the end-of-sequence id appended when vLLM stopped on it without returning it) and the
+    sampled ids' log-probs (None unless every id has one)."""
+    ids = [int(t) for t in completion.token_ids]
+    logprobs: list[float] | None = None
+    if completion.logprobs is not None and len(completion.logprobs) == len(ids):
+        logprobs = [float(step[t].logprob) for step, t in zip(completion.logprobs, ids)]
+    stopped_on_eos = completion.finish_reason == "stop" and completion.stop_reason in (
+        None,
+        eos_id,
+    )
+    if stopped_on_eos and (not ids or ids[-1] != eos_id):
+        ids.append(eos_id)
+        logprobs = None  # the appended id has no engine log-prob
+    return Generation(ids=ids, logprobs=logprobs)
+
+
+def trained_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` of the model as a plain Hugging Face checkpoint would name them:
+    a peft model's adapters merged into its base weights (and unmerged after), FSDP2 shards
+    gathered into whole tensors, adapter-only tensors left out."""
+    peft = callable(getattr(model, "merge_adapter", None))
+    if peft:
+        model.merge_adapter()  # type: ignore[operator]
+    try:
+        with torch.no_grad():
+            for name, param in model.state_dict(keep_vars=True).items():
+                if any(marker in name for marker in ADAPTER_MARKERS):
+                    continue
+                tensor = param.detach()
+                if hasattr(tensor, "full_tensor"):  # an FSDP2 shard (a DTensor)
+                    tensor = tensor.full_tensor()
+                yield _plain_name(name, peft), tensor
+    finally:
+        if peft:
+            model.unmerge_adapter()  # type: ignore[operator]
+
+
+def _plain_name(name: str, peft: bool) -> str:
+    if peft:
+        name = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+    return name.replace("modules_to_save.default.", "")

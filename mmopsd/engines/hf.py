@@ -1,0 +1,56 @@
+"""The default rollout engine: batched Hugging Face ``generate`` on the trained model itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mmopsd.engines.base import Generation
+from mmopsd.types import Encoded
+
+
+class HFEngine:
+    """Samples with the policy's own model, so it always follows the trained weights.
+
+    Args:
+        policy: the student :class:`~mmopsd.policies.base.Policy`.
+        logprobs: also return each sampled id's log-probability as seen while generating
+            (costs one ``[B, V]`` row of logits per generated position; the trainer then
+            logs the engine/trainer mismatch, which measures how far cached, padded
+            generation drifts from the scoring forward).
+    """
+
+    name = "hf"
+    follows_weights = True
+
+    def __init__(self, policy: Any, *, logprobs: bool = False) -> None:
+        self.policy = policy
+        self.logprobs = logprobs
+
+    def generate(
+        self,
+        prompts: Sequence[Encoded],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+    ) -> list[Generation]:
+        """One response per prompt from ``policy.sample``."""
+        return self.policy.sample(
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            greedy=greedy,
+            logprobs=self.logprobs,
+        )
+
+    def sync(self, model: Any) -> None:
+        """Nothing to do: the engine is the trained model."""
+
+    def sleep(self) -> None:
+        """Nothing is held apart from the trained model."""
+
+    def wake(self) -> None:
+        """See :meth:`sleep`."""
