@@ -151,7 +151,8 @@ def _importance_weights(
         n = len(engine or [])
         if not n:
             continue
-        logits = scored.logits[i, :n].float()
+        logits = scored.logits[i, :n]
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float64 stays
         ids = scored.ids[i, :n, None]
         trainer = (logits.gather(-1, ids).squeeze(-1) - logits.logsumexp(-1)).double()
         gap = trainer - torch.tensor(engine, dtype=torch.float64, device=trainer.device)

@@ -25,7 +25,7 @@ from mmopsd.config import TrainConfig, import_modules
 from mmopsd.curriculum import TemporalCurriculum
 from mmopsd.distill import LossSpec, distill_backward, turn_divergences
 from mmopsd.engines.base import Engine
-from mmopsd.engines.build import build_engine
+from mmopsd.engines.build import build_engine, check_engine
 from mmopsd.errors import ConfigError, MmopsdError
 from mmopsd.evaluation import EvalResult, evaluate
 from mmopsd.losses import get as get_loss
@@ -121,6 +121,7 @@ def build(
         check_token_weighting(config.token_weighting, weighting, config.weighting_kwargs)
     weigh_turns = TURN_WEIGHTINGS.get(config.turn_weighting)
     check_turn_weighting(config.turn_weighting, weigh_turns, config.turn_weighting_kwargs)
+    check_engine(config.engine, config.engine_kwargs)
     per_rank = config.batch_size // par.world
     envs = make_envs(config.env, per_rank, split=config.train_split, **config.env_kwargs)
     make_envs(config.env, 1, split=config.eval_split, **config.env_kwargs)[0].close()
@@ -170,13 +171,8 @@ def _engine(config: TrainConfig, policy: Policy, par: Parallel) -> Engine | None
     """The configured rollout engine (None for plain ``hf``: the policy samples itself)."""
     if config.engine == "hf" and not config.engine_kwargs:
         return None
-    model_dir = None
-    if config.engine == "vllm":
-        from mmopsd.policies.loading import resolve_model_path
-
-        model_dir = str(resolve_model_path(config.model))
     engine = build_engine(
-        config.engine, policy, model_dir=model_dir, processes=par.world, **config.engine_kwargs
+        config.engine, policy, model=config.model, processes=par.world, **config.engine_kwargs
     )
     if not engine.follows_weights and par.main:
         log.warning(

@@ -19,8 +19,26 @@ OPTIONS = {
 }  # fmt: skip
 
 
+def check_engine(name: str, options: dict[str, Any]) -> None:
+    """Raise a :class:`ConfigError` naming the fix unless engine ``name`` can be built with
+    ``options`` here (called before any model loads)."""
+    if name not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
+    check_keys("engine_kwargs", f"engine {name!r}", options, sorted(OPTIONS[name]))
+    if name == "vllm":
+        from mmopsd.engines.colocated import require_vllm
+
+        require_vllm()
+    missing = [k for k in ("base_url", "model") if name == "openai" and k not in options]
+    if missing:
+        raise ConfigError(
+            f"engine: openai needs engine_kwargs {' and '.join(missing)} (the server's URL, "
+            "e.g. http://127.0.0.1:8000/v1, and the name it serves the student under)"
+        )
+
+
 def build_engine(
-    name: str, policy: Any, model_dir: str | None = None, processes: int = 1, **options: Any
+    name: str, policy: Any, model: str | None = None, processes: int = 1, **options: Any
 ) -> Engine:
     """The engine ``name`` sampling for ``policy`` (its tokenizer renders and reads ids).
 
@@ -28,24 +46,23 @@ def build_engine(
         name: ``hf`` (the policy's own model), ``vllm`` (an in-process vLLM on the same GPU,
             built from ``model_dir`` and synced with the trained weights after every step) or
             ``openai`` (an OpenAI-compatible server: ``base_url`` and ``model`` required).
-        model_dir: the student's local model directory (vllm).
+        model: the student's model: a packaged alias or local directory (vllm).
         processes: training processes (vllm: one engine per rank).
         options: the engine's options (``engine_kwargs``), checked against :data:`OPTIONS`.
     """
-    if name not in ENGINES:
-        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
-    check_keys("engine_kwargs", f"engine {name!r}", options, sorted(OPTIONS[name]))
+    check_engine(name, options)
     if name == "hf":
         from mmopsd.engines.hf import HFEngine
 
         return HFEngine(policy, **options)
     if name == "vllm":
         from mmopsd.engines.colocated import VLLMEngine
+        from mmopsd.policies.loading import resolve_model_path
 
-        if model_dir is None:
-            raise ConfigError("engine: vllm needs a local model directory (model: ...)")
+        if model is None:
+            raise ConfigError("engine: vllm needs the student's model (a local directory)")
         return VLLMEngine(
-            model_dir,
+            str(resolve_model_path(model)),
             policy.eos_id,
             image_pad_id=getattr(policy.model.config, "image_token_id", None),
             processes=processes,
@@ -57,12 +74,6 @@ def build_engine(
 def _served(policy: Any, options: dict[str, Any]) -> Engine:
     from mmopsd.engines.served import OpenAIEngine
 
-    missing = [k for k in ("base_url", "model") if k not in options]
-    if missing:
-        raise ConfigError(
-            f"engine: openai needs engine_kwargs {' and '.join(missing)} (the server's URL, "
-            "e.g. http://127.0.0.1:8000/v1, and the name it serves the student under)"
-        )
     options = dict(options)
     engine = OpenAIEngine(
         options.pop("base_url"), options.pop("model"), policy.tokenizer, policy.eos_id, **options

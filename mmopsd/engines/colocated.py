@@ -61,15 +61,9 @@ class VLLMEngine:
         processes: int = 1,
         **llm_kwargs: Any,
     ) -> None:
-        try:
-            import vllm
-        except ImportError as err:
-            raise ConfigError(
-                "engine: vllm needs the vllm package and a GPU (pip install vllm); use "
-                "engine: hf on this machine"
-            ) from err
-        if not torch.cuda.is_available():
-            raise ConfigError("engine: vllm needs a CUDA GPU; use engine: hf on this machine")
+        require_vllm()
+        import vllm
+
         # The model must live in this process so that sync() can hand it our tensors.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         if processes > 1:  # one engine per rank, launched by torchrun / accelerate
@@ -147,6 +141,19 @@ class VLLMEngine:
             raise RuntimeError("the vLLM engine sleeps without weights: call sync(model) first")
 
 
+def require_vllm() -> None:
+    """Raise a :class:`ConfigError` unless vLLM is installed and a CUDA GPU is visible."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "engine: vllm needs the vllm package and a GPU (pip install vllm); use "
+            "engine: hf on this machine"
+        )
+    if not torch.cuda.is_available():
+        raise ConfigError("engine: vllm needs a CUDA GPU; use engine: hf on this machine")
+
+
 def vllm_prompt(prompt: Encoded, image_pad_id: int | None) -> dict[str, Any]:
     """``TokensPrompt`` fields of one prompt: the ids (each run of image placeholders
     collapsed to one, which vLLM expands again) and the images as ``multi_modal_data``."""
@@ -193,6 +200,8 @@ def trained_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]
                 tensor = param.detach()
                 if hasattr(tensor, "full_tensor"):  # an FSDP2 shard (a DTensor)
                     tensor = tensor.full_tensor()
+                elif peft:  # the merged values are unmerged again afterwards
+                    tensor = tensor.clone()
                 yield _plain_name(name, peft), tensor
     finally:
         if peft:
