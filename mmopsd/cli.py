@@ -140,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds per request before a retry (default 120)",
     )
+    served.add_argument(
+        "--chat",
+        action="store_true",
+        help="send chat messages, images as PNG data URLs (vision models need it; the "
+        "server applies its own chat template) instead of exact prompt ids",
+    )
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
     sub.add_parser("list", help="registered losses, teachers, providers, environments and models")
@@ -259,8 +265,9 @@ def _load_for_eval(args: argparse.Namespace, settings: dict):
         raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
     if args.base_url:
         return _load_served(args, settings)
-    if args.tokenizer:
-        raise ConfigError("--tokenizer is for served models: pass --base-url too")
+    if args.tokenizer or args.chat:
+        flag = "--tokenizer" if args.tokenizer else "--chat"
+        raise ConfigError(f"{flag} is for served models: pass --base-url too")
     policy = load_policy(settings["model"])
     if args.checkpoint is not None:
         path = (
@@ -291,6 +298,7 @@ def _load_served(args: argparse.Namespace, settings: dict):
         api_key_env=args.api_key_env,
         concurrency=args.concurrency,
         timeout=args.request_timeout,
+        chat=args.chat,
     )
 
 

@@ -166,11 +166,11 @@ def rollout(
         if leak_keys is None or leak_keys:
             for ep, (msgs, _) in zip(active, contexts):
                 check_no_leak(msgs, ep.info.get("privileged", {}), keys=leak_keys)
-        prompts = [
-            enc if provider is None else _acting_prompt(policy, spec, msgs, ep.info, provider)
+        acting = [
+            (msgs, enc) if provider is None else _acting(policy, spec, msgs, ep.info, provider)
             for ep, (msgs, enc) in zip(active, contexts)
         ]
-        responses = _sample(policy, engine, prompts, sampling)
+        responses = _sample(policy, engine, acting, sampling, spec.assistant_prefix)
         last = turn_index == max_turns - 1
         failures = []
         for ep, (msgs, enc), gen in zip(active, contexts, responses):
@@ -190,16 +190,24 @@ class _StepFailed(Exception):
 
 
 def _sample(
-    policy: Policy, engine: Engine | None, prompts: list[Encoded], sampling: Sampling
+    policy: Policy,
+    engine: Engine | None,
+    acting: list[tuple[list[Message], Encoded]],
+    sampling: Sampling,
+    assistant_prefix: str,
 ) -> list[Generation]:
-    """One generation per prompt from ``engine`` (else the policy), cut after the first
-    end-of-sequence id."""
+    """One generation per acting context from ``engine`` (else the policy; a served chat
+    policy takes the messages themselves), cut after the first end-of-sequence id."""
     kw = dict(
         max_new_tokens=sampling.max_new_tokens,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         greedy=sampling.greedy,
     )
+    prompts = [enc for _, enc in acting]
+    if getattr(policy, "chat", False):
+        conversations = [msgs for msgs, _ in acting]
+        return policy.sample_messages(conversations, assistant_prefix=assistant_prefix, **kw)  # type: ignore[attr-defined]
     if engine is None:
         return [Generation(ids=ids) for ids in policy.generate(prompts, **kw)]  # type: ignore[arg-type]
     out = []
@@ -267,13 +275,14 @@ def _advance(
     ep.info = outcome
 
 
-def _acting_prompt(
+def _acting(
     policy: Policy,
     spec: PromptSpec,
     messages: list[Message],
     info: dict[str, Any],
     provider: Provider,
-) -> Encoded:
+) -> tuple[list[Message], Encoded]:
+    """The teacher's acting context (messages and prompt ids) from the provider."""
     privileged = info.get("privileged", {})
     ctx = provider(messages, privileged, assistant_prefix=spec.assistant_prefix, episode=None)
-    return policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)
+    return list(ctx.messages), policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)

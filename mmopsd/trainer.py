@@ -172,7 +172,11 @@ def _engine(config: TrainConfig, policy: Policy, par: Parallel) -> Engine | None
     if config.engine == "hf" and not config.engine_kwargs:
         return None
     engine = build_engine(
-        config.engine, policy, model=config.model, processes=par.world, **config.engine_kwargs
+        config.engine,
+        policy,
+        student_model=config.model,
+        processes=par.world,
+        **config.engine_kwargs,
     )
     if not engine.follows_weights and par.main:
         log.warning(

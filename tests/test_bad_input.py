@@ -129,6 +129,7 @@ CASES = [
     # --- eval
     ("eval-episodes-0", ["eval", "--episodes", "0"], {}, "--episodes: must be >= 1, got 0"),
     ("eval-tokenizer-alone", ["eval", "--tokenizer", "x"], {}, "pass --base-url too"),
+    ("eval-chat-alone", ["eval", "--chat"], {}, "--chat is for served models"),
     (
         "eval-served-timeout",
         ["eval", "--base-url", "http://127.0.0.1:9/v1", "--request-timeout", "0"],
@@ -142,6 +143,11 @@ CASES = [
         "--checkpoint and --base-url exclude each other",
     ),
     ("parallel-unknown", T(*S("parallel=deepspeed")), {}, "parallel must be one of auto"),
+    ("engine-unknown", T(*S("engine=sglang")), {}, "engine must be one of hf, vllm, openai"),
+    ("engine-option", T(*S("engine_kwargs.temprature=1")), {}, "which engine 'hf' does not take"),
+    ("engine-openai-url", T(*S("engine=openai")), {}, "needs engine_kwargs base_url and model"),
+    ("engine-vllm-cpu", T(*S("engine=vllm")), {}, "engine: vllm needs"),
+    ("importance-cap", T(*S("importance_cap=-1")), {}, "importance_cap must be >= 0"),
     ("dist-timeout-0", T(*S("dist_timeout=0")), {}, "dist_timeout must be > 0"),
     ("eval-episodes-text", ["eval", "--episodes", "ten"], {}, "integer >= 1, got 'ten'"),
     ("eval-turns-negative", ["eval", "--max-turns", "-2"], {}, "--max-turns: must be >= 1"),

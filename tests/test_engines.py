@@ -170,7 +170,7 @@ def test_engine_config_errors_name_the_fix(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("the no-GPU message is checked on machines without a GPU")
     with pytest.raises(ConfigError, match="engine: vllm needs"):
-        build_engine("vllm", policy, model=str(tmp_path))
+        build_engine("vllm", policy, student_model=str(tmp_path))
 
 
 def test_a_vllm_config_fails_before_anything_is_written_on_a_cpu_machine(tmp_path):
@@ -227,3 +227,28 @@ def test_trained_weights_merge_lora_and_keep_plain_names():
     torch.testing.assert_close(weights[f"{q}.weight"], base.base_layer.weight + delta)
     # the adapter is unmerged afterwards: the base weight is the original again
     torch.testing.assert_close(base.base_layer.weight, plain.model.get_submodule(q).weight)
+
+
+def test_chat_messages_carry_images_as_lossless_png_data_urls():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mmopsd.engines.chat_format import openai_messages
+    from mmopsd.types import generated, system
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    reply = generated("Action:", " click(1)", [5, 6])
+    out = openai_messages([system("rules"), user("look", image, "then act"), reply])
+    assert out[0] == {"role": "system", "content": "rules"}
+    assert out[2] == {"role": "assistant", "content": "Action: click(1)"}
+    parts = out[1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url", "text"]
+    assert parts[0]["text"] == "look" and parts[2]["text"] == "then act"
+    head, encoded = parts[1]["image_url"]["url"].split(",", 1)
+    assert head == "data:image/png;base64"
+    back = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"))
+    assert np.array_equal(back, pixels)

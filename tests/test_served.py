@@ -36,10 +36,14 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(model_dir, tmp_path_factory):
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serve") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, server_log):
     """``transformers serve`` of the packaged SmolLM2 on a free port; its base URL."""
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    with transformers_serve(model_dir, log=log) as url:
+    with transformers_serve(model_dir, log=server_log) as url:
         yield url
 
 
@@ -130,3 +134,61 @@ def test_a_bad_served_summariser_is_a_config_error_naming_the_fields():
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(ServerError, match="cannot reach the server at " + url):
         build_provider("skill_summary", summariser={"base_url": url, "model": "m"})
+
+
+def test_training_rollouts_can_come_from_a_served_model(server, server_log, model_dir, tmp_path):
+    """``engine: openai``: the training rollouts are the server's (one completion request
+    per turn, seen in the server's access log), with the ids a local greedy rollout of the
+    same episodes gives; the student trains and evaluates locally."""
+    from mmopsd.config import TrainConfig
+    from mmopsd.trainer import train
+
+    config = TrainConfig(
+        model="smollm2-135m", engine="openai", temperature=0, steps=1, batch_size=4,
+        micro_batch_size=4, eval_every=0, eval_episodes=4, eval_teacher=False,
+        save_rollouts=True, out_dir=str(tmp_path / "run"),
+        engine_kwargs={"base_url": server, "model": str(model_dir)},
+    )  # fmt: skip
+    requests = server_log.read_text().count("/v1/completions")
+    train(config, progress=False)
+    assert server_log.read_text().count("/v1/completions") - requests == 1 + 4  # check + turns
+    saved = (tmp_path / "run/rollouts/step-1.jsonl").read_text().splitlines()
+    ids = [[t["response_ids"] for t in json.loads(line)["turns"]] for line in saved]
+    sampling = Sampling(max_new_tokens=config.max_new_tokens, greedy=True)
+    local = rollout(
+        load_policy("smollm2-135m"), make_envs(KEYDOOR, 4), [0, 1, 2, 3], prompt_for(KEYDOOR),
+        sampling,
+    )  # fmt: skip
+    assert ids == [[t.response_ids for t in tr.turns] for tr in local]
+    records = [
+        json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    ]
+    train_record = next(r for r in records if r["kind"] == "train")
+    assert train_record["engine"] == "openai" and train_record["engine_mismatch"] is None
+
+
+def test_chat_mode_acts_as_the_local_model_on_text(server, model_dir):
+    """``--chat``: the server renders the conversation with its own copy of the template,
+    so greedy answers (turned back into ids by the tokenizer) read as the local ones. This
+    server cannot continue a forced answer prefix (it answers 422 to vLLM's
+    ``continue_final_message``, which is then no longer sent), so the comparison is made
+    without one."""
+    import dataclasses
+
+    spec = dataclasses.replace(prompt_for(KEYDOOR), assistant_prefix="")
+    seeds = list(range(4))
+
+    def play(policy):
+        envs = make_envs(KEYDOOR, len(seeds), split="test")
+        sampling = Sampling(max_new_tokens=8, greedy=True)
+        return rollout(policy, envs, seeds, spec, sampling, max_turns=2)
+
+    local = play(load_policy("smollm2-135m"))
+    chat = load_served_policy(server, str(model_dir), chat=True)
+    served = play(chat)
+    for a, b in zip(local, served, strict=True):
+        assert [t.response_text for t in a.turns] == [t.response_text for t in b.turns]
+    answers = chat.engine.chat_generate(
+        [[{"role": "user", "content": "Say hi."}]], max_new_tokens=4, assistant_prefix="I open"
+    )
+    assert chat.engine._continues is False and answers[0].ids  # probed once, then plain chat

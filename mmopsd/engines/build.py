@@ -38,7 +38,11 @@ def check_engine(name: str, options: dict[str, Any]) -> None:
 
 
 def build_engine(
-    name: str, policy: Any, model: str | None = None, processes: int = 1, **options: Any
+    name: str,
+    policy: Any,
+    student_model: str | None = None,
+    processes: int = 1,
+    **options: Any,
 ) -> Engine:
     """The engine ``name`` sampling for ``policy`` (its tokenizer renders and reads ids).
 
@@ -46,7 +50,7 @@ def build_engine(
         name: ``hf`` (the policy's own model), ``vllm`` (an in-process vLLM on the same GPU,
             built from ``model_dir`` and synced with the trained weights after every step) or
             ``openai`` (an OpenAI-compatible server: ``base_url`` and ``model`` required).
-        model: the student's model: a packaged alias or local directory (vllm).
+        student_model: the student's model: a packaged alias or local directory (vllm).
         processes: training processes (vllm: one engine per rank).
         options: the engine's options (``engine_kwargs``), checked against :data:`OPTIONS`.
     """
@@ -59,10 +63,10 @@ def build_engine(
         from mmopsd.engines.colocated import VLLMEngine
         from mmopsd.policies.loading import resolve_model_path
 
-        if model is None:
+        if student_model is None:
             raise ConfigError("engine: vllm needs the student's model (a local directory)")
         return VLLMEngine(
-            str(resolve_model_path(model)),
+            str(resolve_model_path(student_model)),
             policy.eos_id,
             image_pad_id=getattr(policy.model.config, "image_token_id", None),
             processes=processes,

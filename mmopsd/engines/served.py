@@ -21,6 +21,8 @@ from mmopsd.errors import ServerError
 from mmopsd.types import Encoded
 
 TOKEN_IDS = {"return_token_ids": True}  # vLLM's extension: the exact sampled ids
+# vLLM's extension: the answer continues the final (assistant) message, the forced prefix
+CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 
 
 class OpenAIEngine:
@@ -67,6 +69,7 @@ class OpenAIEngine:
         self.max_retries = max_retries
         key = os.environ.get(api_key_env) or "EMPTY"
         self._token_ids = False  # set by check()
+        self._continues: bool | None = None  # can the server continue a message? (probed)
         self._client = OpenAI(
             base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries
         )
@@ -136,20 +139,90 @@ class OpenAIEngine:
     def chat(self, prompts: Sequence[str], *, max_new_tokens: int = 64) -> list[str]:
         """Greedy chat answers, one per user prompt (the server applies its own template;
         no tokenizer needed, so any hosted model works)."""
+        sampling = {"max_tokens": max_new_tokens, "temperature": 0.0}
 
         def one(prompt: str) -> str:
-            out = self._call(
-                lambda: self._client.chat.completions.create(
-                    model=self.model,
-                    messages=[{"role": "user", "content": prompt}],
-                    max_tokens=max_new_tokens,
-                    temperature=0.0,
-                ),
-                "answer a chat prompt",
-            )
-            return out.choices[0].message.content or ""
+            messages = [{"role": "user", "content": prompt}]
+            return self._chat_choice(messages, sampling).message.content or ""
 
         return self._map(one, prompts)
+
+    def chat_generate(
+        self,
+        conversations: Sequence[list[dict[str, Any]]],
+        *,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+        assistant_prefix: str = "",
+    ) -> list[Generation]:
+        """One chat answer per conversation of OpenAI chat messages (images as data URLs;
+        see :func:`mmopsd.engines.chat_format.openai_messages`). The server applies its own
+        chat template, so the answer's ids are its text tokenized (``exact=False``), with
+        the end-of-sequence id appended when the model stopped by itself.
+
+        ``assistant_prefix`` is forced where the server can continue a final assistant
+        message (vLLM's ``continue_final_message``, probed once); elsewhere the model
+        answers freely, and an answer that repeats the prefix has it removed, so the text
+        always reads as what follows the prefix."""
+        if self.tokenizer is None or self.eos_id is None:
+            raise TypeError("chat answers as ids need the served model's tokenizer")
+        sampling = {
+            "max_tokens": max_new_tokens,
+            "temperature": 0.0 if greedy else temperature,
+            "top_p": 1.0 if greedy else top_p,
+        }
+
+        def one(messages: list[dict[str, Any]]) -> Generation:
+            choice, forced = self._chat_with_prefix(messages, sampling, assistant_prefix)
+            text = choice.message.content or ""
+            label = assistant_prefix.strip()
+            if label and not forced and text.lstrip().startswith(label):
+                text = " " + text.lstrip()[len(label) :].lstrip()
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if choice.finish_reason == "stop":
+                ids.append(self.eos_id)
+            return Generation(ids=ids, exact=False)
+
+        return self._map(one, conversations)
+
+    def _chat_with_prefix(
+        self, messages: list[dict[str, Any]], sampling: dict[str, Any], prefix: str
+    ) -> tuple[Any, bool]:
+        """The answer's choice and whether ``prefix`` was forced (continued by the server)."""
+        import openai
+
+        if prefix and self._continues is not False:
+            partial = [*messages, {"role": "assistant", "content": prefix}]
+            try:
+                choice = self._chat_choice(partial, sampling, CONTINUE, retry=False)
+                self._continues = True
+                return choice, True
+            except (openai.BadRequestError, openai.UnprocessableEntityError):
+                self._continues = False  # this server cannot continue a message
+        return self._chat_choice(messages, sampling), False
+
+    def _chat_choice(
+        self,
+        messages: list[dict[str, Any]],
+        sampling: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+        *,
+        retry: bool = True,
+    ) -> Any:
+        """The first choice of a chat completion; with ``retry`` False a 400/422 answer is
+        raised as the client's own error (the probe of an optional field)."""
+
+        def request() -> Any:
+            return self._client.chat.completions.create(
+                model=self.model, messages=messages, extra_body=extra, **sampling
+            )
+
+        import openai
+
+        keep = () if retry else (openai.BadRequestError, openai.UnprocessableEntityError)
+        return self._call(request, "answer a chat prompt", keep=keep).choices[0]
 
     def _map(self, request: Any, items: Sequence[Any]) -> list[Any]:
         """``request`` on every item, ``concurrency`` at a time, results in order."""
@@ -190,12 +263,15 @@ class OpenAIEngine:
             logprobs = None  # not aligned with the ids: never use them
         return Generation(ids=ids, logprobs=logprobs, exact=exact)
 
-    def _call(self, request: Any, what: str) -> Any:
-        """``request()``, its failures as one :class:`ServerError` naming the server."""
+    def _call(self, request: Any, what: str, keep: tuple[type, ...] = ()) -> Any:
+        """``request()``, its failures as one :class:`ServerError` naming the server (the
+        client's errors of the types in ``keep`` are raised as they are)."""
         import openai
 
         try:
             return request()
+        except keep:
+            raise
         except openai.APIConnectionError as err:  # includes timeouts
             raise ServerError(
                 f"cannot reach the server at {self.base_url} to {what} "

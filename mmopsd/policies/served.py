@@ -7,25 +7,66 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from PIL import Image
+
+from mmopsd.engines.base import Generation
+from mmopsd.engines.chat_format import openai_messages
 from mmopsd.engines.served import OpenAIEngine
 from mmopsd.errors import ModelNotFoundError
 from mmopsd.policies.base import Scored
 from mmopsd.policies.text import TextPolicy
-from mmopsd.types import Encoded
+from mmopsd.types import Encoded, Message
 
 
 class ServedPolicy(TextPolicy):
-    """A text policy whose responses come from a server.
+    """A policy whose responses come from a server.
 
     Args:
         engine: the server's engine.
         tokenizer: the served model's tokenizer, with its chat template.
+        chat: send chat messages (``/v1/chat/completions``; the server applies its own
+            template, images go as PNG data URLs) instead of exact prompt ids
+            (``/v1/completions``). Vision models need it; answers are then tokenized text.
     """
 
-    def __init__(self, engine: OpenAIEngine, tokenizer: Any) -> None:
+    def __init__(self, engine: OpenAIEngine, tokenizer: Any, *, chat: bool = False) -> None:
         super().__init__(model=None, tokenizer=tokenizer)  # type: ignore[arg-type]
         self.engine = engine
-        self.exact_ids = True  # False once a server returned text without ids
+        self.chat = chat
+        self.sees_images = chat  # observations keep their images only through chat
+        self.exact_ids = not chat  # False once a server returned text without ids
+
+    def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
+        """The chat-template text; in chat mode images are left out of it (the prompt ids
+        are then a record of the text only: the server renders the images itself)."""
+        if self.chat:
+            messages = [Message(m.role, m.text) for m in messages]
+        return super().render(messages, add_generation_prompt=add_generation_prompt)
+
+    def tokenize(self, text: str, images: Sequence[Image.Image] = ()) -> Encoded:
+        """Token ids of ``text`` (images travel in the chat messages, not in ids)."""
+        return super().tokenize(text, () if self.chat else images)
+
+    def sample_messages(
+        self,
+        conversations: Sequence[Sequence[Message]],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+        assistant_prefix: str = "",
+    ) -> list[Generation]:
+        """Chat answers to whole conversations (chat mode)."""
+        out = self.engine.chat_generate(
+            [openai_messages(c) for c in conversations],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            greedy=greedy,
+            assistant_prefix=assistant_prefix,
+        )
+        return [Generation(ids=self._cut_at_eos(g.ids), exact=False) for g in out]
 
     def generate(
         self,
@@ -64,12 +105,14 @@ def load_served_policy(
     concurrency: int = 16,
     timeout: float = 120.0,
     max_retries: int = 4,
+    chat: bool = False,
 ) -> ServedPolicy:
     """Connect to ``model`` at ``base_url``; the server is checked before anything runs.
 
     Args:
         tokenizer: a packaged alias, local directory or cached hub id holding the served
             model's tokenizer and chat template (default: ``model`` itself, when it names one).
+        chat: send chat messages, images as data URLs (see :class:`ServedPolicy`).
     """
     from transformers import AutoTokenizer
 
@@ -98,4 +141,4 @@ def load_served_policy(
         max_retries=max_retries,
     )
     engine.check()
-    return ServedPolicy(engine, tok)
+    return ServedPolicy(engine, tok, chat=chat)
