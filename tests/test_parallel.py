@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -149,19 +150,25 @@ def test_tasks_must_divide_among_the_processes(tmp_path):
 
 @pytest.mark.slow
 def test_accelerate_launch_runs_the_demo_config_on_two_cpu_processes(tmp_path):
-    """The README's command: ``accelerate launch --multi_gpu --num_processes 2 -m mmopsd train
-    ...`` (without ``--multi_gpu`` or a config saying so, accelerate starts one process on a
-    machine without GPUs)."""
+    """The acceptance command as written: ``accelerate launch --num_processes 2 -m mmopsd
+    train --config <demo> --set steps=2``, with accelerate's default config being the
+    shipped ``examples/accelerate/two_processes.yaml`` (without a config saying multi-process,
+    or ``--multi_gpu``, accelerate starts one process on a machine without GPUs)."""
     from importlib import resources
 
+    hf_home = tmp_path / "hf"
+    (hf_home / "accelerate").mkdir(parents=True)
+    shipped = Path(__file__).parents[1] / "examples" / "accelerate" / "two_processes.yaml"
+    shutil.copy(shipped, hf_home / "accelerate" / "default_config.yaml")
+    env = {**os.environ, "HF_HOME": str(hf_home)}
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
         command = [
-            str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu",
-            "--num_processes", "2",
-            "--main_process_port", str(free_port()), "-m", "mmopsd", "train",
-            "--config", str(demo), "--set", "steps=2", "--set", f"out_dir={tmp_path / 'run'}",
+            str(Path(sys.executable).with_name("accelerate")), "launch",
+            "--num_processes", "2", "--main_process_port", str(free_port()),
+            "-m", "mmopsd", "train", "--config", str(demo), "--set", "steps=2",
+            "--set", f"out_dir={tmp_path / 'run'}",
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2"]

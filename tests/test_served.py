@@ -192,3 +192,20 @@ def test_chat_mode_acts_as_the_local_model_on_text(server, model_dir):
         [[{"role": "user", "content": "Say hi."}]], max_new_tokens=4, assistant_prefix="I open"
     )
     assert chat.engine._continues is False and answers[0].ids  # probed once, then plain chat
+
+
+def test_a_served_teacher_acts_with_privileged_information_as_the_local_one(server, model_dir):
+    """The teacher's acting context (the provider's view) goes to the server as exact ids:
+    greedy teacher episodes act as the local teacher's (the data a served teacher gives)."""
+    seeds = list(range(4))
+
+    def play(policy):
+        envs = make_envs(KEYDOOR, len(seeds), split="test")
+        sampling = Sampling(max_new_tokens=8, greedy=True)
+        provider = build_provider("hint")
+        return rollout(policy, envs, seeds, prompt_for(KEYDOOR), sampling, provider=provider)
+
+    local = play(load_policy("smollm2-135m"))
+    served = play(load_served_policy(server, str(model_dir)))
+    assert [t.turns[0].response_ids for t in local] == [t.turns[0].response_ids for t in served]
+    assert sum(t.success for t in served) >= 2  # the hint helps: the teacher mostly wins
