@@ -208,4 +208,4 @@ def test_a_served_teacher_acts_with_privileged_information_as_the_local_one(serv
     local = play(load_policy("smollm2-135m"))
     served = play(load_served_policy(server, str(model_dir)))
     assert [t.turns[0].response_ids for t in local] == [t.turns[0].response_ids for t in served]
-    assert sum(t.success for t in served) >= 2  # the hint helps: the teacher mostly wins
+    assert [t.turns[0].action for t in local] == [t.turns[0].action for t in served]
