@@ -81,9 +81,14 @@ def check_loss(name: str, fn: Callable[..., torch.Tensor], options: dict[str, An
     """Run the loss once on a ``[1, 2, 8]`` batch with the user's ``loss_kwargs``."""
     s, t, mask = torch.zeros(1, 2, 8), _ramp(), torch.ones(1, 2)
     fixed: dict[str, Any] = {"reduction": "sum"}
-    if name.startswith("sampled"):
+    if needs_ids(fn):
         fixed["response_ids"] = torch.zeros(1, 2, dtype=torch.long)
     call_checked("loss_kwargs", f"loss {name!r}", fn, s, t, mask, fixed=fixed, **options)
+
+
+def needs_ids(fn: Callable[..., torch.Tensor]) -> bool:
+    """Whether a loss takes the response ids (``response_ids``: sampled-token losses, sft)."""
+    return "response_ids" in inspect.signature(fn).parameters
 
 
 def check_token_weighting(name: str, fn: Callable[..., torch.Tensor], options: dict) -> None:

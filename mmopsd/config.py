@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mmopsd import methods
 from mmopsd.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -25,6 +26,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "rl_advantage": ("grpo", "rloo"),
     "parallel": ("auto", "none", "ddp", "fsdp"),
     "engine": ("hf", "vllm", "openai"),
+    "actor": ("student", "teacher"),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -34,6 +36,9 @@ class TrainConfig:
     """Everything a self-distillation run needs.
 
     Attributes:
+        method: ``opsd``, ``opsd_grpo``, ``sft_teacher`` or ``grpo``: a preset that fixes
+            the fields defining the method (see :mod:`mmopsd.methods`); ``custom`` (the
+            default) leaves every field as set.
         imports: modules imported before the run, e.g. the one that registers your own
             environments, providers or losses (``[mypkg.envs]``).
         model: ``smollm2-135m`` (packaged), a local model directory, or a cached hub id.
@@ -106,12 +111,22 @@ class TrainConfig:
         engine_kwargs: the engine's options: ``logprobs`` (hf); ``gpu_memory_utilization``,
             ``sleep``, ``dtype``, ``max_model_len``, ``enforce_eager`` ... (vllm);
             ``base_url``, ``model``, ``api_key_env``, ``concurrency``, ``timeout`` (openai).
+        actor: who plays the training episodes: ``student`` (on-policy) or ``teacher``
+            (the teacher with privileged information; off-policy data for ``sft_teacher``).
+        success_only: train only on won episodes (rejection sampling).
+        distill_coef: weight of the distillation term (0: RL alone).
+        ppo_epochs: optimizer passes over each batch (the RL term's ratio is clipped
+            against the rollout-time log-probs from the second pass on).
+        clip_eps: PPO clip range of the RL term's ratio.
+        kl_coef: weight of the KL penalty to the initial model (k3 estimator on the sampled
+            tokens; needs the ``frozen`` teacher, which is the initial model).
         importance_cap: where the engine returns the log-probs of its samples, every token's
             loss is multiplied by ``min(exp(log S - log p_engine), importance_cap)`` (truncated
             importance sampling; 0 turns it off). The mismatch ``mean |log p_engine - log S|``
             is logged every step.
     """
 
+    method: str = "custom"
     imports: list[str] = field(default_factory=list)
     model: str = "smollm2-135m"
     dtype: str = "auto"
@@ -177,9 +192,17 @@ class TrainConfig:
     engine: str = "hf"
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     importance_cap: float = 2.0
+    actor: str = "student"
+    success_only: bool = False
+    distill_coef: float = 1.0
+    ppo_epochs: int = 1
+    clip_eps: float = 0.2
+    kl_coef: float = 0.0
 
     def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns")
+        positive = (
+            "steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns", "ppo_epochs",
+        )  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -201,7 +224,8 @@ class TrainConfig:
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         nonnegative = ("curriculum_every", "eval_every", "save_every", "warmup_steps")
-        for name in (*nonnegative, "max_grad_norm", "weight_decay", "rl_coef", "importance_cap"):
+        nonnegative += ("max_grad_norm", "weight_decay", "rl_coef", "importance_cap")
+        for name in (*nonnegative, "distill_coef", "clip_eps", "kl_coef"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_episodes < 1 or self.keep_checkpoints < 1 or self.curriculum_start < 1:
@@ -219,6 +243,17 @@ class TrainConfig:
             raise ConfigError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
         if self.dist_timeout <= 0:
             raise ConfigError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout}")
+        if self.method not in methods.PRESETS:
+            raise ConfigError(
+                f"method must be one of {', '.join(methods.PRESETS)}, got {self.method!r}"
+            )
+        methods.check(self)
+        if self.kl_coef and self.teacher != "frozen":
+            raise ConfigError(
+                "kl_coef needs teacher: frozen (the initial model the penalty is measured to)"
+            )
+        if self.actor == "teacher" and self.engine != "hf":
+            raise ConfigError("actor: teacher plays with the local teacher; set engine: hf")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and checkpoints)."""
@@ -282,8 +317,10 @@ def parse_yaml(text: str, where: str) -> Any:
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build and type-check a :class:`TrainConfig`; unknown keys suggest the closest field."""
+    """Build and type-check a :class:`TrainConfig`; unknown keys suggest the closest field,
+    and a ``method`` fills in its preset's fields (:func:`mmopsd.methods.expand`)."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    data = methods.expand(data)
     hints = typing.get_type_hints(TrainConfig)
     clean: dict[str, Any] = {}
     for key, value in data.items():

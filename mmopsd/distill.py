@@ -15,7 +15,11 @@ from typing import Any
 
 import torch
 
-from mmopsd.losses.policy_gradient import policy_gradient
+from mmopsd.losses.policy_gradient import (
+    clipped_policy_gradient,
+    kl_to_reference,
+    policy_gradient,
+)
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.policies.base import Policy
 from mmopsd.teachers import Teacher
@@ -30,7 +34,11 @@ class LossSpec:
     ``importance_cap`` is the truncation of the importance weight
     ``min(exp(log S(y) - log p_engine(y)), cap)`` that multiplies every token's loss when the
     rollout engine gave its log-probs (0 turns the correction off; the mismatch is logged
-    either way).
+    either way). ``needs_teacher`` is False for a loss that reads no teacher logits
+    (``sft``); ``clip_eps`` is the PPO clip range of the RL term, used for samples that carry
+    ``old_logprobs``; ``kl_coef`` weighs the k3 KL penalty to the initial model (the teacher
+    scoring the student's own prompt: the ``frozen`` teacher), applied with each turn's
+    ``share``.
     """
 
     fn: Callable[..., torch.Tensor]
@@ -39,6 +47,9 @@ class LossSpec:
     weighting_options: dict[str, Any] = field(default_factory=dict)
     needs_ids: bool = False
     importance_cap: float = 2.0
+    needs_teacher: bool = True
+    clip_eps: float = 0.2
+    kl_coef: float = 0.0
 
 
 def distill_backward(
@@ -69,7 +80,7 @@ def distill_backward(
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
-    totals = dict.fromkeys(("loss", "rl_loss", "tokens", "mismatch", "importance"), 0.0)
+    totals = dict.fromkeys(("loss", "rl_loss", "kl", "tokens", "mismatch", "importance"), 0.0)
     totals["engine_tokens"] = 0.0
     starts = list(range(0, len(samples), micro_batch_size))
     count = len(starts) if micro_batches is None else micro_batches
@@ -106,7 +117,8 @@ def _micro_batch(
     distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
     rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
     target = None
-    if bool(distill.any()) or loss.weighting != "none" or always_teacher:
+    distilling = bool(distill.any()) and loss.needs_teacher
+    if distilling or loss.weighting != "none" or always_teacher:
         # Teacher first: its temporaries are freed before the student's activations are kept.
         target = teacher.score([_teacher_prompt(p, s) for p, s in zip(prompts, part)], responses)
     scored = student.score([s.turn.prompt for s in part], responses)  # with grad
@@ -117,18 +129,28 @@ def _micro_batch(
         per_turn = per_turn * weights.to(per_turn.dtype)
     device = scored.logits.device
     value = scored.logits.sum() * 0.0
-    if target is not None and bool(distill.any()):
+    if bool(distill.any()) and (target is not None or not loss.needs_teacher):
         options = dict(loss.options, reduction="sum")
         options["weights"] = per_turn * distill.to(device, per_turn.dtype)[:, None]
         if loss.needs_ids:
             options["response_ids"] = scored.ids
-        term = loss.fn(scored.logits, target.logits, mask, **options)
+        teacher_logits = target.logits if target is not None else scored.logits.detach()
+        term = loss.fn(scored.logits, teacher_logits, mask, **options)
         totals["loss"] += term.item()
         value = value + term
     if bool(rl.any()):
         weights = per_turn * rl.to(device, per_turn.dtype)[:, None]
-        term = policy_gradient(scored.logits, mask, scored.ids, weights=weights)
+        term = _rl_term(part, scored, mask, weights, loss.clip_eps)
         totals["rl_loss"] += term.item()
+        value = value + term
+    if loss.kl_coef:
+        share = torch.tensor([s.share for s in part], dtype=torch.float64)
+        weights = per_turn * loss.kl_coef * share.to(device, per_turn.dtype)[:, None]
+        with torch.no_grad():
+            reference = teacher.score([s.turn.prompt for s in part], responses)
+        ref = _token_logprobs(reference.logits, scored.ids)
+        term = kl_to_reference(scored.logits, mask, scored.ids, ref_logprobs=ref, weights=weights)
+        totals["kl"] += term.item()
         value = value + term
     (value * scale if scale != 1.0 else value).backward()
     totals["tokens"] += float(mask.sum())
@@ -164,6 +186,55 @@ def _importance_weights(
         if cap:
             weights[i, :n] = ratio.clamp(max=cap)
     return weights.to(mask.device)
+
+
+def _rl_term(
+    part: Sequence[TurnSample],
+    scored: Any,
+    mask: torch.Tensor,
+    weights: torch.Tensor,
+    clip_eps: float,
+) -> torch.Tensor:
+    """The policy-gradient term; PPO's clipped ratio where the samples carry the log-probs
+    of the pass that sampled them (several optimizer passes per batch)."""
+    if all(s.old_logprobs is None for s in part):
+        return policy_gradient(scored.logits, mask, scored.ids, weights=weights)
+    old = _token_logprobs(scored.logits.detach(), scored.ids)  # ratio 1 where none is kept
+    for i, s in enumerate(part):
+        if s.old_logprobs is not None:
+            n = len(s.old_logprobs)
+            old[i, :n] = torch.tensor(s.old_logprobs, dtype=old.dtype, device=old.device)
+    return clipped_policy_gradient(
+        scored.logits, mask, scored.ids, weights=weights, old_logprobs=old, clip_eps=clip_eps
+    )
+
+
+@torch.no_grad()
+def _token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[ids]`` per token, ``[B, R]``, one row at a time (no ``[B, R, V]``
+    float copy)."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    out = torch.empty(ids.shape, dtype=dtype, device=logits.device)
+    for i in range(ids.shape[0]):
+        row = logits[i].to(dtype)
+        out[i] = row.gather(-1, ids[i, :, None]).squeeze(-1) - row.logsumexp(-1)
+    return out
+
+
+@torch.no_grad()
+def old_logprobs(
+    student: Policy, samples: Sequence[TurnSample], *, micro_batch_size: int
+) -> list[list[float]]:
+    """The student's current log-probs of each sample's response ids (the "old" policy of
+    PPO's ratio, taken before the first optimizer pass)."""
+    out: list[list[float]] = []
+    for start in range(0, len(samples), micro_batch_size):
+        part = samples[start : start + micro_batch_size]
+        responses = [s.turn.response_ids for s in part]
+        scored = student.score([s.turn.prompt for s in part], responses)
+        logp = _token_logprobs(scored.logits, scored.ids)
+        out += [logp[i, : len(r)].tolist() for i, r in enumerate(responses)]
+    return out
 
 
 def _empty_backward(student: Policy, teacher: Teacher | None) -> None:

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 
 from mmopsd import checkpoint
 from mmopsd.agents.prompting import PromptSpec, prompt_for
-from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting
+from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting, needs_ids
 from mmopsd.config import TrainConfig, import_modules
 from mmopsd.curriculum import TemporalCurriculum
-from mmopsd.distill import LossSpec, distill_backward, turn_divergences
+from mmopsd.distill import LossSpec, distill_backward, old_logprobs, turn_divergences
 from mmopsd.engines.base import Engine
 from mmopsd.engines.build import build_engine, check_engine
 from mmopsd.errors import ConfigError, MmopsdError
@@ -149,9 +149,12 @@ def build(
         options=dict(config.loss_kwargs),
         weighting=config.token_weighting,
         weighting_options=dict(config.weighting_kwargs),
-        needs_ids=config.loss.startswith("sampled"),
+        needs_ids=needs_ids(loss_fn),
+        importance_cap=config.importance_cap,
+        needs_teacher=getattr(loss_fn, "needs_teacher", True),
+        clip_eps=config.clip_eps,
+        kl_coef=config.kl_coef,
     )
-    loss.importance_cap = config.importance_cap
     engine = _engine(config, policy, par)
     spec = prompt_for(config.env)
     if config.history is not None:
@@ -209,6 +212,9 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         rl=config.rl,
         rl_coef=config.rl_coef,
         advantage=config.rl_advantage,
+        distill_coef=config.distill_coef,
+        success_only=config.success_only,
+        keep_all=config.kl_coef > 0,
     )
     if config.turn_weighting == "sod":  # SOD weights need every turn's teacher divergence
         views = _views_or_save(c, config, step, trajs, [key for key, _ in mine])
@@ -225,7 +231,12 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         samples = plan_turns(trajs, divergences=divergences, **plan)
     else:  # teacher contexts only for the turns that are distilled
         samples = plan_turns(trajs, **plan)
-        distilled = [(s.trajectory, s.index) for s in samples if s.distill and s.trajectory in own]
+        teacher_read = c.loss.needs_teacher  # sft reads no teacher logits: no teacher views
+        distilled = [
+            (s.trajectory, s.index)
+            for s in samples
+            if s.distill and s.trajectory in own and teacher_read
+        ]
         views = _views_or_save(c, config, step, trajs, distilled)
     if hasattr(c.provider, "observe"):
         with par.gathered(c.policy.model):  # a provider may generate (skill summaries)
@@ -234,7 +245,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     samples, teacher_prompts = _expand_views([s for s in samples if s.trajectory in own], views)
     if c.engine is not None:
         c.engine.sleep()  # the trainer takes the accelerator memory
+    if config.ppo_epochs > 1:  # the ratio of later passes is clipped against these
+        with par.gathered(c.policy.model):
+            olds = old_logprobs(c.policy, samples, micro_batch_size=config.micro_batch_size)
+        samples = [dataclasses.replace(s, old_logprobs=o) for s, o in zip(samples, olds)]
     stats, norm = _update(c, config, samples, teacher_prompts)
+    for _ in range(config.ppo_epochs - 1):  # more passes over the same batch
+        _update(c, config, samples, teacher_prompts)
     if c.engine is not None:
         c.engine.sync(c.policy.model)  # the next rollouts sample the updated student
     c.teacher.update(step)
@@ -244,6 +261,9 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
         "step": step,
         "loss": stats["loss"],
         "rl_loss": stats["rl_loss"],
+        "kl": stats["kl"],
+        "method": config.method,
+        "actor": config.actor,
         "response_tokens": stats["tokens"],
         "distilled_turns": sum(1 for s in planned if s.distill),
         "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
@@ -314,19 +334,18 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
     seeds = [seeds[i] for i in _own_trajectories(c.parallel, config)]
     greedy = config.temperature == 0
     sampling = Sampling(config.max_new_tokens, config.temperature or 1.0, config.top_p, greedy)
-    mine = rollout(
-        c.policy,
-        c.envs,
-        seeds,
-        c.spec,
-        sampling,
+    kw = dict(
         max_turns=config.max_turns,
         group_ids=[f"step{step}-seed{s}" for s in seeds],
         id_prefix=f"s{step}",
         on_env_error="end",
         leak_keys=getattr(c.provider, "keys", None),
-        engine=c.engine,
     )
+    if config.actor == "teacher":  # off-policy data: the teacher acts with its privileged view
+        with c.teacher.active() as teacher:
+            mine = rollout(teacher, c.envs, seeds, c.spec, sampling, provider=c.provider, **kw)
+    else:
+        mine = rollout(c.policy, c.envs, seeds, c.spec, sampling, engine=c.engine, **kw)
     return c.parallel.gather(mine)
 
 
@@ -386,6 +405,10 @@ def _expand_views(
     prompts: list[Encoded | None] = []
     for s in samples:
         if not s.distill:
+            out.append(s)
+            prompts.append(None)
+            continue
+        if (s.trajectory, s.index) not in views:  # a loss that reads no teacher (sft)
             out.append(s)
             prompts.append(None)
             continue

@@ -36,6 +36,11 @@ class TurnSample:
         index: its position in the episode (0-based).
         distill: scale of this turn's per-token-mean distillation loss.
         rl: scale of this turn's per-token-mean policy-gradient term (advantage included).
+        share: the turn's weight in the batch objective without any term's coefficient
+            (turn weight over the trajectory's, over the trajectories): the scale of a
+            penalty that applies to every trained turn (the KL to the initial model).
+        old_logprobs: the log-probs of its response ids when the batch was sampled (set
+            before several optimizer passes: the RL term's ratio is clipped against them).
     """
 
     turn: Turn
@@ -43,6 +48,8 @@ class TurnSample:
     index: int
     distill: float
     rl: float
+    share: float = 0.0
+    old_logprobs: list[float] | None = None
 
 
 def route(trajectories: Sequence[Trajectory], mode: str) -> list[tuple[float, float]]:
@@ -72,6 +79,9 @@ def plan_turns(
     rl_coef: float = 1.0,
     advantage: str = "grpo",
     divergences: Mapping[tuple[int, int], float] | None = None,
+    distill_coef: float = 1.0,
+    success_only: bool = False,
+    keep_all: bool = False,
 ) -> list[TurnSample]:
     """The training samples of a batch of trajectories (see the module doc).
 
@@ -85,6 +95,11 @@ def plan_turns(
         rl_coef: multiplies the RL term.
         advantage: ``grpo`` or ``rloo`` (groups are the trajectories' ``group_id``).
         divergences: per ``(trajectory, turn)`` mean ``|log S - log T|`` (required by ``sod``).
+        distill_coef: multiplies the distillation term (0: RL alone).
+        success_only: train on won trajectories only (rejection sampling); ``N`` then counts
+            the won ones.
+        keep_all: keep every trained turn, also those with no distillation or RL term (a
+            KL penalty applies to them).
     """
     weigh = TURN_WEIGHTINGS.get(turn_weighting)
     switches = route(trajectories, rl)
@@ -97,7 +112,12 @@ def plan_turns(
         if rl != "none"
         else [0.0] * len(trajectories)
     )
-    kept = [[(k, t) for k, t in enumerate(tr.turns) if t.response_ids] for tr in trajectories]
+    kept = [
+        [(k, t) for k, t in enumerate(tr.turns) if t.response_ids]
+        if tr.success or not success_only
+        else []
+        for tr in trajectories
+    ]
     n = sum(1 for turns in kept if turns)
     samples: list[TurnSample] = []
     for i, turns in enumerate(kept):
@@ -114,8 +134,9 @@ def plan_turns(
         total = sum(weights)
         d_on, rl_on = switches[i]
         for (k, turn), w in zip(turns, weights):
-            d = d_on * w / distilled / n if k < limit and distilled > 0 else 0.0
-            r = rl_on * rl_coef * advantages[i] * w / total / n if total > 0 else 0.0
-            if d or r:
-                samples.append(TurnSample(turn, i, k, d, r))
+            d = distill_coef * d_on * w / distilled / n if k < limit and distilled > 0 else 0.0
+            share = w / total / n if total > 0 else 0.0
+            r = rl_on * rl_coef * advantages[i] * share
+            if d or r or (keep_all and share):
+                samples.append(TurnSample(turn, i, k, d, r, share))
     return samples

@@ -12,6 +12,7 @@ import torch
 
 from mmopsd import losses
 from mmopsd import trainer as trainer_mod
+from mmopsd.checks import needs_ids
 from mmopsd.config import TrainConfig
 from mmopsd.distill import LossSpec, distill_backward
 from mmopsd.engines.build import build_engine
@@ -110,7 +111,10 @@ def test_every_registered_loss_takes_the_importance_weight():
     samples = _samples(policy, DELTAS)
     teacher_prompts = [policy.encode([user("hint " + str(i))]) for i in range(3)]
     for name in losses.names():
-        spec = LossSpec(fn=losses.get(name), needs_ids=name.startswith("sampled"))
+        fn = losses.get(name)
+        spec = LossSpec(
+            fn=fn, needs_ids=needs_ids(fn), needs_teacher=getattr(fn, "needs_teacher", True)
+        )
         grads = []
         for cap in (0.0, 2.0):
             policy.model.zero_grad()

@@ -9,7 +9,7 @@ Names: ``forward_kl``, ``reverse_kl``, ``jsd`` (option ``beta``), ``sampled_reve
 
 from __future__ import annotations
 
-from mmopsd.losses import closed_form, sampled  # noqa: F401  (registers the built-ins)
+from mmopsd.losses import closed_form, cross_entropy, sampled  # noqa: F401  (registers the built-ins)
 from mmopsd.losses.registry import LOSSES, LossFn
 from mmopsd.losses.weighting import WEIGHTINGS, position_weights, tip_weights
 
