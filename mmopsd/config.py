@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mmopsd import methods
+from mmopsd import extra_evals, methods
 from mmopsd.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -120,6 +120,11 @@ class TrainConfig:
         clip_eps: PPO clip range of the RL term's ratio.
         kl_coef: weight of the KL penalty to the initial model (k3 estimator on the sampled
             tokens; needs the ``frozen`` teacher, which is the initial model).
+        ood: out-of-distribution evaluations, each ``{env, env_kwargs, split, episodes,
+            max_turns, name}`` (all optional: the trained environment's values fill in),
+            run before training and after the last step (see :mod:`mmopsd.extra_evals`).
+        retain: environments never trained on, evaluated before and after in the same
+            form, to measure what training made the model forget.
         importance_cap: where the engine returns the log-probs of its samples, every token's
             loss is multiplied by ``min(exp(log S - log p_engine), importance_cap)`` (truncated
             importance sampling; 0 turns it off). The mismatch ``mean |log p_engine - log S|``
@@ -198,6 +203,8 @@ class TrainConfig:
     ppo_epochs: int = 1
     clip_eps: float = 0.2
     kl_coef: float = 0.0
+    ood: list[dict[str, Any]] = field(default_factory=list)
+    retain: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         positive = (
@@ -252,6 +259,8 @@ class TrainConfig:
             raise ConfigError(
                 "kl_coef needs teacher: frozen (the initial model the penalty is measured to)"
             )
+        extra_evals.parse("ood", self.ood, self)
+        extra_evals.parse("retain", self.retain, self)
         if self.actor == "teacher" and self.engine != "hf":
             raise ConfigError("actor: teacher plays with the local teacher; set engine: hf")
 

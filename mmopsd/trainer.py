@@ -18,7 +18,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from mmopsd import checkpoint
+from mmopsd import checkpoint, extra_evals
 from mmopsd.agents.prompting import PromptSpec, prompt_for
 from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting, needs_ids
 from mmopsd.config import TrainConfig, import_modules
@@ -125,6 +125,9 @@ def build(
     per_rank = config.batch_size // par.world
     envs = make_envs(config.env, per_rank, split=config.train_split, **config.env_kwargs)
     make_envs(config.env, 1, split=config.eval_split, **config.env_kwargs)[0].close()
+    for kind in ("ood", "retain"):  # every evaluated environment is checked before loading
+        for extra in extra_evals.parse(kind, getattr(config, kind), config):
+            make_envs(extra.env, 1, split=extra.split, **extra.env_kwargs)[0].close()
     policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
     if config.lora:
         from mmopsd.lora import apply_lora
@@ -449,7 +452,35 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
             c.teacher_eval = result.to_dict()
     if teacher and c.teacher_eval is not None:
         record.update(teacher_success=c.teacher_eval["success"], teacher=dict(c.teacher_eval))
+    if step in (0, config.steps):  # out-of-distribution and retained tasks: before and after
+        for kind in ("ood", "retain"):
+            if getattr(config, kind):
+                record[kind] = _extra_evals(c, config, kind)
     return record
+
+
+def _extra_evals(c: Components, config: TrainConfig, kind: str) -> dict[str, Any]:
+    """The student's results on the config's ``ood`` or ``retain`` evaluations."""
+    out = {}
+    for extra in extra_evals.parse(kind, getattr(config, kind), config):
+        spec = prompt_for(extra.env)
+        if config.history is not None:
+            spec = dataclasses.replace(spec, history=config.history)
+        with c.parallel.gathered(c.policy.model):
+            result = evaluate(
+                c.policy,
+                extra.env,
+                spec,
+                episodes=extra.episodes,
+                env_kwargs=extra.env_kwargs,
+                split=extra.split,
+                max_turns=extra.max_turns,
+                max_new_tokens=config.max_new_tokens,
+                seed_offset=10_000_000,
+                parallel=c.parallel,
+            )
+        out[extra.name] = result.to_dict()
+    return out
 
 
 def train(
