@@ -148,6 +148,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
+    cmp = sub.add_parser(
+        "compare",
+        help="several methods or configs over several seeds, on equal budgets: one table "
+        "and one learning curve",
+    )
+    cmp.add_argument("--config", type=Path, help="base YAML config (with --methods)")
+    cmp.add_argument(
+        "--methods",
+        help="comma-separated method presets run on --config, e.g. opsd,sft_teacher,grpo",
+    )
+    cmp.add_argument(
+        "--configs", type=Path, nargs="+", help="or: YAML configs compared as they are"
+    )
+    cmp.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
+    cmp.add_argument("--out", type=Path, required=True, help="directory of the runs and results")
+    _add_overrides(cmp)
     sub.add_parser("list", help="registered losses, teachers, providers, environments and models")
     return parser
 
@@ -155,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmopsd`` console script."""
     args = _parser().parse_args(argv)
-    command = {"demo": _demo, "train": _train, "eval": _eval, "list": _list}[args.command]
+    command = {
+        "demo": _demo, "train": _train, "eval": _eval, "compare": _compare, "list": _list
+    }[args.command]  # fmt: skip
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
@@ -195,6 +213,30 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     return _run(args.config, args)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mmopsd.compare import Arm, arms_for_methods, run_compare
+    from mmopsd.config import load_data
+
+    if bool(args.methods) == bool(args.configs):
+        raise ConfigError("pass either --methods (with --config) or --configs")
+    if args.configs:
+        arms = [Arm(p.stem, load_data(p, args.overrides)) for p in args.configs]
+    else:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        arms = arms_for_methods(load_data(args.config, args.overrides), methods)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    summary = run_compare(arms, seeds, args.out, progress=not args.quiet)
+    from mmopsd.compare import table
+
+    print()
+    print(table(summary))
+    print(f"results in {args.out}/compare.md, compare.png, compare.json")
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -276,6 +276,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     ``loss_kwargs={top_k: 20}``); dotted keys set one entry of a dict field
     (``loss_kwargs.top_k=20``).
     """
+    return from_dict(load_data(path, overrides))
+
+
+def load_data(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The fields a YAML file and ``key=value`` overrides set, before any checking (see
+    :func:`load_config`)."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -300,7 +306,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data[head][sub] = value
         else:
             data[head] = value
-    return from_dict(data)
+    return data
 
 
 def _read_text(path: Path) -> str:
