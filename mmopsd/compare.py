@@ -38,12 +38,23 @@ class Arm:
 
 
 def arms_for_methods(base: dict[str, Any], methods: list[str]) -> list[Arm]:
-    """One arm per method preset on the ``base`` config fields."""
+    """One arm per method preset on the ``base`` config fields; each preset's own fields
+    replace the base config's (``sft_teacher`` trains with ``loss: sft`` whatever loss the
+    base names; ``opsd`` turns a base's RL term off)."""
+    from mmopsd.methods import PRESETS
+
     if not methods:
         raise ConfigError("--methods needs at least one method, e.g. opsd,sft_teacher,grpo")
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods lists a method twice: {methods}")
-    return [Arm(m, {**base, "method": m}) for m in methods]
+    unknown = [m for m in methods if m not in PRESETS]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; methods: {', '.join(PRESETS)}")
+    arms = []
+    for m in methods:
+        data = {k: v for k, v in base.items() if k not in PRESETS[m]}
+        arms.append(Arm(m, {**data, "method": m}))
+    return arms
 
 
 def run_compare(

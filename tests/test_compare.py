@@ -1,0 +1,76 @@
+"""``mmopsd compare``: intervals over seeds, the table, and (slow) a real comparison of two
+presets that resumes after a kill without redoing finished runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from mmopsd.compare import arms_for_methods, interval
+from mmopsd.errors import ConfigError
+
+
+def test_interval_over_seeds_is_the_student_t_one():
+    got = interval([0.25, 0.5, 0.75])
+    half = 4.303 * 0.25 / 3**0.5  # t(0.975, 2) * sd / sqrt(n)
+    assert got["mean"] == pytest.approx(0.5)
+    assert (got["low"], got["high"]) == pytest.approx((0.5 - half, 0.5 + half))
+    assert interval([0.3]) == {"mean": 0.3, "low": None, "high": None, "n": 1}
+
+
+def test_method_arms_replace_the_fields_their_preset_defines():
+    base = {"loss": "jsd", "rl": "add", "lr": 1e-4}
+    arms = {a.name: a.data for a in arms_for_methods(base, ["opsd", "sft_teacher"])}
+    assert arms["opsd"] == {"loss": "jsd", "lr": 1e-4, "method": "opsd"}
+    assert arms["sft_teacher"] == {"lr": 1e-4, "method": "sft_teacher"}
+    with pytest.raises(ConfigError, match="unknown method 'ppo'"):
+        arms_for_methods(base, ["ppo"])
+    with pytest.raises(ConfigError, match="lists a method twice"):
+        arms_for_methods(base, ["grpo", "grpo"])
+
+
+def _command(out: Path, demo: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "mmopsd", "compare", "--config", str(demo),
+        "--methods", "opsd,sft_teacher", "--seeds", "0,1", "--out", str(out), "--quiet",
+        "--set", "steps=1", "--set", "batch_size=4", "--set", "micro_batch_size=4",
+        "--set", "eval_episodes=4", "--set", "eval_every=0",
+        "--set", "retain=[{env: mmopsd/KeyDoor-v0, env_kwargs: {rule_seed: 7}, name: rule7}]",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_compare_of_two_presets_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
+    out = tmp_path / "cmp"
+    first = out / "opsd" / "seed-0"
+    with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
+        command = _command(out, demo)
+        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.time() + 900
+        while not (first / "summary.json").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)  # killed during the second run
+        proc.wait()
+        assert (first / "summary.json").exists()
+        finished = (first / "metrics.jsonl").read_bytes()
+        stamp = (first / "metrics.jsonl").stat().st_mtime_ns
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (first / "metrics.jsonl").read_bytes() == finished  # not redone
+    assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp
+    summary = json.loads((out / "compare.json").read_text())
+    assert sorted(summary["arms"]) == ["opsd", "sft_teacher"]
+    for arm in summary["arms"].values():
+        assert arm["final"]["held_out"]["n"] == 2
+        assert "retain change rule7" in arm["final"]
+    table = (out / "compare.md").read_text()
+    assert "| opsd |" in table and "| sft_teacher |" in table and "retain change rule7" in table
+    assert (out / "compare.png").stat().st_size > 1000
