@@ -166,17 +166,15 @@ def _importance_weights(
 ) -> torch.Tensor:
     """Per-token truncated importance weights ``min(exp(log S(y) - log p_engine(y)), cap)``
     (1 where the engine gave no log-prob, or with ``cap`` 0); adds the mismatch statistics
-    to ``totals``. Rows are taken one at a time so that no ``[B, R, V]`` float copy is made."""
+    to ``totals``."""
     weights = torch.ones(mask.shape, dtype=torch.float64, device=mask.device)
+    current = _token_logprobs(scored.logits, scored.ids).double()
     for i, sample in enumerate(part):
         engine = sample.turn.sampled_logprobs
         n = len(engine or [])
         if not n:
             continue
-        logits = scored.logits[i, :n]
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float64 stays
-        ids = scored.ids[i, :n, None]
-        trainer = (logits.gather(-1, ids).squeeze(-1) - logits.logsumexp(-1)).double()
+        trainer = current[i, :n]
         gap = trainer - torch.tensor(engine, dtype=torch.float64, device=trainer.device)
         on = mask[i, :n].double()
         ratio = gap.clamp(-20, 20).exp()
@@ -264,9 +262,8 @@ def turn_divergences(
         target = teacher.score(teacher_prompts[start : start + micro_batch_size], responses)
         scored = student.score([t.prompt for t in part], responses)
         mask = (scored.mask * _response_mask(part, scored.mask)).float()
-        ids = scored.ids[..., None]
-        log_s = scored.logits.float().log_softmax(-1).gather(-1, ids).squeeze(-1)
-        log_t = target.logits.float().log_softmax(-1).gather(-1, ids).squeeze(-1)
+        log_s = _token_logprobs(scored.logits, scored.ids)
+        log_t = _token_logprobs(target.logits, scored.ids)
         gap = ((log_s - log_t).abs() * mask).sum(1) / mask.sum(1).clamp_min(1)
         out += gap.tolist()
     return out
