@@ -89,7 +89,8 @@ def distill_backward(
     for n in range(count):
         with accumulate(n == count - 1) if accumulate else nullcontext():
             if n >= len(starts):  # an empty micro-batch: a zero loss through every parameter
-                _empty_backward(student, teacher if always_teacher else None)
+                forwards = 1 + (loss.kl_coef > 0)  # the teacher, and the initial model
+                _empty_backward(student, teacher if always_teacher else None, forwards)
                 continue
             _micro_batch(
                 student, teacher, samples, teacher_prompts, loss, starts[n], micro_batch_size,
@@ -235,11 +236,11 @@ def old_logprobs(
     return out
 
 
-def _empty_backward(student: Policy, teacher: Teacher | None) -> None:
-    """A backward pass whose gradient is zero, for a rank with no samples left (after a
-    teacher forward too, when ranks must run the same forwards)."""
+def _empty_backward(student: Policy, teacher: Teacher | None, forwards: int = 1) -> None:
+    """A backward pass whose gradient is zero, for a rank with no samples left (after
+    ``forwards`` teacher forwards too, when ranks must run the same forwards)."""
     dummy = [Encoded(ids=[student.eos_id])], [[student.eos_id]]
-    if teacher is not None:
+    for _ in range(forwards if teacher is not None else 0):
         teacher.score(*dummy)
     scored = student.score(*dummy)
     (scored.logits.sum() * 0.0).backward()

@@ -97,8 +97,18 @@ def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
         {"lora": True, "lora_targets": ["q_proj", "v_proj"], "teacher": "frozen"},
         {"teacher": "live", "loss": "jsd"},
         {"teacher": "ema", "teacher_kwargs": {"rate": 0.5}, "rl": "add", "group_size": 2},
+        {
+            "distill_coef": 0.0,
+            "rl": "add",
+            "group_size": 2,
+            "ppo_epochs": 2,
+            "kl_coef": 0.1,
+            "lora": True,
+            "lora_targets": ["q_proj", "v_proj"],
+        },
+        {"actor": "teacher", "loss": "sft"},
     ],
-    ids=["lora-frozen", "live-jsd", "ema-rl-groups"],
+    ids=["lora-frozen", "live-jsd", "ema-rl-groups", "grpo-ppo-kl-lora", "sft-teacher"],
 )
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_lora_teachers_and_rl_equal_one_process(mode, options, tmp_path):
