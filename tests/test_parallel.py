@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,17 @@ def _run(config: dict, procs: int, **env) -> subprocess.CompletedProcess:
             str(WORKER), json.dumps(config),
         ]  # fmt: skip
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=600)
+    try:
+        return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=300)
+    except subprocess.TimeoutExpired:
+        # Seen once in about 50 launches on a CI machine: a 2-process launch that never
+        # finished (well past dist_timeout, so not a collective of ours). A second hang fails.
+        warnings.warn(
+            f"a launch hung for 300 s and is tried once more: {command[:6]}", stacklevel=2
+        )
+        if procs > 1:
+            command[command.index("--master_port") + 1] = str(free_port())
+        return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 def _weights(out: Path, step: int) -> dict[str, torch.Tensor]:
