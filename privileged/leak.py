@@ -4,7 +4,9 @@ Privileged text (strings of at least ``min_chars`` characters under the checked 
 ``info["privileged"]``, searched in nested lists and dicts) must not occur in any system or user
 message the student sees, and no privileged image (by pixel fingerprint) may appear among the
 student's images. Assistant messages are the student's own words and are not checked: a
-student that says "open the red door" has not been told so.
+student that says "open the red door" has not been told so. Nor is a privileged string that the
+student has said itself: an environment that echoes an earlier answer ("'I open the blue door'
+names none of the doors") repeats the student, it does not tell it a later room's answer.
 """
 
 from __future__ import annotations
@@ -61,12 +63,18 @@ def check_no_leak(
     """
     shown = [m for m in messages if m.role != "assistant"]
     text = "\n".join(m.text for m in shown)
+    said = "\n".join(m.text for m in messages if m.role == "assistant")
     prints = {fingerprint(img) for m in shown for img in m.images}
     for key in keys if keys is not None else list(privileged):
         if key not in privileged:
             continue
         for where, value in _walk(key, privileged[key]):
-            if isinstance(value, str) and len(value.strip()) >= min_chars and value in text:
+            if (
+                isinstance(value, str)
+                and len(value.strip()) >= min_chars
+                and value in text
+                and value not in said  # an echo of the student's own answer
+            ):
                 raise PrivilegedLeak(
                     f"the student's context contains info['privileged'][{where!r}] "
                     f"({value[:60]!r}); privileged information must reach only the teacher. "

@@ -379,3 +379,31 @@ def test_a_fresh_run_starts_an_empty_skill_library(tmp_path):
     assert [s.text for s in provider.skills] == ["old"]  # what a resumed run sees
     provider.reset()
     assert provider.skills == [] and not (tmp_path / "skills.json").exists()
+
+
+def test_an_echo_of_the_students_earlier_answer_is_not_a_leak_of_a_later_rooms_hint():
+    """Multi-room KeyDoor: an invalid answer naming a colour that is no door of room 1 is
+    echoed back; when room 2's answer is that colour, the echo holds room 2's hint text."""
+    import gymnasium as gym
+    import mmopsd.envs  # noqa: F401  (registers the environments)
+
+    env = gym.make("mmopsd/KeyDoor-v0", n_doors=2, n_rooms=3)
+    for seed in range(200):
+        start, info = env.reset(seed=seed)
+        first = info["privileged"]["answer"]
+        rooms = env.unwrapped.rooms
+        later = rooms[1].answer
+        if later not in rooms[0].doors:
+            break
+    else:
+        pytest.skip("no seed whose room-2 answer is absent from room 1")
+    said = generated("I open the", f" {later} door.", [1])
+    echo, _, _, _, _ = env.step(said.text)
+    assert f"open the {later} door." in echo  # the environment repeats the student's words
+    right = generated("I open the", f" {first} door.", [2])
+    obs, _, _, _, info = env.step(right.text)
+    assert info["privileged"]["hint"] == f"open the {later} door."
+    context = [user(start), said, user(echo), right, user(obs)]
+    check_no_leak(context, info["privileged"])  # the student said it first: no leak
+    with pytest.raises(PrivilegedLeak):  # without the student's words it would be one
+        check_no_leak([user(echo), user(obs)], info["privileged"])
