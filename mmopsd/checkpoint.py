@@ -10,6 +10,7 @@ untouched."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -83,8 +84,15 @@ def save(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise CheckpointError(
+                f"no space left on the disk holding {root} while writing checkpoint "
+                f"{PREFIX}{step}; nothing of it was kept and earlier checkpoints are intact. "
+                "Free disk space (or lower keep_checkpoints) and run the same command again "
+                "to resume"
+            ) from e
         raise
     _prune(root, keep)
     return final

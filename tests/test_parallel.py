@@ -190,7 +190,8 @@ def test_accelerate_launch_runs_the_demo_config_on_two_cpu_processes(tmp_path):
             "--set", f"out_dir={tmp_path / 'run'}",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    first_failure = [line for line in done.stderr.splitlines() if line.startswith("[rank0]")]
+    assert done.returncode == 0, "\n".join(first_failure[-40:]) + "\n" + done.stderr[-2000:]
     run = tmp_path / "run"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-2"]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -180,3 +180,22 @@ def test_a_torn_last_metrics_line_is_skipped_and_a_bad_middle_line_named(tmp_pat
     log.path.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
     with pytest.raises(MmopsdError, match="line 2 is not JSON"):
         log.read()
+
+
+def test_a_full_disk_while_saving_names_the_problem_and_keeps_nothing_half_written(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    root = tmp_path / "checkpoints"
+    checkpoint.save(root, 1, model, optimizer)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full)
+    with pytest.raises(CheckpointError, match="no space left on the disk .* step-2.*resume"):
+        checkpoint.save(root, 2, model, optimizer)
+    assert sorted(p.name for p in root.iterdir()) == ["step-1"]
