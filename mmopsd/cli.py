@@ -292,8 +292,11 @@ def _spec(settings: dict):
 
     spec = prompt_for(settings["env"])
     if settings.get("history") is not None:
-        if settings["history"] < 0:
-            raise ConfigError(f"--history must be >= 0, got {settings['history']}")
+        if settings["history"] < 1:
+            raise ConfigError(
+                f"--history must be >= 1 (the newest exchange holds the current observation), "
+                f"got {settings['history']}; leave it out for the full history"
+            )
         spec = dataclasses.replace(spec, history=settings["history"])
     return spec
 

@@ -87,7 +87,7 @@ class TrainConfig:
             reproducible runs and exact comparisons).
         top_p: nucleus sampling of training rollouts (1 = off).
         max_turns: turn cap per episode.
-        history: keep only the last ``history`` exchanges after the task (None: the
+        history: keep only the last ``history`` (>= 1) exchanges after the task (None: the
             environment's prompt default, usually the full history).
         save_rollouts: write every step's trajectories to ``out_dir/rollouts``.
         eval_every: evaluate every N steps (0: only before and after).
@@ -242,8 +242,11 @@ class TrainConfig:
             )
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
-        if self.history is not None and self.history < 0:
-            raise ConfigError(f"history must be >= 0 or null, got {self.history}")
+        if self.history is not None and self.history < 1:
+            raise ConfigError(
+                f"history must be >= 1 (the newest exchange holds the current observation) "
+                f"or null for the full history, got {self.history}"
+            )
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.temperature < 0:
