@@ -11,7 +11,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from mmopsd.errors import ConfigError
+
 T = TypeVar("T")
+
+
+def check_window(k: int | None, name: str = "history window k") -> None:
+    """Raise :class:`~mmopsd.errors.ConfigError` unless ``k`` is None (full history) or
+    at least 1 (the newest exchange holds the current observation); ``name`` is how the
+    caller's user spells the setting."""
+    if k is not None and k < 1:
+        raise ConfigError(
+            f"{name} must be >= 1 (the newest exchange holds the current observation), "
+            f"got {k}; leave it unset for the full history"
+        )
 
 
 @dataclass(frozen=True)
@@ -26,8 +39,7 @@ class HistoryWindow:
     k: int | None = None
 
     def __post_init__(self) -> None:
-        if self.k is not None and self.k < 1:
-            raise ValueError(f"history window k must be >= 1 or None (full history), got {self.k}")
+        check_window(self.k)
 
     def select(self, exchanges: Sequence[T]) -> list[T]:
         """The exchanges to show."""

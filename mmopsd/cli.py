@@ -288,15 +288,12 @@ def _spec(settings: dict):
     """The environment's prompt, with the run's history window when it set one."""
     import dataclasses
 
+    from mmopsd.agents.history import check_window
     from mmopsd.agents.prompting import prompt_for
 
     spec = prompt_for(settings["env"])
     if settings.get("history") is not None:
-        if settings["history"] < 1:
-            raise ConfigError(
-                f"--history must be >= 1 (the newest exchange holds the current observation), "
-                f"got {settings['history']}; leave it out for the full history"
-            )
+        check_window(settings["history"], "--history")
         spec = dataclasses.replace(spec, history=settings["history"])
     return spec
 

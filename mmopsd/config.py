@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from mmopsd import extra_evals, methods
+from mmopsd.agents.history import check_window
 from mmopsd.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -242,11 +243,7 @@ class TrainConfig:
             )
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
-        if self.history is not None and self.history < 1:
-            raise ConfigError(
-                f"history must be >= 1 (the newest exchange holds the current observation) "
-                f"or null for the full history, got {self.history}"
-            )
+        check_window(self.history, "history")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.temperature < 0:

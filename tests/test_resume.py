@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import pytest
@@ -185,8 +186,6 @@ def test_a_torn_last_metrics_line_is_skipped_and_a_bad_middle_line_named(tmp_pat
 def test_a_full_disk_while_saving_names_the_problem_and_keeps_nothing_half_written(
     tmp_path, monkeypatch
 ):
-    import errno
-
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW(model.parameters())
     root = tmp_path / "checkpoints"
