@@ -1,7 +1,9 @@
 """Held-out evaluation: success rate with a 95% interval, success per task type, turns,
-invalid-action rate, generated tokens per episode and, for GUI environments, the grounding
-rate (clicks inside the target element, as in ScreenSpot). Evaluation never calls a provider unless
-it is asked to evaluate the teacher's view."""
+invalid-action rate, generated tokens per episode, for GUI environments the grounding rate
+(clicks inside the target element, as in ScreenSpot) and, where the environment names its
+expert's next action, the expert agreement (turns whose action is that action). Evaluation
+never calls a provider unless it is asked to evaluate the teacher's view; the expert's action
+is read from the environment's info, never shown to the policy."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.rollout import Sampling, make_envs, rollout
-from mmopsd.types import Trajectory
+from mmopsd.types import Trajectory, Turn
 
 
 @dataclass
@@ -34,6 +36,7 @@ class EvalResult:
     grounding: float | None = None
     progression: float | None = None
     progression_std: float = 0.0
+    expert_agreement: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form."""
@@ -57,6 +60,11 @@ class EvalResult:
             )
         if self.grounding is not None:
             rows.append(f"\nGrounding (clicks inside the target element): {self.grounding:.3f}")
+        if self.expert_agreement is not None:
+            rows.append(
+                f"\nExpert agreement (turns whose action is the expert's next action): "
+                f"{self.expert_agreement:.3f}"
+            )
         return "\n".join([head, *rows])
 
 
@@ -160,7 +168,32 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         progression=progression,
         progression_std=spread,
         grounding=sum(hits) / len(hits) if hits else None,
+        expert_agreement=expert_agreement(turns),
     )
+
+
+def expert_agreement(turns: list[Turn]) -> float | None:
+    """The share of turns whose action is the expert's next action for the state the turn
+    acted in (``info["privileged"]["next_action"]``, compared as text without case or outer
+    spaces), over the turns where the environment names one; None where it names none.
+
+    A dense measure of how close a policy is to the expert when success is rare (BabyAI's
+    bot, ALFWorld's and Sokoban's plans). Exact text: a click's coordinates must match too,
+    so for GUI clicks read the grounding rate instead.
+    """
+    scored = [
+        (t.action, expert)
+        for t in turns
+        if isinstance(expert := t.info.get("privileged", {}).get("next_action"), str)
+    ]
+    if not scored:
+        return None
+    same = sum(_norm(action) == _norm(expert) for action, expert in scored)
+    return same / len(scored)
+
+
+def _norm(action: str | None) -> str:
+    return " ".join(str(action).split()).lower() if action is not None else ""
 
 
 def _progression(traj: Trajectory) -> float | None:

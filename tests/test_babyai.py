@@ -77,3 +77,32 @@ def test_splits_give_different_episodes():
     test = gym.make("mmopsd/BabyAI-GoToLocal-v0", split="test", disable_env_checker=True)
     same = sum(train.reset(seed=s)[0] == test.reset(seed=s)[0] for s in range(20))
     assert same < 5
+
+
+def test_evaluation_measures_agreement_with_the_bots_next_action():
+    from mmopsd.agents.prompting import prompt_for
+
+    from mmopsd.evaluation import summarise
+    from mmopsd.rollout import Sampling, rollout
+    from mmopsd.testing import ScriptedPolicy, tiny_text_policy
+
+    env_id, seeds, turns = "mmopsd/BabyAI-GoToObj-v0", [0, 1, 2], 4
+    policy = ScriptedPolicy(tiny_text_policy(), lambda prompt: "go forward")
+    envs = [gym.make(env_id, disable_env_checker=True) for _ in seeds]
+    result = summarise(
+        rollout(policy, envs, seeds, prompt_for(env_id), Sampling(), max_turns=turns)
+    )
+
+    same = total = 0  # the same episodes replayed on the environment alone
+    env = gym.make(env_id, disable_env_checker=True)
+    for seed in seeds:
+        _, info = env.reset(seed=seed)
+        for _ in range(turns):
+            total += 1
+            same += info["privileged"]["next_action"] == "go forward"
+            _, _, terminated, truncated, info = env.step("go forward")
+            if terminated or truncated:
+                break
+    assert 0 < same < total, "the seeds must mix agreeing and disagreeing turns"
+    assert result.expert_agreement == pytest.approx(same / total)
+    assert "Expert agreement" in result.table()

@@ -141,3 +141,26 @@ def test_an_env_that_ends_an_episode_with_an_error_marks_only_that_trajectory():
     trajs = rollout(policy, [Fragile(True), Fragile(False)], [0, 1], PromptSpec(), Sampling(4))
     assert trajs[0].error == "the browser died" and not trajs[0].success
     assert trajs[1].error is None and trajs[1].success
+
+
+def test_expert_agreement_counts_only_turns_whose_environment_names_the_expert_action():
+    from mmopsd.evaluation import expert_agreement
+    from mmopsd.types import Encoded, Turn
+
+    def turn(action, info):
+        return Turn(
+            messages=[], prompt=Encoded(ids=[1]), response_ids=[2], action=action, info=info
+        )
+
+    def expert(action):
+        return {"privileged": {"next_action": action}}
+
+    turns = [
+        turn("Go  Forward ", expert("go forward")),  # case and spaces do not count
+        turn("turn left", expert("turn right")),
+        turn(None, expert("pick up")),  # an unparsed answer disagrees
+        turn("turn left", {}),  # no expert action: not scored
+        turn("turn left", {"privileged": {"hint": "left"}}),
+    ]
+    assert expert_agreement(turns) == pytest.approx(1 / 3)
+    assert expert_agreement(turns[3:]) is None
