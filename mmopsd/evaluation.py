@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mmopsd.agents.parsing import normalise
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.engines.base import Engine
 from mmopsd.parallel import Parallel
@@ -174,8 +175,9 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
 
 def expert_agreement(turns: list[Turn]) -> float | None:
     """The share of turns whose action is the expert's next action for the state the turn
-    acted in (``info["privileged"]["next_action"]``, compared as text without case or outer
-    spaces), over the turns where the environment names one; None where it names none.
+    acted in (``info["privileged"]["next_action"]``, compared as the action parser compares
+    text: :func:`~mmopsd.agents.parsing.normalise`), over the turns where the environment
+    names one; None where it names none.
 
     A dense measure of how close a policy is to the expert when success is rare (BabyAI's
     bot, ALFWorld's and Sokoban's plans). Exact text: a click's coordinates must match too,
@@ -188,12 +190,10 @@ def expert_agreement(turns: list[Turn]) -> float | None:
     ]
     if not scored:
         return None
-    same = sum(_norm(action) == _norm(expert) for action, expert in scored)
+    same = sum(
+        action is not None and normalise(action) == normalise(expert) for action, expert in scored
+    )
     return same / len(scored)
-
-
-def _norm(action: str | None) -> str:
-    return " ".join(str(action).split()).lower() if action is not None else ""
 
 
 def _progression(traj: Trajectory) -> float | None:
