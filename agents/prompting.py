@@ -3,6 +3,7 @@ becomes an action."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -188,10 +189,10 @@ PROMPTS.add(
 )
 
 
-def prompt_for(env_id: str) -> PromptSpec:
+def prompt_for(env_id: str, history: int | None = None) -> PromptSpec:
     """The prompt spec registered for ``env_id``, else for its family (the id up to its first
-    ``-``: ``mmopsd/BabyAI`` serves every BabyAI level), else the default one."""
-    for key in (env_id, env_id.split("-", 1)[0]):
-        if key in PROMPTS:
-            return PROMPTS.get(key)
-    return PROMPTS.get("default")
+    ``-``: ``mmopsd/BabyAI`` serves every BabyAI level), else the default one; ``history``
+    (when given) replaces its history window (exchanges kept after the task)."""
+    key = next((k for k in (env_id, env_id.split("-", 1)[0]) if k in PROMPTS), "default")
+    spec = PROMPTS.get(key)
+    return spec if history is None else dataclasses.replace(spec, history=history)

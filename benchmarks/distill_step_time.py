@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 import mmopsd.losses as L
 from mmopsd.policies import load_policy
-from mmopsd.runtime import tune_cpu_allocator
-from mmopsd.teachers import build_teacher
+from mmopsd.training.runtime import tune_cpu_allocator
+from mmopsd.training.teachers import build_teacher
 from mmopsd.types import Encoded
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     policy.model.train()
 
     def distill_step() -> None:
-        t = teacher.score(teachers, responses)  # teacher first, as mmopsd.distill does
+        t = teacher.score(teachers, responses)  # teacher first, as mmopsd.training.distill does
         s = policy.score(students, responses)
         loss_fn(s.logits, t.logits, s.mask).backward()
         policy.model.zero_grad(set_to_none=True)

@@ -16,8 +16,9 @@ import argparse
 from importlib import resources
 from pathlib import Path
 
-from mmopsd.compare import arms_for_methods, run_compare, table
 from mmopsd.config import load_data
+from mmopsd.evaluation.compare import arms_for_methods, run_compare
+from mmopsd.evaluation.report import compare_table as table
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--methods", default="opsd,sft_teacher,grpo")

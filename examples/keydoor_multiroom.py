@@ -10,8 +10,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 
-from mmopsd.config import load_config
-from mmopsd.trainer import train
+from mmopsd import load_config, train
 
 with resources.as_file(resources.files("mmopsd.configs") / "keydoor_multiroom.yaml") as path:
     config = load_config(path, sys.argv[1:])

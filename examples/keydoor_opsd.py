@@ -18,7 +18,7 @@ import mmopsd.losses as L
 from mmopsd.evaluation import evaluate
 from mmopsd.policies import load_policy
 from mmopsd.rollout import Sampling, make_envs, rollout
-from mmopsd.teachers import build_teacher
+from mmopsd.training.teachers import build_teacher
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=40)

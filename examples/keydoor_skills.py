@@ -12,8 +12,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from mmopsd.config import load_config
-from mmopsd.trainer import train
+from mmopsd import load_config, train
 
 with resources.as_file(resources.files("mmopsd.configs") / "keydoor_skills.yaml") as path:
     config = load_config(path, sys.argv[1:])

@@ -14,8 +14,8 @@ from mmopsd.errors import (
     UnknownNameError,
 )
 from mmopsd.policies import Policy, load_policy
-from mmopsd.teachers import build_teacher
-from mmopsd.trainer import train
+from mmopsd.training.loop import train
+from mmopsd.training.teachers import build_teacher
 from mmopsd.types import (
     Encoded,
     ImagePart,

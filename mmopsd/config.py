@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from mmopsd import extra_evals, methods
+from mmopsd import methods
 from mmopsd.agents.history import check_window
 from mmopsd.errors import ConfigError
+from mmopsd.evaluation import tasks as eval_tasks
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "bfloat16", "float16"),
@@ -81,7 +82,8 @@ class TrainConfig:
         micro_batch_size: turns per forward/backward pass (gradient accumulation).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
-        warmup_steps: linear warm-up steps.
+        warmup_steps: steps of linear learning-rate warm-up from 0 (transformers'
+            ``get_constant_schedule_with_warmup``; 0: the full rate from the first step).
         max_grad_norm: gradient clipping norm (0 disables).
         max_new_tokens: response length cap.
         temperature: sampling temperature of training rollouts (0: greedy rollouts, for
@@ -100,7 +102,7 @@ class TrainConfig:
         resume: continue from the latest checkpoint in ``out_dir`` if there is one.
         seed: seed of episodes, sampling and initialisation.
         parallel: ``ddp`` (data-parallel over the processes that ``torchrun`` or
-            ``accelerate launch`` started; see :mod:`mmopsd.parallel`), ``fsdp`` (the same,
+            ``accelerate launch`` started; see :mod:`mmopsd.training.parallel`), ``fsdp`` (the same,
             with the student's parameters, gradients and optimizer state sharded by FSDP2),
             ``none`` (one process), or ``auto`` (``ddp`` when launched on several processes).
         dist_timeout: seconds a collective waits before the run fails (a dead rank ends
@@ -123,7 +125,7 @@ class TrainConfig:
             tokens; needs the ``frozen`` teacher, which is the initial model).
         ood: out-of-distribution evaluations, each ``{env, env_kwargs, split, episodes,
             max_turns, name}`` (all optional: the trained environment's values fill in),
-            run before training and after the last step (see :mod:`mmopsd.extra_evals`).
+            run before training and after the last step (see :mod:`mmopsd.evaluation.tasks`).
         retain: environments never trained on, evaluated before and after in the same
             form, to measure what training made the model forget.
         importance_cap: where the engine returns the log-probs of its samples, every token's
@@ -259,10 +261,16 @@ class TrainConfig:
             raise ConfigError(
                 "kl_coef needs teacher: frozen (the initial model the penalty is measured to)"
             )
-        extra_evals.parse("ood", self.ood, self)
-        extra_evals.parse("retain", self.retain, self)
+        self.extra_tasks("ood")
+        self.extra_tasks("retain")
         if self.actor == "teacher" and self.engine != "hf":
             raise ConfigError("actor: teacher plays with the local teacher; set engine: hf")
+
+    def extra_tasks(self, kind: str) -> list[eval_tasks.EvalTask]:
+        """The ``ood`` or ``retain`` evaluations (``kind``), with this config's values filled
+        in where an entry leaves them out."""
+        entries = {"ood": self.ood, "retain": self.retain}[kind]
+        return eval_tasks.parse(kind, entries, self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and checkpoints)."""

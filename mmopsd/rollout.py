@@ -81,6 +81,12 @@ def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
         raise ConfigError(f"cannot make {env_id} with {kwargs}: {err}{tip}") from err
 
 
+def check_env(env_id: str, split: str, env_kwargs: dict[str, Any] | None = None) -> None:
+    """Make (and close) one instance of ``env_id`` on ``split``: a wrong id or argument is
+    found before any model loads (the error is :func:`make_envs`'s)."""
+    make_envs(env_id, 1, split=split, **(env_kwargs or {}))[0].close()
+
+
 @dataclass
 class _Exchange:
     """A generated reply and the observation that answered it, with their exact ids."""
@@ -141,8 +147,9 @@ def rollout(
             go on).
         leak_keys: privileged keys whose content must never be in a student context
             (checked before every generation; ``None`` checks every key, ``()`` none).
-        engine: the rollout engine that samples the responses (default: the policy's own
-            ``generate``); its log-probs are kept on each turn.
+        engine: the rollout engine that samples the responses (default: the policy's own,
+            :meth:`~mmopsd.policies.base.Policy.default_engine`); its log-probs are kept on
+            each turn.
     """
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
@@ -150,39 +157,77 @@ def rollout(
         raise ValueError(f"on_env_error must be 'raise' or 'end', got {on_env_error!r}")
     if not policy.sees_images and not spec.text_only:  # a text model reads the text alone
         spec = dataclasses.replace(spec, text_only=True)
-    episodes = []
-    for i, (env, seed) in enumerate(zip(envs, seeds)):
-        obs, info = env.reset(seed=int(seed))
-        gid = group_ids[i] if group_ids is not None else f"seed-{seed}"
-        traj = Trajectory(trajectory_id=f"{id_prefix}-{i}-{seed}", group_id=gid)
-        head = spec.messages(obs, info)
-        enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
-        episodes.append(_Episode(env, int(seed), traj, head, enc, info))
+    engine = engine or policy.default_engine()
+    groups = group_ids or [f"seed-{s}" for s in seeds]
+    episodes = [
+        _reset(policy, spec, env, int(seed), groups[i], f"{id_prefix}-{i}-{seed}")
+        for i, (env, seed) in enumerate(zip(envs, seeds))
+    ]
     for turn_index in range(max_turns):
-        active = [ep for ep in episodes if not ep.done]
-        if not active:
+        if not (active := [ep for ep in episodes if not ep.done]):
             break
         contexts = [ep.context(spec) for ep in active]
-        if leak_keys is None or leak_keys:
-            for ep, (msgs, _) in zip(active, contexts):
-                check_no_leak(msgs, ep.info.get("privileged", {}), keys=leak_keys)
-        acting = [
-            (msgs, enc) if provider is None else _acting(policy, spec, msgs, ep.info, provider)
-            for ep, (msgs, enc) in zip(active, contexts)
-        ]
-        responses = _sample(policy, engine, acting, sampling, spec.assistant_prefix)
+        responses = _respond(policy, engine, spec, sampling, active, contexts, provider, leak_keys)
         last = turn_index == max_turns - 1
-        failures = []
-        for ep, (msgs, enc), gen in zip(active, contexts, responses):
-            try:
-                _advance(policy, spec, ep, msgs, enc, gen, last)
-            except _StepFailed as failed:  # the other episodes still record this turn
-                failures.append(failed)
-                log.warning("%s; the episode ends here", failed)
+        failures = _advance_all(policy, spec, active, contexts, responses, last=last)
         if failures and on_env_error == "raise":
             trajectories = [ep.trajectory for ep in episodes]
             raise RolloutError(str(failures[0]), trajectories) from failures[0].__cause__
     return [ep.trajectory for ep in episodes]
+
+
+def _respond(
+    policy: Policy,
+    engine: Engine,
+    spec: PromptSpec,
+    sampling: Sampling,
+    active: list[_Episode],
+    contexts: list[tuple[list[Message], Encoded]],
+    provider: Provider | None,
+    leak_keys: Sequence[str] | None,
+) -> list[Generation]:
+    """One response per active episode: the student's contexts are checked for leaks first;
+    with a provider the policy acts from the teacher's context instead."""
+    if leak_keys is None or leak_keys:
+        for ep, (msgs, _) in zip(active, contexts):
+            check_no_leak(msgs, ep.info.get("privileged", {}), keys=leak_keys)
+    acting = [
+        (msgs, enc) if provider is None else _acting(policy, spec, msgs, ep.info, provider)
+        for ep, (msgs, enc) in zip(active, contexts)
+    ]
+    return _sample(policy, engine, acting, sampling, spec.assistant_prefix)
+
+
+def _reset(
+    policy: Policy, spec: PromptSpec, env: gym.Env, seed: int, group_id: str, trajectory_id: str
+) -> _Episode:
+    """Reset ``env`` on ``seed``; the episode's task message and its exact ids."""
+    obs, info = env.reset(seed=seed)
+    traj = Trajectory(trajectory_id=trajectory_id, group_id=group_id)
+    head = spec.messages(obs, info)
+    enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
+    return _Episode(env, seed, traj, head, enc, info)
+
+
+def _advance_all(
+    policy: Policy,
+    spec: PromptSpec,
+    active: list[_Episode],
+    contexts: list[tuple[list[Message], Encoded]],
+    responses: list[Generation],
+    *,
+    last: bool,
+) -> list[_StepFailed]:
+    """Step every active episode with its response; an environment that raised ends its own
+    episode only (the failures are returned)."""
+    failures = []
+    for ep, (msgs, enc), gen in zip(active, contexts, responses):
+        try:
+            _advance(policy, spec, ep, msgs, enc, gen, last)
+        except _StepFailed as failed:  # the other episodes still record this turn
+            failures.append(failed)
+            log.warning("%s; the episode ends here", failed)
+    return failures
 
 
 class _StepFailed(Exception):
@@ -191,31 +236,27 @@ class _StepFailed(Exception):
 
 def _sample(
     policy: Policy,
-    engine: Engine | None,
+    engine: Engine,
     acting: list[tuple[list[Message], Encoded]],
     sampling: Sampling,
     assistant_prefix: str,
 ) -> list[Generation]:
-    """One generation per acting context from ``engine`` (else the policy; a served chat
-    policy takes the messages themselves), cut after the first end-of-sequence id."""
-    kw = dict(
+    """One generation per acting context from ``engine``, cut after the first
+    end-of-sequence id."""
+    out = engine.generate(
+        [enc for _, enc in acting],
         max_new_tokens=sampling.max_new_tokens,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         greedy=sampling.greedy,
+        conversations=[msgs for msgs, _ in acting],
+        assistant_prefix=assistant_prefix,
     )
-    prompts = [enc for _, enc in acting]
-    if getattr(policy, "chat", False):
-        conversations = [msgs for msgs, _ in acting]
-        return policy.sample_messages(conversations, assistant_prefix=assistant_prefix, **kw)  # type: ignore[attr-defined]
-    if engine is None:
-        return [Generation(ids=ids) for ids in policy.generate(prompts, **kw)]  # type: ignore[arg-type]
-    out = []
-    for gen in engine.generate(prompts, **kw):  # type: ignore[arg-type]
-        ids = policy._cut_at_eos(list(gen.ids))
-        logprobs = list(gen.logprobs[: len(ids)]) if gen.logprobs is not None else None
-        out.append(Generation(ids=ids, logprobs=logprobs, exact=gen.exact))
-    return out
+    cut = [policy.cut_at_eos(gen.ids) for gen in out]
+    return [
+        Generation(ids, gen.logprobs[: len(ids)] if gen.logprobs is not None else None, gen.exact)
+        for ids, gen in zip(cut, out)
+    ]
 
 
 def _advance(

@@ -13,6 +13,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from mmopsd.engines.base import Generation
 from mmopsd.policies.processors import image_only_processor
 from mmopsd.policies.text import TextPolicy
 from mmopsd.policies.vision import VisionLanguagePolicy
@@ -122,6 +123,27 @@ def tiny_vl_policy(
         depth=2, hidden_size=64, num_heads=2, patch_size=patch, spatial_merge_size=2
     )
     vision.update(temporal_patch_size=2, in_channels=3)
+    cfg_cls, model_cls, proc_cls = _vl_kind(kind, text, vision)
+    torch.manual_seed(seed)
+    config = cfg_cls(text_config=text, vision_config=vision, **ids)
+    config.tie_word_embeddings = False
+    model = model_cls(config).eval()
+    image_processor = tf.Qwen2VLImageProcessorPil(
+        patch_size=patch,
+        merge_size=2,
+        temporal_patch_size=2,
+        min_pixels=4 * (2 * patch) ** 2,
+        max_pixels=64 * (2 * patch) ** 2,
+    )
+    processor = image_only_processor(proc_cls, image_processor, tok, CHAT_TEMPLATE)
+    return VisionLanguagePolicy(model, processor, **policy_kwargs)
+
+
+def _vl_kind(kind: str, text: dict, vision: dict) -> tuple[type, type, type]:
+    """The config, model and processor classes of a tiny VL ``kind``; its own text and vision
+    dimensions are added to ``text`` and ``vision``."""
+    import transformers as tf
+
     if kind == "qwen2_vl":
         vision.update(embed_dim=32, mlp_ratio=2)
         text["rope_parameters"] = {"rope_type": "default", "mrope_section": [2, 3, 3]}
@@ -159,19 +181,7 @@ def tiny_vl_policy(
         )
     else:
         raise ValueError(f"unknown tiny VL kind {kind!r}; use qwen2_vl, qwen2_5_vl or qwen3_vl")
-    torch.manual_seed(seed)
-    config = cfg_cls(text_config=text, vision_config=vision, **ids)
-    config.tie_word_embeddings = False
-    model = model_cls(config).eval()
-    image_processor = tf.Qwen2VLImageProcessorPil(
-        patch_size=patch,
-        merge_size=2,
-        temporal_patch_size=2,
-        min_pixels=4 * (2 * patch) ** 2,
-        max_pixels=64 * (2 * patch) ** 2,
-    )
-    processor = image_only_processor(proc_cls, image_processor, tok, CHAT_TEMPLATE)
-    return VisionLanguagePolicy(model, processor, **policy_kwargs)
+    return cfg_cls, model_cls, proc_cls
 
 
 class ScriptedPolicy(TextPolicy):
@@ -185,11 +195,11 @@ class ScriptedPolicy(TextPolicy):
         self.answer = answer
         self.close = close
 
-    def generate(self, prompts, **_: object) -> list[list[int]]:  # type: ignore[override]
+    def sample(self, prompts, **_: object) -> list[Generation]:  # type: ignore[override]
         """The scripted responses, as exact ids."""
         out = []
         for p in prompts:
             text = self.answer(self.tokenizer.decode(p.ids))
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            out.append(list(ids) + ([self.eos_id] if self.close else []))
+            out.append(Generation(list(ids) + ([self.eos_id] if self.close else [])))
         return out

@@ -143,11 +143,6 @@ def _to_parts(parts: Sequence[str | Image.Image | Part]) -> str | list[Part]:
     return out
 
 
-def all_images(messages: Sequence[Message]) -> list[Image.Image]:
-    """Every image of a conversation in order of appearance."""
-    return [img for m in messages for img in m.images]
-
-
 @dataclass
 class Encoded:
     """A prompt ready for the model.

@@ -16,6 +16,8 @@ from mmopsd.privileged.base import (
     Episode,
     MissingPrivilegedKey,
     Provider,
+    ReadsOneKey,
+    append_to_last_user,
     build_provider,
     require,
 )
@@ -27,6 +29,8 @@ __all__ = [
     "MissingPrivilegedKey",
     "PrivilegedLeak",
     "Provider",
+    "ReadsOneKey",
+    "append_to_last_user",
     "build_provider",
     "check_no_leak",
     "require",

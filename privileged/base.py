@@ -1,8 +1,10 @@
 """The provider interface: a student context plus privileged information -> teacher context.
 
-A provider is one callable. It gets the student's messages for a turn, that turn's
-``info["privileged"]`` and, for providers that need more, an :class:`Episode` view (the
-trajectory so far, the other rollouts of its group, completed past trajectories). Built-ins
+A provider subclasses :class:`Provider` and implements ``__call__``. It gets the student's
+messages for a turn, that turn's ``info["privileged"]`` and, for providers that need more, an
+:class:`Episode` view (the trajectory so far and the other rollouts of its group). The
+optional hooks (``keys``, ``static``, ``bind``, ``reset``, ``observe``) are declared on
+:class:`Provider` with no-op defaults. Built-ins
 register by name; third-party packages add providers through the ``mmopsd.providers``
 entry-point group (``name = "package.module:ProviderClass"``).
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from mmopsd.checks import call_checked
-from mmopsd.errors import MmopsdError
+from mmopsd.errors import ConfigError, MmopsdError
 from mmopsd.registry import Registry
 from mmopsd.types import Message, TeacherContext, Trajectory, Turn
 
@@ -37,13 +40,11 @@ class Episode:
         trajectory: the trajectory the turn belongs to (its turns up to and after this one).
         turn_index: the turn's position in the trajectory.
         siblings: the other rollouts of the same group (same task and seed).
-        past: completed earlier trajectories (for providers that learn from experience).
     """
 
     trajectory: Trajectory | None = None
     turn_index: int = 0
     siblings: tuple[Trajectory, ...] = ()
-    past: tuple[Trajectory, ...] = ()
 
     @property
     def turn(self) -> Turn | None:
@@ -53,10 +54,22 @@ class Episode:
         return self.trajectory.turns[self.turn_index]
 
 
-class Provider(Protocol):
-    """Builds the teacher's context for one turn."""
+class Provider:
+    """Builds the teacher's context for one turn; subclass it to write a provider.
 
-    name: str
+    :meth:`__call__` is the one method to implement. Every other hook has a no-op default
+    that a provider overrides when it needs it; the trainer calls each of them at the point
+    its docstring names, and never looks for hooks any other way.
+
+    Attributes:
+        name: the name the provider is registered under (``provider:`` in a config).
+        static: True when the teacher's view of a turn never changes during training, so a
+            frozen teacher's evaluation with this provider is computed once per run; a
+            provider that learns (a skill library) sets it False.
+    """
+
+    name: str = ""
+    static: bool = True
 
     def __call__(
         self,
@@ -67,21 +80,37 @@ class Provider(Protocol):
         episode: Episode | None = None,
     ) -> TeacherContext:
         """Teacher messages from the student's ``messages`` and this turn's privileged info."""
-        ...
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__")
+
+    @property
+    def keys(self) -> Sequence[str] | None:
+        """The privileged keys this provider reads: what the leak guard checks in every
+        student context (None, the default, checks every key)."""
+        return None
+
+    def bind(self, policy: Any, out_dir: str | Path | None = None) -> None:
+        """Called once after the model is built, before anything runs: a provider that
+        generates (skill summaries) keeps the policy, and may write under ``out_dir``."""
+
+    def reset(self) -> None:
+        """Called when a fresh run starts (not on resume): a provider with state empties it."""
+
+    def observe(self, trajectories: Sequence[Trajectory], step: int) -> None:
+        """Called after the teacher views of training step ``step`` are built, with the
+        step's whole batch: a provider that learns from experience updates itself here."""
 
 
 PROVIDERS: Registry[type] = Registry("privileged-information provider")
 
 
-class ReadsOneKey:
-    """Mixin of providers that read one privileged field, ``self.key``: it is what the leak
-    guard checks (a provider's optional ``keys`` attribute; without one every key is checked).
-    """
+class ReadsOneKey(Provider):
+    """Base of providers that read one privileged field, ``self.key``: it is what the leak
+    guard checks."""
 
     key: str
 
     @property
-    def keys(self) -> list[str]:
+    def keys(self) -> Sequence[str] | None:
         """The privileged keys this provider reads."""
         return [self.key]
 
@@ -105,7 +134,14 @@ def build_provider(name: str, **options: Any) -> Provider:
             if entry.name == name:
                 PROVIDERS.add(name, entry.load())
                 break
-    return call_checked("provider_kwargs", f"provider {name!r}", PROVIDERS.get(name), **options)
+    provider = call_checked("provider_kwargs", f"provider {name!r}", PROVIDERS.get(name), **options)
+    if not isinstance(provider, Provider):
+        raise ConfigError(
+            f"provider {name!r} ({type(provider).__name__}) is not a "
+            "mmopsd.privileged.Provider: subclass it, which declares the hooks the trainer "
+            "calls (keys, bind, reset, observe, static) with no-op defaults"
+        )
+    return provider
 
 
 def last_user(messages: Sequence[Message]) -> int:

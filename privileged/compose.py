@@ -9,15 +9,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mmopsd.privileged.base import PROVIDERS, Episode, Provider, build_provider
 
-from mmopsd.types import Message, TeacherContext
+from mmopsd.types import Message, TeacherContext, Trajectory
 
 
 @PROVIDERS.register("compose")
-class ComposeProvider:
+class ComposeProvider(Provider):
     """Combine providers.
 
     Args:
@@ -49,9 +50,31 @@ class ComposeProvider:
         self.weights = [w / sum(raw) for w in raw]
 
     @property
-    def keys(self) -> list[str]:
-        """The privileged keys the composed providers read."""
-        return [k for p in self.providers for k in getattr(p, "keys", [])]
+    def keys(self) -> Sequence[str] | None:
+        """The privileged keys the composed providers read (None, every key, as soon as one
+        of them reads every key)."""
+        keys = [p.keys for p in self.providers]
+        return None if any(k is None for k in keys) else [x for k in keys for x in k]
+
+    @property
+    def static(self) -> bool:  # type: ignore[override]
+        """Static while every composed provider is."""
+        return all(p.static for p in self.providers)
+
+    def bind(self, policy: Any, out_dir: str | Path | None = None) -> None:
+        """Bind every composed provider."""
+        for p in self.providers:
+            p.bind(policy, out_dir)
+
+    def reset(self) -> None:
+        """Reset every composed provider."""
+        for p in self.providers:
+            p.reset()
+
+    def observe(self, trajectories: Sequence[Trajectory], step: int) -> None:
+        """Let every composed provider observe the step."""
+        for p in self.providers:
+            p.observe(trajectories, step)
 
     def __call__(
         self,

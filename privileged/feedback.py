@@ -21,6 +21,7 @@ from mmopsd.privileged.base import (
     PROVIDERS,
     Episode,
     MissingPrivilegedKey,
+    Provider,
     append_to_last_user,
 )
 
@@ -28,7 +29,7 @@ from mmopsd.types import Message, TeacherContext
 
 
 @PROVIDERS.register("env_feedback")
-class FeedbackProvider:
+class FeedbackProvider(Provider):
     """Feedback placed on the student's attempt.
 
     Args:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mmopsd.privileged.base import PROVIDERS, Episode, append_to_last_user
+from mmopsd.privileged.base import PROVIDERS, Episode, Provider, append_to_last_user
 
 from mmopsd.errors import ConfigError
 from mmopsd.types import Message, TeacherContext, Trajectory
@@ -103,7 +103,7 @@ def _words(text: str) -> set[str]:
 
 
 @PROVIDERS.register("skill_summary")
-class SkillSummaryProvider:
+class SkillSummaryProvider(Provider):
     """Skills from past trajectories for the teacher.
 
     Args:

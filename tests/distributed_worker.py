@@ -8,9 +8,9 @@ import json
 import os
 import sys
 
-from mmopsd import trainer
 from mmopsd.config import TrainConfig
 from mmopsd.testing import tiny_text_policy
+from mmopsd.training import loop as trainer
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mmopsd.compare import arms_for_methods, interval
 from mmopsd.errors import ConfigError
+from mmopsd.evaluation.compare import arms_for_methods, interval
 
 
 def test_interval_over_seeds_is_the_student_t_one():

@@ -11,17 +11,17 @@ import pytest
 import torch
 
 from mmopsd import losses
-from mmopsd import trainer as trainer_mod
 from mmopsd.checks import needs_ids
 from mmopsd.config import TrainConfig
-from mmopsd.distill import LossSpec, distill_backward
 from mmopsd.engines.build import build_engine
 from mmopsd.engines.colocated import to_generation, trained_weights, vllm_prompt
 from mmopsd.engines.hf import HFEngine
 from mmopsd.errors import ConfigError
-from mmopsd.teachers import build_teacher
 from mmopsd.testing import tiny_text_policy
-from mmopsd.turn_plan import plan_turns
+from mmopsd.training import loop as trainer_mod
+from mmopsd.training.distill import LossSpec, distill_backward
+from mmopsd.training.teachers import build_teacher
+from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Encoded, Trajectory, Turn, user
 
 
@@ -214,7 +214,7 @@ def test_vllm_outputs_become_generations_with_the_sampled_ids_logprobs():
 
 
 def test_trained_weights_merge_lora_and_keep_plain_names():
-    from mmopsd.lora import apply_lora
+    from mmopsd.training.lora import apply_lora
 
     plain = tiny_text_policy()
     names = set(plain.model.state_dict())

@@ -121,7 +121,7 @@ def test_splits_are_disjoint_streams_and_combinations():
 
 
 class Guess(AgentEnv):
-    """The README's few-line example environment."""
+    """The few-line example environment of docs/custom-environments.md."""
 
     def new_task(self, options):
         self.secret = int(self.np_random.integers(1, 10))

@@ -12,14 +12,14 @@ import torch
 import yaml
 
 from mmopsd import losses
-from mmopsd import trainer as trainer_mod
 from mmopsd.config import from_dict
-from mmopsd.distill import LossSpec, distill_backward, old_logprobs
 from mmopsd.errors import ConfigError
 from mmopsd.methods import PRESETS
-from mmopsd.teachers import build_teacher
 from mmopsd.testing import tiny_text_policy
-from mmopsd.turn_plan import plan_turns
+from mmopsd.training import loop as trainer_mod
+from mmopsd.training.distill import LossSpec, distill_backward, old_logprobs
+from mmopsd.training.teachers import build_teacher
+from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Trajectory, Turn, user
 
 # Claims of sameness are checked in float64 (the same objective written two ways).

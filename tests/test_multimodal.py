@@ -12,10 +12,10 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from mmopsd import trainer
 from mmopsd.config import TrainConfig
 from mmopsd.policies.vision import vision_parameters
 from mmopsd.testing import tiny_vl_policy
+from mmopsd.training import loop as trainer
 
 SMALL = {
     "mmopsd/ZoomQA-v0": ({"size": 224, "box_size": 32, "clutter": 10}, "image_crop", {}),

@@ -177,6 +177,7 @@ def test_accelerate_launch_runs_the_demo_config_on_two_cpu_processes(tmp_path):
     or ``--multi_gpu``, accelerate starts one process on a machine without GPUs)."""
     from importlib import resources
 
+    pytest.importorskip("accelerate", reason="pip install 'mmopsd[distributed]'")
     hf_home = tmp_path / "hf"
     (hf_home / "accelerate").mkdir(parents=True)
     shipped = Path(__file__).parents[1] / "examples" / "accelerate" / "two_processes.yaml"

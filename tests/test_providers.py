@@ -12,7 +12,7 @@ from mmopsd.privileged import (
     build_provider,
     check_no_leak,
 )
-from mmopsd.privileged.base import PROVIDERS
+from mmopsd.privileged.base import PROVIDERS, Provider
 from PIL import Image
 
 from mmopsd.types import Encoded, Message, Trajectory, Turn, generated, user
@@ -138,7 +138,9 @@ def test_compose_chain_and_views():
 
 
 def test_third_party_providers_load_from_the_entry_point_group(monkeypatch):
-    class Shout:
+    from mmopsd.privileged import Provider
+
+    class Shout(Provider):
         name = "shout"
 
         def __call__(self, messages, privileged, *, assistant_prefix="", episode=None):
@@ -178,7 +180,7 @@ def test_leak_guard_catches_text_and_images_but_not_the_students_own_words():
     check_no_leak([user("blue")], {"answer": "blue"})  # short public words are not checked
 
 
-class LeakyHint:
+class LeakyHint(Provider):
     """A broken provider: writes the hint into the student's own message object."""
 
     name = "leaky"
@@ -192,9 +194,9 @@ class LeakyHint:
 
 
 def test_a_provider_that_leaks_into_the_student_context_raises_in_training(tmp_path):
-    from mmopsd import trainer
     from mmopsd.config import TrainConfig
     from mmopsd.testing import tiny_text_policy
+    from mmopsd.training import loop as trainer
 
     PROVIDERS.add("leaky", LeakyHint)
     try:
@@ -280,9 +282,9 @@ def test_skill_summary_writes_retrieves_and_saves_skills(tmp_path):
 
 
 def test_skill_summary_trains_with_the_policy_as_summariser(tmp_path):
-    from mmopsd import trainer
     from mmopsd.config import TrainConfig
     from mmopsd.testing import tiny_text_policy
+    from mmopsd.training import loop as trainer
 
     config = TrainConfig(
         model="tiny",

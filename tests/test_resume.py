@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from mmopsd import checkpoint
-from mmopsd import trainer as trainer_mod
 from mmopsd.config import TrainConfig
 from mmopsd.errors import CheckpointError
-from mmopsd.resume import CheckpointWarning
 from mmopsd.testing import tiny_text_policy
+from mmopsd.training import checkpoint
+from mmopsd.training import loop as trainer_mod
+from mmopsd.training.resume import CheckpointWarning
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
@@ -170,7 +170,7 @@ def test_the_cli_reports_a_finished_run_and_exits_0(tmp_path, capsys):
 
 def test_a_torn_last_metrics_line_is_skipped_and_a_bad_middle_line_named(tmp_path):
     from mmopsd.errors import MmopsdError, MmopsdWarning
-    from mmopsd.metrics import MetricsLog
+    from mmopsd.training.metrics import MetricsLog
 
     log = MetricsLog(tmp_path / "metrics.jsonl")
     log.write({"kind": "train", "step": 1})

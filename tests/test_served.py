@@ -141,7 +141,7 @@ def test_training_rollouts_can_come_from_a_served_model(server, server_log, mode
     per turn, seen in the server's access log), with the ids a local greedy rollout of the
     same episodes gives; the student trains and evaluates locally."""
     from mmopsd.config import TrainConfig
-    from mmopsd.trainer import train
+    from mmopsd.training.loop import train
 
     config = TrainConfig(
         model="smollm2-135m", engine="openai", temperature=0, steps=1, batch_size=4,

@@ -7,9 +7,11 @@ import math
 
 import pytest
 
-from mmopsd.evaluation import EvalResult
-from mmopsd.leaderboard import update
-from mmopsd.suites import SUITES, SuiteEntry, Tolerant, average, score_of, table
+from mmopsd.evaluation import EvalResult, EvalTask
+from mmopsd.evaluation.leaderboard import update
+from mmopsd.evaluation.report import suite_table as table
+from mmopsd.evaluation.scores import average, score_of
+from mmopsd.evaluation.suites import SUITES, Tolerant
 
 
 def _result(success=0.0, episodes=4, progression=None, spread=0.0) -> EvalResult:
@@ -18,10 +20,10 @@ def _result(success=0.0, episodes=4, progression=None, spread=0.0) -> EvalResult
 
 
 def test_success_and_progression_with_their_standard_errors_by_hand():
-    s = score_of(SuiteEntry("mmopsd/BabyAI-GoTo-v0", 4, 10), _result(success=0.75), 2.0)
+    s = score_of(EvalTask("mmopsd/BabyAI-GoTo-v0", 4, 10), _result(success=0.75), 2.0)
     assert (s.name, s.metric, s.score) == ("BabyAI-GoTo", "success", 0.75)
     assert s.stderr == pytest.approx(math.sqrt(0.75 * 0.25 / 4))
-    c = score_of(SuiteEntry("mmopsd/Crafter-v0", 4, 30), _result(progression=0.1, spread=0.2), 1)
+    c = score_of(EvalTask("mmopsd/Crafter-v0", 4, 30), _result(progression=0.1, spread=0.2), 1)
     assert (c.metric, c.score, c.stderr) == ("progression", 0.1, pytest.approx(0.1))
     mean, err = average([s, c])
     assert mean == pytest.approx(0.425) and err == pytest.approx(math.hypot(s.stderr, 0.1) / 2)
@@ -37,11 +39,11 @@ def test_suites_hold_the_benchmarks():
 
 def test_leaderboard_adds_and_replaces_rows(tmp_path):
     path = tmp_path / "board.md"
-    a = score_of(SuiteEntry("mmopsd/KeyDoor-v0", 4, 1), _result(success=0.5), 1.0)
-    b = score_of(SuiteEntry("mmopsd/Crafter-v0", 4, 1), _result(progression=0.05), 1.0)
+    a = score_of(EvalTask("mmopsd/KeyDoor-v0", 4, 1), _result(success=0.5), 1.0)
+    b = score_of(EvalTask("mmopsd/Crafter-v0", 4, 1), _result(progression=0.05), 1.0)
     update(path, "model-a", [a, b])
     update(path, "model-a + privileged", [a])
-    a2 = score_of(SuiteEntry("mmopsd/KeyDoor-v0", 4, 1), _result(success=1.0), 1.0)
+    a2 = score_of(EvalTask("mmopsd/KeyDoor-v0", 4, 1), _result(success=1.0), 1.0)
     png = update(path, "model-a", [a2, b])  # replaced, not added
     rows = json.loads(path.with_suffix(".json").read_text())
     assert list(rows) == ["model-a", "model-a + privileged"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mmopsd.errors import UnknownNameError
-from mmopsd.teachers import build_teacher
 from mmopsd.testing import tiny_text_policy
+from mmopsd.training.teachers import build_teacher
 from mmopsd.types import user
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from mmopsd import checkpoint
-from mmopsd import trainer as trainer_mod
 from mmopsd.config import TrainConfig
 from mmopsd.testing import tiny_text_policy
+from mmopsd.training import checkpoint
+from mmopsd.training import loop as trainer_mod
 
 
 def _config(tmp_path, **kw) -> TrainConfig:

@@ -10,14 +10,14 @@ import torch
 from mmopsd.privileged.base import MissingPrivilegedKey
 
 from mmopsd import losses
-from mmopsd import trainer as trainer_mod
 from mmopsd.config import TrainConfig
-from mmopsd.curriculum import TemporalCurriculum
-from mmopsd.distill import LossSpec, distill_backward
 from mmopsd.errors import MmopsdError
-from mmopsd.teachers import build_teacher
 from mmopsd.testing import tiny_text_policy
-from mmopsd.turn_plan import plan_turns, route
+from mmopsd.training import loop as trainer_mod
+from mmopsd.training.curriculum import TemporalCurriculum
+from mmopsd.training.distill import LossSpec, distill_backward
+from mmopsd.training.teachers import build_teacher
+from mmopsd.training.turn_plan import plan_turns, route
 from mmopsd.types import Encoded, Trajectory, Turn, user
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmopsd.advantages import group_advantages
-from mmopsd.curriculum import TemporalCurriculum
-from mmopsd.turn_weighting import TURN_WEIGHTINGS, discount, sod, uniform
+from mmopsd.training.advantages import group_advantages
+from mmopsd.training.curriculum import TemporalCurriculum
+from mmopsd.training.turn_weighting import TURN_WEIGHTINGS, discount, sod, uniform
 
 
 def test_uniform_and_discount():

@@ -77,8 +77,8 @@ def test_sync_loads_the_students_new_weights_and_sleep_frees_memory(setup):
 
 
 def test_training_with_the_vllm_engine_logs_the_mismatch(tmp_path):
-    from mmopsd import trainer
     from mmopsd.config import TrainConfig
+    from mmopsd.training import loop as trainer
 
     config = TrainConfig(
         model="smollm2-135m", engine="vllm", device="cuda", dtype="bfloat16",

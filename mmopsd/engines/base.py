@@ -1,4 +1,8 @@
-"""The rollout-engine protocol: prompts in as exact ids, sampled responses out as exact ids."""
+"""The rollout-engine protocol: prompts in as exact ids, sampled responses out as exact ids.
+
+Every rollout samples through an engine: a run builds the one its config names (``hf`` by
+default) and an evaluation without one uses the policy's own
+(:meth:`~mmopsd.policies.base.Policy.default_engine`)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mmopsd.types import Encoded
+from mmopsd.types import Encoded, Message
 
 
 @dataclass
@@ -47,8 +51,14 @@ class Engine(Protocol):
         temperature: float = 1.0,
         top_p: float = 1.0,
         greedy: bool = False,
+        conversations: Sequence[Sequence[Message]] | None = None,
+        assistant_prefix: str = "",
     ) -> list[Generation]:
-        """One :class:`Generation` per prompt, in order."""
+        """One :class:`Generation` per prompt, in order.
+
+        ``conversations`` are the messages each prompt was encoded from (ending with the
+        forced ``assistant_prefix``): an engine that sends messages rather than ids (a chat
+        server) answers those; engines that sample from ids ignore both."""
         ...
 
     def sync(self, model: Any) -> None:

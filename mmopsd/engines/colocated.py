@@ -21,7 +21,7 @@ import torch
 
 from mmopsd.engines.base import Generation
 from mmopsd.errors import ConfigError
-from mmopsd.types import Encoded
+from mmopsd.types import Encoded, Message
 
 ADAPTER_MARKERS = ("lora_", "modules_to_save.", "original_module.")
 
@@ -91,6 +91,8 @@ class VLLMEngine:
         temperature: float = 1.0,
         top_p: float = 1.0,
         greedy: bool = False,
+        conversations: Sequence[Sequence[Message]] | None = None,
+        assistant_prefix: str = "",
     ) -> list[Generation]:
         """One response per prompt, batched by vLLM."""
         from vllm import SamplingParams

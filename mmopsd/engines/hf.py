@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmopsd.engines.base import Generation
-from mmopsd.types import Encoded
+from mmopsd.types import Encoded, Message
 
 
 class HFEngine:
@@ -35,8 +35,11 @@ class HFEngine:
         temperature: float = 1.0,
         top_p: float = 1.0,
         greedy: bool = False,
+        conversations: Sequence[Sequence[Message]] | None = None,
+        assistant_prefix: str = "",
     ) -> list[Generation]:
-        """One response per prompt from ``policy.sample``."""
+        """One response per prompt from ``policy.sample`` (the conversations are not
+        needed: the prompts are the exact ids)."""
         return self.policy.sample(
             prompts,
             max_new_tokens=max_new_tokens,

@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mmopsd.engines.base import Generation
+from mmopsd.engines.chat_format import openai_messages
 from mmopsd.errors import ServerError
-from mmopsd.types import Encoded
+from mmopsd.types import Encoded, Message
 
 TOKEN_IDS = {"return_token_ids": True}  # vLLM's extension: the exact sampled ids
 # vLLM's extension: the answer continues the final (assistant) message, the forced prefix
@@ -40,6 +41,9 @@ class OpenAIEngine:
         concurrency: requests in flight at once.
         timeout: seconds per request before it is retried.
         max_retries: retries of a request that timed out or got a 429/5xx answer.
+        chat: :meth:`generate` sends the conversations to ``/v1/chat/completions`` (the
+            server applies its own template, images go as PNG data URLs) instead of the
+            exact prompt ids to ``/v1/completions``; answers are then tokenized text.
     """
 
     name = "openai"
@@ -56,6 +60,7 @@ class OpenAIEngine:
         concurrency: int = 16,
         timeout: float = 120.0,
         max_retries: int = 4,
+        chat: bool = False,
     ) -> None:
         from openai import OpenAI
 
@@ -67,6 +72,7 @@ class OpenAIEngine:
         self.eos_id = eos_id
         self.concurrency = concurrency
         self.max_retries = max_retries
+        self.chat_mode = chat
         key = os.environ.get(api_key_env) or "EMPTY"
         self._token_ids = False  # set by check()
         self._continues: bool | None = None  # can the server continue a message? (probed)
@@ -127,8 +133,22 @@ class OpenAIEngine:
         temperature: float = 1.0,
         top_p: float = 1.0,
         greedy: bool = False,
+        conversations: Sequence[Sequence[Message]] | None = None,
+        assistant_prefix: str = "",
     ) -> list[Generation]:
-        """One completion per prompt, ``concurrency`` requests at a time, in order."""
+        """One completion per prompt, ``concurrency`` requests at a time, in order; in chat
+        mode one chat answer per conversation (see :meth:`chat_generate`)."""
+        if self.chat_mode:
+            if conversations is None:
+                raise TypeError("a chat-mode engine answers conversations: pass them")
+            return self.chat_generate(
+                [openai_messages(c) for c in conversations],
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                greedy=greedy,
+                assistant_prefix=assistant_prefix,
+            )
         sampling = {
             "max_tokens": max_new_tokens,
             "temperature": 0.0 if greedy else temperature,

@@ -12,12 +12,12 @@ from functools import partial
 import torch
 
 from mmopsd.losses.chunked import DEFAULT_CHUNK, token_values
+from mmopsd.losses.logprobs import token_logprobs
 from mmopsd.losses.reduce import Reduction, reduce, select
 
 
 def _row_fn(s: torch.Tensor, t: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
-    y = extras["ids"][:, None]
-    return -(s.gather(1, y) - torch.logsumexp(s, -1, keepdim=True)).squeeze(1)
+    return -token_logprobs(s, extras["ids"])
 
 
 def policy_gradient(
@@ -55,8 +55,7 @@ def policy_gradient(
 def _clipped_row_fn(
     s: torch.Tensor, t: torch.Tensor, extras: dict[str, torch.Tensor], *, eps: float
 ) -> torch.Tensor:
-    y = extras["ids"][:, None]
-    logp = (s.gather(1, y) - torch.logsumexp(s, -1, keepdim=True)).squeeze(1)
+    logp = token_logprobs(s, extras["ids"])
     ratio = (logp - extras["old"]).clamp(-20, 20).exp()
     clipped = ratio.clamp(1 - eps, 1 + eps)
     # -min(r A, clip(r) A) with A's sign in the weight: min for A >= 0, max for A < 0.
@@ -105,8 +104,7 @@ def clipped_policy_gradient(
 
 
 def _k3_row_fn(s: torch.Tensor, t: torch.Tensor, extras: dict[str, torch.Tensor]) -> torch.Tensor:
-    y = extras["ids"][:, None]
-    logp = (s.gather(1, y) - torch.logsumexp(s, -1, keepdim=True)).squeeze(1)
+    logp = token_logprobs(s, extras["ids"])
     gap = (extras["ref"] - logp).clamp(-20, 20)
     return gap.exp() - gap - 1
 

@@ -15,6 +15,7 @@ import torch
 
 from mmopsd.losses import divergence, support
 from mmopsd.losses.chunked import DEFAULT_CHUNK, token_values
+from mmopsd.losses.logprobs import token_logprobs
 from mmopsd.losses.reduce import Reduction, reduce, select
 from mmopsd.losses.registry import LOSSES
 
@@ -27,10 +28,9 @@ def _row_fn(
     baseline: bool,
     clip: float | None,
 ) -> torch.Tensor:
-    y = extras["ids"][:, None]  # [n, 1]
-    s_tok = (s.gather(1, y) - torch.logsumexp(s, -1, keepdim=True)).squeeze(1)  # log S(y) [n]
+    s_tok = token_logprobs(s, extras["ids"])  # log S(y) [n]
     with torch.no_grad():
-        t_tok = (t.gather(1, y) - torch.logsumexp(t, -1, keepdim=True)).squeeze(1)
+        t_tok = token_logprobs(t, extras["ids"])
         adv = t_tok - s_tok
         if baseline:
             adv = adv + divergence.reverse_kl(*support.full_vocab(s, t))

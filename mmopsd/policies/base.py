@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import GenerationConfig
 
-from mmopsd.engines.base import Generation
+from mmopsd.engines.base import Engine, Generation
 from mmopsd.errors import AlignmentError
 from mmopsd.types import Encoded, Message
 
@@ -223,15 +223,24 @@ class Policy:
             self.model.train(was_training)
         sequences = out.sequences if logprobs else out
         new = sequences[:, batch["input_ids"].shape[1] :]
-        rows = [self._cut_at_eos(row) for row in new.tolist()]
+        rows = [self.cut_at_eos(row) for row in new.tolist()]
         if not logprobs:
             return [Generation(ids=row) for row in rows]
         steps = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, N, V]
         picked = steps.gather(-1, new[:, : steps.shape[1], None]).squeeze(-1).tolist()
         return [Generation(ids=row, logprobs=lp[: len(row)]) for row, lp in zip(rows, picked)]
 
-    def _cut_at_eos(self, ids: list[int]) -> list[int]:
+    def cut_at_eos(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` up to and including the first end-of-sequence id (all of them if none)."""
+        ids = list(ids)
         return ids[: ids.index(self.eos_id) + 1] if self.eos_id in ids else ids
+
+    def default_engine(self) -> Engine:
+        """The engine that samples this policy when a run or an evaluation names none: the
+        policy's own model (batched Hugging Face ``generate``)."""
+        from mmopsd.engines.hf import HFEngine
+
+        return HFEngine(self)
 
     # ---------------------------------------------------------------------- scoring
     def score(self, prompts: Sequence[Encoded], responses: Sequence[Sequence[int]]) -> Scored:

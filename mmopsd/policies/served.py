@@ -10,7 +10,6 @@ from typing import Any
 from PIL import Image
 
 from mmopsd.engines.base import Generation
-from mmopsd.engines.chat_format import openai_messages
 from mmopsd.engines.served import OpenAIEngine
 from mmopsd.errors import ModelNotFoundError
 from mmopsd.policies.base import Scored
@@ -33,8 +32,8 @@ class ServedPolicy(TextPolicy):
         super().__init__(model=None, tokenizer=tokenizer)  # type: ignore[arg-type]
         self.engine = engine
         self.chat = chat
+        engine.chat_mode = chat
         self.sees_images = chat  # observations keep their images only through chat
-        self.exact_ids = not chat  # False once a server returned text without ids
 
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
         """The chat-template text; in chat mode images are left out of it (the prompt ids
@@ -47,28 +46,11 @@ class ServedPolicy(TextPolicy):
         """Token ids of ``text`` (images travel in the chat messages, not in ids)."""
         return super().tokenize(text, () if self.chat else images)
 
-    def sample_messages(
-        self,
-        conversations: Sequence[Sequence[Message]],
-        *,
-        max_new_tokens: int = 64,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        greedy: bool = False,
-        assistant_prefix: str = "",
-    ) -> list[Generation]:
-        """Chat answers to whole conversations (chat mode)."""
-        out = self.engine.chat_generate(
-            [openai_messages(c) for c in conversations],
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            greedy=greedy,
-            assistant_prefix=assistant_prefix,
-        )
-        return [Generation(ids=self._cut_at_eos(g.ids), exact=False) for g in out]
+    def default_engine(self) -> OpenAIEngine:
+        """The server: every rollout and evaluation of this policy samples there."""
+        return self.engine
 
-    def generate(
+    def sample(
         self,
         prompts: Sequence[Encoded],
         *,
@@ -76,8 +58,12 @@ class ServedPolicy(TextPolicy):
         temperature: float = 1.0,
         top_p: float = 1.0,
         greedy: bool = False,
-    ) -> list[list[int]]:
-        """The server's responses as ids, up to and including the end-of-sequence id."""
+        logprobs: bool = False,
+    ) -> list[Generation]:
+        """The server's completions of the exact prompt ids, up to and including the
+        end-of-sequence id (``logprobs`` as the server returns them)."""
+        if self.chat:
+            raise TypeError("a chat-mode served policy answers conversations: sample via a rollout")
         out = self.engine.generate(
             prompts,
             max_new_tokens=max_new_tokens,
@@ -85,8 +71,7 @@ class ServedPolicy(TextPolicy):
             top_p=top_p,
             greedy=greedy,
         )
-        self.exact_ids = self.exact_ids and all(g.exact for g in out)
-        return [self._cut_at_eos(g.ids) for g in out]
+        return [Generation(self.cut_at_eos(g.ids), g.logprobs, g.exact) for g in out]
 
     def score(self, prompts: Sequence[Encoded], responses: Sequence[Sequence[int]]) -> Scored:
         """Not available: a served model gives no logits to train on."""

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mmopsd.advantages import group_advantages
-from mmopsd.curriculum import TemporalCurriculum
-from mmopsd.turn_weighting import TURN_WEIGHTINGS
+from mmopsd.training.advantages import group_advantages
+from mmopsd.training.curriculum import TemporalCurriculum
+from mmopsd.training.turn_weighting import TURN_WEIGHTINGS
 from mmopsd.types import Trajectory, Turn
 
 RL_MODES = ("none", "add", "route")
@@ -112,12 +112,7 @@ def plan_turns(
         if rl != "none"
         else [0.0] * len(trajectories)
     )
-    kept = [
-        [(k, t) for k, t in enumerate(tr.turns) if t.response_ids]
-        if tr.success or not success_only
-        else []
-        for tr in trajectories
-    ]
+    kept = _kept_turns(trajectories, success_only)
     n = sum(1 for turns in kept if turns)
     samples: list[TurnSample] = []
     for i, turns in enumerate(kept):
@@ -128,15 +123,45 @@ def plan_turns(
             if divergences is None:
                 raise ValueError("the sod turn weighting needs per-turn divergences")
             options["divergences"] = [divergences[(i, k)] for k, _ in turns]
-        weights = weigh(len(turns), **options)
         limit = curriculum.turns_at(step) if curriculum is not None else len(turns)
-        distilled = sum(w for (k, _), w in zip(turns, weights) if k < limit)
-        total = sum(weights)
-        d_on, rl_on = switches[i]
-        for (k, turn), w in zip(turns, weights):
-            d = distill_coef * d_on * w / distilled / n if k < limit and distilled > 0 else 0.0
-            share = w / total / n if total > 0 else 0.0
-            r = rl_on * rl_coef * advantages[i] * share
-            if d or r or (keep_all and share):
-                samples.append(TurnSample(turn, i, k, d, r, share))
+        scale = (distill_coef * switches[i][0], switches[i][1] * rl_coef * advantages[i])
+        samples += _trajectory_samples(i, turns, weigh(len(turns), **options), limit, n, scale,
+                                       keep_all)  # fmt: skip
     return samples
+
+
+def _kept_turns(
+    trajectories: Sequence[Trajectory], success_only: bool
+) -> list[list[tuple[int, Turn]]]:
+    """Per trajectory, its turns that have a response (none for a lost trajectory under
+    ``success_only``)."""
+    return [
+        [(k, t) for k, t in enumerate(tr.turns) if t.response_ids]
+        if tr.success or not success_only
+        else []
+        for tr in trajectories
+    ]
+
+
+def _trajectory_samples(
+    i: int,
+    turns: list[tuple[int, Turn]],
+    weights: Sequence[float],
+    limit: int,
+    n: int,
+    scale: tuple[float, float],
+    keep_all: bool,
+) -> list[TurnSample]:
+    """One trajectory's samples: distillation normalised over its distilled turns (those
+    before the curriculum's ``limit``), the RL term over all its turns, both divided by the
+    ``n`` trajectories trained on; ``scale`` holds the distillation and RL multipliers."""
+    distilled = sum(w for (k, _), w in zip(turns, weights) if k < limit)
+    total = sum(weights)
+    out = []
+    for (k, turn), w in zip(turns, weights):
+        d = scale[0] * w / distilled / n if k < limit and distilled > 0 else 0.0
+        share = w / total / n if total > 0 else 0.0
+        r = scale[1] * share
+        if d or r or (keep_all and share):
+            out.append(TurnSample(turn, i, k, d, r, share))
+    return out

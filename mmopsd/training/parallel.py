@@ -211,7 +211,7 @@ def full_state(
     """The trainable weights and the optimizer state, whole and in the one-process format
     (optimizer state by parameter index): checkpoints load on any number of processes, in
     any mode. A collective under FSDP2, where only rank 0 gets the tensors."""
-    from mmopsd.checkpoint import trainable_state
+    from mmopsd.training.checkpoint import trainable_state
 
     if not par.sharded:  # every rank holds everything; rank 0 writes it
         return (trainable_state(model), optimizer.state_dict()) if par.main else ({}, {})

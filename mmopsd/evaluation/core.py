@@ -15,10 +15,11 @@ from typing import Any
 from mmopsd.agents.parsing import normalise
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.engines.base import Engine
-from mmopsd.parallel import Parallel
+from mmopsd.evaluation.report import result_table
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.rollout import Sampling, make_envs, rollout
+from mmopsd.training.parallel import Parallel
 from mmopsd.types import Trajectory, Turn
 
 
@@ -45,28 +46,7 @@ class EvalResult:
 
     def table(self, title: str = "policy") -> str:
         """A Markdown table: overall, then one row per task type."""
-        head = (
-            f"| {title} | episodes | success | 95% interval | avg turns | invalid rate "
-            "| tokens/episode |\n|---|---|---|---|---|---|---|"
-        )
-        rows = [
-            f"| all | {self.episodes} | {self.success:.3f} | [{self.ci_low:.2f}, "
-            f"{self.ci_high:.2f}] | {self.mean_turns:.2f} | {self.invalid_rate:.3f} | "
-            f"{self.tokens_per_episode:.1f} |"
-        ]
-        for task, r in sorted(self.per_task.items()):
-            rows.append(
-                f"| {task} | {int(r['episodes'])} | {r['success']:.3f} | "
-                f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | | | |"
-            )
-        if self.grounding is not None:
-            rows.append(f"\nGrounding (clicks inside the target element): {self.grounding:.3f}")
-        if self.expert_agreement is not None:
-            rows.append(
-                f"\nExpert agreement (turns whose action is the expert's next action): "
-                f"{self.expert_agreement:.3f}"
-            )
-        return "\n".join([head, *rows])
+        return result_table(self, title)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

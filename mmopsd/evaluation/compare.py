@@ -19,7 +19,8 @@ from typing import Any
 
 from mmopsd.config import from_dict
 from mmopsd.errors import ConfigError
-from mmopsd.metrics import MetricsLog
+from mmopsd.evaluation.report import compare_table, plot_compare
+from mmopsd.training.metrics import MetricsLog
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond).
 T95 = dict(enumerate((
@@ -65,7 +66,7 @@ def run_compare(
     Every run's config is built and checked before the first one trains, so a mistake in
     any arm costs nothing. Returns the summary written to ``compare.json``.
     """
-    from mmopsd.trainer import train
+    from mmopsd.training.loop import train
 
     if not seeds:
         raise ConfigError("--seeds needs at least one seed")
@@ -90,8 +91,8 @@ def run_compare(
     summary = summarise(arms, seeds, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "compare.md").write_text(table(summary))
-    plot(summary, out / "compare.png")
+    (out / "compare.md").write_text(compare_table(summary))
+    plot_compare(summary, out / "compare.png")
     return summary
 
 
@@ -153,62 +154,3 @@ def interval(values: list[float]) -> dict[str, Any]:
         return {"mean": mean, "low": None, "high": None, "n": n}
     half = T95.get(n - 1, 1.96) * statistics.stdev(values) / math.sqrt(n)
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
-
-
-def table(summary: dict[str, Any]) -> str:
-    """The Markdown table: a row per arm, a column per measured quantity."""
-    arms = summary["arms"]
-    keys = sorted({k for a in arms.values() for k in a["final"]}, key=_column_order)
-    lines = [
-        f"Mean over seeds {summary['seeds']} [95% interval over seeds]; the same evaluation "
-        "episodes and the same number of environment episodes for every method.",
-        "",
-        "| method | " + " | ".join(keys) + " |",
-        "|---|" + "---|" * len(keys),
-    ]
-    for name, arm in arms.items():
-        cells = [_cell(arm["final"].get(k)) for k in keys]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _column_order(key: str) -> tuple[int, str]:
-    order = ("held_out_before", "held_out", "ood", "retain change", "retain", "teacher")
-    return next((i for i, p in enumerate(order) if key.startswith(p)), len(order)), key
-
-
-def _cell(value: dict[str, Any] | None) -> str:
-    if value is None or value["n"] == 0:
-        return "—"
-    if value["low"] is None:
-        return f"{value['mean']:.3f}"
-    return f"{value['mean']:.3f} [{value['low']:.2f}, {value['high']:.2f}]"
-
-
-def plot(summary: dict[str, Any], path: Path) -> Path:
-    """Held-out success (mean over seeds) against environment episodes consumed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for name, arm in summary["arms"].items():
-        by_step: dict[int, list[float]] = {}
-        for run in arm["runs"]:
-            for step, success in run["curve"]:
-                by_step.setdefault(step, []).append(success)
-        steps = sorted(by_step)
-        xs = [s * arm["episodes_per_step"] for s in steps]
-        ax.plot(xs, [statistics.mean(by_step[s]) for s in steps], marker="o", label=name)
-    ax.set(
-        xlabel="environment episodes consumed",
-        ylabel="held-out success (mean over seeds)",
-        ylim=(-0.02, 1.02),
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -2,7 +2,7 @@
 losses, backward. This is the heart of on-policy self-distillation.
 
 Each turn's loss is a per-token mean (after token weighting) scaled by its
-:class:`~mmopsd.turn_plan.TurnSample` weight, and the scaled losses are summed; since the
+:class:`~mmopsd.training.turn_plan.TurnSample` weight, and the scaled losses are summed; since the
 scales already hold every normalisation, micro-batching gives exactly the full-batch gradient.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from mmopsd.losses.logprobs import token_logprobs
 from mmopsd.losses.policy_gradient import (
     clipped_policy_gradient,
     kl_to_reference,
@@ -22,8 +23,8 @@ from mmopsd.losses.policy_gradient import (
 )
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.policies.base import Policy
-from mmopsd.teachers import Teacher
-from mmopsd.turn_plan import TurnSample
+from mmopsd.training.teachers import Teacher
+from mmopsd.training.turn_plan import TurnSample
 from mmopsd.types import Encoded, Turn
 
 
@@ -216,7 +217,7 @@ def _token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     out = torch.empty(ids.shape, dtype=dtype, device=logits.device)
     for i in range(ids.shape[0]):
         row = logits[i].to(dtype)
-        out[i] = row.gather(-1, ids[i, :, None]).squeeze(-1) - row.logsumexp(-1)
+        out[i] = token_logprobs(row, ids[i])
     return out
 
 

@@ -1,9 +1,9 @@
-"""Run outputs: metrics as JSONL (one record per event) and a PNG of the learning curve."""
+"""A run's metrics as JSONL: one record per event (a training step, an evaluation, the
+summary); :func:`mmopsd.evaluation.report.plot_run` draws them."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path
@@ -62,41 +62,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
-
-
-def plot_curve(records: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Training loss and held-out success against steps, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [r for r in records if r.get("kind") == "train"]
-    evals = [r for r in records if r.get("kind") == "eval"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.plot([r["step"] for r in train], [r["loss"] for r in train], color="tab:blue")
-    ax1.set(xlabel="step", ylabel="distillation loss", title="training loss")
-    ax1.grid(alpha=0.3)
-    for key, label, colour in (
-        ("student_success", "student (held-out)", "tab:green"),
-        ("teacher_success", "teacher with privileged info", "tab:orange"),
-    ):
-        pts = [(r["step"], r[key]) for r in evals if key in r and not math.isnan(r[key])]
-        if pts:
-            ax2.plot(*zip(*pts), marker="o", label=label, color=colour)
-    ax2.plot(
-        [r["step"] for r in train],
-        [r["rollout_success"] for r in train],
-        alpha=0.4,
-        color="tab:gray",
-        label="training rollouts",
-    )
-    ax2.set(xlabel="step", ylabel="success rate", ylim=(-0.02, 1.02), title="success")
-    ax2.grid(alpha=0.3)
-    ax2.legend(loc="lower right", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -1,0 +1,295 @@
+"""``mmopsd eval``: success of a model, a run's checkpoint or a served model on an
+environment's split or a whole suite, optionally as a leaderboard row."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mmopsd.cli.args import at_least_one
+from mmopsd.errors import ConfigError
+from mmopsd.evaluation.tasks import EvalTask
+
+DEFAULT = EvalTask()  # what an evaluation without flags or a run's config measures
+DEFAULT_MODEL = "smollm2-135m"
+# What a run's config.yaml contributes to the evaluation of its checkpoint.
+RUN_FIELDS = ("model", "env", "env_kwargs", "max_new_tokens", "max_turns", "imports",
+              "provider", "provider_kwargs", "history")  # fmt: skip
+
+
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    """The ``eval`` command's arguments."""
+    ev = sub.add_parser("eval", help="success of a model or a run's checkpoint on an env split")
+    ev.add_argument(
+        "--model", default=None, help="packaged alias, local directory or cached hub id"
+    )
+    ev.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a run directory or one of its checkpoints (the run's config fills unset flags)",
+    )
+    ev.add_argument("--env", help=f"environment id (default {DEFAULT.env})")
+    ev.add_argument("--split", help="split to evaluate (default test)")
+    ev.add_argument(
+        "--episodes", type=at_least_one, help="episodes (default 64; a suite's own per env)"
+    )
+    ev.add_argument("--suite", help="evaluate a named suite: gui, embodied or all")
+    ev.add_argument(
+        "--with-privileged",
+        action="store_true",
+        help="evaluate the teacher: the model with its environment's privileged information",
+    )
+    ev.add_argument(
+        "--leaderboard", type=Path, help="add or replace this model's row in FILE.md (and .png)"
+    )
+    ev.add_argument("--label", help="the leaderboard row's name (default: model or checkpoint)")
+    ev.add_argument("--max-new-tokens", type=at_least_one)
+    ev.add_argument("--max-turns", type=at_least_one)
+    ev.add_argument("--history", type=int, help="exchanges kept after the task (default: all)")
+    ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
+    ev.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module first (one that registers your own environment)",
+    )
+    _add_served(ev)
+    ev.add_argument("--out", type=Path, help="write the result as JSON here")
+    ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
+    ev.set_defaults(run=run_eval)
+
+
+def _add_served(ev: argparse.ArgumentParser) -> None:
+    served = ev.add_argument_group("served models (any OpenAI-compatible server)")
+    served.add_argument(
+        "--base-url", help="evaluate the model served here, e.g. http://127.0.0.1:8000/v1"
+    )
+    served.add_argument(
+        "--tokenizer",
+        help="local copy of the served model's tokenizer (default: --model, when it is local)",
+    )
+    served.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the API key (default OPENAI_API_KEY; never printed)",
+    )
+    served.add_argument(
+        "--concurrency", type=at_least_one, default=16, help="requests in flight (default 16)"
+    )
+    served.add_argument(
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds per request before a retry (default 120)",
+    )
+    served.add_argument(
+        "--chat",
+        action="store_true",
+        help="send chat messages, images as PNG data URLs (vision models need it; the "
+        "server applies its own chat template) instead of exact prompt ids",
+    )
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Evaluate one environment (or ``--suite``); print and write the results."""
+    from mmopsd.agents.history import check_window
+    from mmopsd.agents.prompting import prompt_for
+    from mmopsd.config import import_modules
+    from mmopsd.evaluation import evaluate
+    from mmopsd.rollout import check_env
+
+    settings = _settings(args)
+    import_modules(settings["imports"])
+    for out in (args.out, args.markdown, args.leaderboard):
+        _check_output(out)
+    if args.suite:
+        return _eval_suite(args, settings)
+    # The environment is checked before the model loads: a mistake costs a second.
+    check_env(settings["env"], settings["split"], settings["env_kwargs"])
+    if settings["history"] is not None:
+        check_window(settings["history"], "--history")
+    spec = prompt_for(settings["env"], settings["history"])
+    policy = _load(args, settings)
+    provider = None
+    if args.with_privileged:
+        from mmopsd.privileged import build_provider
+
+        provider = build_provider(settings["provider"], **settings["provider_kwargs"])
+    result = evaluate(
+        policy,
+        settings["env"],
+        spec,
+        episodes=args.episodes or DEFAULT.episodes,
+        env_kwargs=settings["env_kwargs"],
+        split=settings["split"],
+        max_turns=settings["max_turns"],
+        max_new_tokens=settings["max_new_tokens"],
+        provider=provider,
+    )
+    text = json.dumps(
+        {"env": settings["env"], "split": settings["split"], **result.to_dict()}, indent=2
+    )
+    table = result.table(f"{settings['env']} {settings['split']}")
+    print(text)
+    print()
+    print(table)
+    _write(args, text, table)
+    return 0
+
+
+def _write(args: argparse.Namespace, text: str, table: str) -> None:
+    if args.out:
+        args.out.write_text(text)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+
+
+def _load(args: argparse.Namespace, settings: dict[str, Any]):
+    """The model, with the checkpoint's weights when one is given."""
+    from mmopsd.policies.loading import load_policy
+    from mmopsd.training import checkpoint
+
+    if args.checkpoint is not None and not args.checkpoint.exists():
+        raise ConfigError(f"--checkpoint {args.checkpoint} does not exist")
+    if args.base_url:
+        return _load_served(args, settings)
+    if args.tokenizer or args.chat:
+        flag = "--tokenizer" if args.tokenizer else "--chat"
+        raise ConfigError(f"{flag} is for served models: pass --base-url too")
+    policy = load_policy(settings["model"])
+    if args.checkpoint is not None:
+        path = (
+            checkpoint.latest(args.checkpoint / "checkpoints")
+            or checkpoint.latest(args.checkpoint)
+            or args.checkpoint
+        )
+        checkpoint.load_weights(path, policy.model)
+    return policy
+
+
+def _load_served(args: argparse.Namespace, settings: dict[str, Any]):
+    """The model behind ``--base-url``: weights stay on the server, so a checkpoint makes no
+    sense here."""
+    from mmopsd.policies.served import load_served_policy
+
+    if args.checkpoint is not None:
+        raise ConfigError(
+            "--checkpoint and --base-url exclude each other: serve the checkpoint's weights "
+            "and pass --base-url, or evaluate the checkpoint locally without --base-url"
+        )
+    if args.request_timeout <= 0:
+        raise ConfigError(f"--request-timeout must be > 0, got {args.request_timeout}")
+    return load_served_policy(
+        args.base_url,
+        settings["model"],
+        tokenizer=args.tokenizer,
+        api_key_env=args.api_key_env,
+        concurrency=args.concurrency,
+        timeout=args.request_timeout,
+        chat=args.chat,
+    )
+
+
+def _eval_suite(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """``--suite``: every environment of the suite, a table, optionally a leaderboard row."""
+    from mmopsd.evaluation import leaderboard
+    from mmopsd.evaluation.report import suite_table
+    from mmopsd.evaluation.suites import SUITES, run_suite
+    from mmopsd.rollout import check_env
+
+    tasks = SUITES.get(args.suite)
+    for task in tasks:  # every environment can be made, before the model loads
+        check_env(task.env, task.split, dict(task.env_kwargs))
+    policy = _load(args, settings)
+
+    def say(s) -> None:
+        line = f"{s.name}: {s.metric} {s.score:.3f} ± {s.stderr:.3f} ({s.seconds:.0f} s)"
+        print(line, flush=True)
+
+    scores = run_suite(
+        policy,
+        tasks,
+        with_privileged=args.with_privileged,
+        episodes=args.episodes,
+        max_turns=args.max_turns,
+        progress=say,
+    )
+    table = suite_table(scores)
+    print()
+    print(table)
+    _write(args, json.dumps([s.to_dict() for s in scores], indent=2), table)
+    if args.leaderboard:
+        label = args.label or str(args.checkpoint or settings["model"])
+        if args.with_privileged and not args.label:
+            label += " + privileged"
+        png = leaderboard.update(args.leaderboard, label, scores)
+        print(f"\nleaderboard: {args.leaderboard} (row {label!r}), chart: {png}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags, else the run's config (when a run directory is given), else the defaults."""
+    run = _run_config(args.checkpoint) if args.checkpoint is not None else {}
+    out: dict[str, Any] = {
+        "model": DEFAULT_MODEL,
+        "imports": [],
+        "history": None,
+        "env": DEFAULT.env,
+        "env_kwargs": dict(DEFAULT.env_kwargs),
+        "split": DEFAULT.split,
+        "max_new_tokens": DEFAULT.max_new_tokens,
+        "max_turns": DEFAULT.max_turns,
+        "provider": DEFAULT.provider,
+        "provider_kwargs": dict(DEFAULT.provider_kwargs),
+    }
+    out.update({k: run[k] for k in RUN_FIELDS if k in run})
+    if "eval_split" in run:
+        out["split"] = run["eval_split"]
+    for key in ("model", "env", "split", "max_new_tokens", "max_turns", "history"):
+        if vars(args)[key] is not None:
+            out[key] = vars(args)[key]
+    out["imports"] = [*out["imports"], *args.imports]
+    if args.env_kwargs is not None:
+        try:
+            out["env_kwargs"] = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"--env-kwargs must be JSON, e.g. '{{\"n_rooms\": 3}}': {err}"
+            ) from err
+    if not isinstance(out["env_kwargs"], dict):
+        raise ConfigError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+    return out
+
+
+def _run_config(checkpoint: Path) -> dict[str, Any]:
+    """The config fields of the run that ``checkpoint`` (a run or checkpoint directory)
+    belongs to; empty when no ``config.yaml`` is found."""
+    from mmopsd.config import parse_yaml
+
+    for candidate in (checkpoint, *checkpoint.parents[:2]):
+        file = candidate / "config.yaml"
+        if file.is_file():
+            run = parse_yaml(file.read_text(errors="replace"), str(file)) or {}
+            if not isinstance(run, dict):
+                raise ConfigError(f"{file} holds no mapping of config fields")
+            return run
+    return {}
+
+
+def _check_output(path: Path | None) -> None:
+    """An output file's folder is created up front; a folder in its place is an error (found
+    before the evaluation runs, so its result is never lost)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; pass a file name for --out/--markdown")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the folder of {path}: {err.strerror}") from err

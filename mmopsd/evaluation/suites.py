@@ -1,0 +1,98 @@
+"""Named lists of benchmark environments, evaluated together: ``mmopsd eval --suite NAME``.
+
+A suite is a tuple of :class:`~mmopsd.evaluation.tasks.EvalTask` (an id with its episode
+count, turn cap and the provider that gives the teacher its privileged view). Results per
+environment (:class:`~mmopsd.evaluation.scores.EnvScore`) carry BALROG's metric (success, or
+progression where the benchmark has no success, with its standard error), the invalid-action
+rate, mean turns, tokens per episode and time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mmopsd.agents.prompting import prompt_for
+from mmopsd.envs import MINIWOB
+from mmopsd.evaluation.core import evaluate
+from mmopsd.evaluation.scores import EnvScore, score_of
+from mmopsd.evaluation.tasks import EvalTask
+from mmopsd.policies.base import Policy
+from mmopsd.privileged.base import MissingPrivilegedKey, Provider, build_provider
+from mmopsd.registry import Registry
+from mmopsd.types import Message, TeacherContext
+
+SUITES: Registry[tuple[EvalTask, ...]] = Registry("suite")
+GUI = tuple(
+    EvalTask(f"mmopsd/MiniWoB-{task}-v0", episodes=8, max_turns=4, max_new_tokens=16)
+    for task in MINIWOB
+)
+EMBODIED = (
+    *(
+        EvalTask(f"mmopsd/BabyAI-{level}-v0", episodes=8, max_turns=10, max_new_tokens=4)
+        for level in ("GoToLocal", "GoTo", "Pickup", "Open", "PutNextLocal", "SynthSeq")
+    ),
+    EvalTask("mmopsd/Crafter-v0", episodes=2, max_turns=30, max_new_tokens=6),
+    EvalTask("mmopsd/ALFWorld-v0", episodes=4, max_turns=8, max_new_tokens=12),
+)
+SUITES.add("gui", GUI)
+SUITES.add("embodied", EMBODIED)
+SUITES.add("all", GUI + EMBODIED)
+
+
+def run_suite(
+    policy: Policy,
+    entries: Sequence[EvalTask],
+    *,
+    with_privileged: bool = False,
+    episodes: int | None = None,
+    max_turns: int | None = None,
+    progress: Any = None,
+) -> list[EnvScore]:
+    """Evaluate ``policy`` (the teacher's view with ``with_privileged``) on every entry;
+    ``episodes`` and ``max_turns`` override the entries' own when given."""
+    scores = []
+    for entry in entries:
+        start = time.perf_counter()
+        provider = Tolerant(build_provider(entry.provider, **entry.provider_kwargs))
+        result = evaluate(
+            policy,
+            entry.env,
+            prompt_for(entry.env),
+            episodes=episodes or entry.episodes,
+            env_kwargs=dict(entry.env_kwargs),
+            split=entry.split,
+            max_turns=max_turns or entry.max_turns,
+            max_new_tokens=entry.max_new_tokens,
+            provider=provider if with_privileged else None,
+        )
+        scores.append(score_of(entry, result, time.perf_counter() - start))
+        if progress is not None:
+            progress(scores[-1])
+    return scores
+
+
+class Tolerant(Provider):
+    """A provider that gives the plain student context on turns whose environment supplied
+    no privileged information (a bot that gave up, a page with no target), so that a
+    teacher evaluation never stops on one missing key."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.name = provider.name
+
+    @property
+    def keys(self) -> Sequence[str] | None:
+        """The wrapped provider's keys."""
+        return self.provider.keys
+
+    def __call__(
+        self, messages: Sequence[Message], privileged: Mapping[str, Any], **kwargs: Any
+    ) -> TeacherContext:
+        """The provider's context, or the student's own where a key is missing."""
+        try:
+            return self.provider(messages, privileged, **kwargs)
+        except MissingPrivilegedKey:
+            prefix = kwargs.get("assistant_prefix", "")
+            return TeacherContext(list(messages), prefix, "none")

@@ -1,0 +1,154 @@
+"""Config -> components: everything a run is built from, checked before the model loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import get_constant_schedule_with_warmup
+
+from mmopsd.agents.prompting import PromptSpec, prompt_for
+from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting, needs_ids
+from mmopsd.config import TrainConfig, import_modules
+from mmopsd.engines.base import Engine
+from mmopsd.engines.build import build_engine, check_engine
+from mmopsd.errors import ConfigError
+from mmopsd.losses import get as get_loss
+from mmopsd.losses.weighting import WEIGHTINGS
+from mmopsd.policies.base import Policy
+from mmopsd.policies.loading import load_policy, resolve_device
+from mmopsd.policies.vision import freeze_vision_tower
+from mmopsd.privileged.base import Provider, build_provider
+from mmopsd.rollout import check_env, make_envs
+from mmopsd.training.curriculum import TemporalCurriculum
+from mmopsd.training.distill import LossSpec
+from mmopsd.training.parallel import Parallel
+from mmopsd.training.runtime import tune_cpu_allocator
+from mmopsd.training.teachers import Teacher, build_teacher
+from mmopsd.training.turn_weighting import TURN_WEIGHTINGS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    """Everything a run is built from."""
+
+    policy: Policy
+    teacher: Teacher
+    provider: Provider
+    spec: PromptSpec
+    loss: LossSpec
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    envs: list
+    engine: Engine
+    curriculum: TemporalCurriculum | None = None
+    teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
+    parallel: Parallel = dataclasses.field(default_factory=Parallel)
+
+
+def build(
+    config: TrainConfig, policy: Policy | None = None, parallel: Parallel | None = None
+) -> Components:
+    """Turn the config into components (``policy`` may be given, e.g. a tiny test model);
+    ``parallel`` is this process's place in a data-parallel run."""
+    par = parallel or Parallel()
+    torch.manual_seed(config.seed)
+    if resolve_device(config.device).type == "cpu":
+        tune_cpu_allocator()
+    provider, loss = check(config, par)  # a mistake costs a second, not a model load
+    envs = make_envs(
+        config.env, config.batch_size // par.world, split=config.train_split, **config.env_kwargs
+    )
+    policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
+    if config.lora:
+        from mmopsd.training.lora import apply_lora
+
+        policy.model = apply_lora(
+            policy.model, r=config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets
+        )
+    if config.freeze_vision:
+        freeze_vision_tower(policy.model)
+    teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
+    provider.bind(policy, config.out_dir)
+    policy.forward_model = par.wrap(policy.model)  # FSDP2 shards in place: before the optimizer
+    if par.sharded:
+        teacher.rebind()  # a teacher that follows the student reads the sharded parameters
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
+    curriculum = (
+        TemporalCurriculum(config.curriculum_every, config.curriculum_start)
+        if config.curriculum_every
+        else None
+    )
+    return Components(
+        policy, teacher, provider, prompt_for(config.env, config.history), loss, optimizer,
+        scheduler, envs, _engine(config, policy, par), curriculum, parallel=par,
+    )  # fmt: skip
+
+
+def check(config: TrainConfig, par: Parallel) -> tuple[Provider, LossSpec]:
+    """Everything the config names, checked before any model loads: the split of tasks over
+    processes, imports, provider, loss, weightings, engine and every evaluated environment.
+    Returns the provider and the loss."""
+    tasks = config.batch_size // config.group_size
+    if tasks % par.world:
+        raise ConfigError(
+            f"{tasks} tasks per step (batch_size / group_size) cannot be shared by {par.world} "
+            "processes: make it a multiple of the number of processes (groups never split)"
+        )
+    import_modules(config.imports)
+    provider = build_provider(config.provider, **config.provider_kwargs)
+    loss = _loss(config)
+    if config.token_weighting != "none":
+        weighting = WEIGHTINGS.get(config.token_weighting)
+        check_token_weighting(config.token_weighting, weighting, config.weighting_kwargs)
+    weigh_turns = TURN_WEIGHTINGS.get(config.turn_weighting)
+    check_turn_weighting(config.turn_weighting, weigh_turns, config.turn_weighting_kwargs)
+    check_engine(config.engine, config.engine_kwargs)
+    check_env(config.env, config.eval_split, config.env_kwargs)
+    for kind in ("ood", "retain"):
+        for task in config.extra_tasks(kind):
+            check_env(task.env, task.split, dict(task.env_kwargs))
+    return provider, loss
+
+
+def _loss(config: TrainConfig) -> LossSpec:
+    """The configured loss, checked against its options."""
+    loss_fn = get_loss(config.loss)
+    check_loss(config.loss, loss_fn, config.loss_kwargs)
+    return LossSpec(
+        fn=loss_fn,
+        options=dict(config.loss_kwargs),
+        weighting=config.token_weighting,
+        weighting_options=dict(config.weighting_kwargs),
+        needs_ids=needs_ids(loss_fn),
+        importance_cap=config.importance_cap,
+        needs_teacher=getattr(loss_fn, "needs_teacher", True),  # sft reads no teacher
+        clip_eps=config.clip_eps,
+        kl_coef=config.kl_coef,
+    )
+
+
+def _engine(config: TrainConfig, policy: Policy, par: Parallel) -> Engine:
+    """The configured rollout engine (``hf``, the policy's own model, by default)."""
+    engine = build_engine(
+        config.engine,
+        policy,
+        student_model=config.model,
+        processes=par.world,
+        **config.engine_kwargs,
+    )
+    if not engine.follows_weights and par.main:
+        log.warning(
+            "engine %s: the served model is not updated by this run, so rollouts grow "
+            "off-policy as the student trains (corrected by truncated importance weights "
+            "only where the server returns log-probs); evaluations use the student itself",
+            config.engine,
+        )
+    return engine

@@ -1,0 +1,148 @@
+"""The training loop: rollout -> teacher context -> score both sides -> loss -> step -> log.
+
+Read :func:`train` top to bottom: resume or start, the loop with its evaluation and save
+cadence, the summary. :func:`~mmopsd.training.components.build` turns the config into
+components and :func:`~mmopsd.training.step.train_step` is one optimizer step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm.auto import tqdm
+
+from mmopsd.config import TrainConfig
+from mmopsd.errors import ConfigError
+from mmopsd.evaluation.report import plot_run
+from mmopsd.policies.base import Policy
+from mmopsd.training import checkpoint, resume
+from mmopsd.training.components import Components, build
+from mmopsd.training.evals import run_eval
+from mmopsd.training.metrics import MetricsLog
+from mmopsd.training.parallel import Parallel, full_state, init, shutdown_on_exit
+from mmopsd.training.step import train_step
+from mmopsd.training.summary import RunSummary, summarise_run
+
+__all__ = ["Components", "RunSummary", "build", "run_eval", "train", "train_step"]
+
+
+def train(
+    config: TrainConfig, *, policy: Policy | None = None, progress: bool = True
+) -> RunSummary:
+    """Run self-distillation as configured; resumes from the latest checkpoint if any.
+
+    Launched by ``torchrun``/``accelerate launch`` with ``parallel: ddp``, every process
+    runs this; rank 0 alone writes the run directory and shows progress.
+    """
+    par = init(config.parallel, config.dist_timeout)
+    with shutdown_on_exit(par):
+        began, out = time.perf_counter(), _run_dir(config)
+        show = progress and par.main
+        found = resume.newest_sound(out / "checkpoints") if config.resume else None
+        if found is not None and checkpoint.step_of(found) >= config.steps:
+            done = resume.finished(found, out)
+            if done is not None:
+                _say(show, f"{out} is finished (checkpoint {found.name}); nothing to do")
+                return done
+        c = build(config, policy, par)  # checks everything first: a bad config never touches out
+        log = _open_metrics(config, out, par)
+        if found is not None:
+            found, last, before, last_eval = resume.restore(c, out / "checkpoints", found, log)
+            _say(show, f"resumed from {found} (step {last})")
+            c.engine.sync(c.policy.model)  # the engine samples the weights training resumes from
+        else:
+            last, before = 0, _start(c, config, log)
+            last_eval = before
+        bar = tqdm(range(last + 1, config.steps + 1), desc="self-distillation",
+                   disable=not show, initial=last, total=config.steps)  # fmt: skip
+        for step in bar:
+            record = train_step(step, c, config)
+            log.write(record)
+            bar.set_postfix(
+                loss=f"{record['loss']:.4f}", success=f"{record['rollout_success']:.2f}"
+            )
+            if _due(config.eval_every, step, config.steps):
+                last_eval = run_eval(step, c, config, teacher=config.eval_teacher)
+                log.write(last_eval)
+                _say(
+                    show,
+                    f"step {step}: held-out student success {last_eval['student_success']:.3f}",
+                )
+            if _due(config.save_every, step, config.steps):
+                _save(c, config, out, step, before)
+        if last_eval is None or last_eval["step"] != config.steps:
+            last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
+            log.write(last_eval)
+        summary = summarise_run(config.steps, before, last_eval, time.perf_counter() - began, out)
+        _finish(config, summary, log, par)
+        return summary
+
+
+def _run_dir(config: TrainConfig) -> Path:
+    out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out_dir {out} is a file; set out_dir to a directory")
+    return out
+
+
+def _open_metrics(config: TrainConfig, out: Path, par: Parallel) -> MetricsLog:
+    """The run's metrics log; rank 0 writes the run's config beside it."""
+    if par.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return MetricsLog(out / "metrics.jsonl", enabled=par.main)
+
+
+def _start(c: Components, config: TrainConfig, log: MetricsLog) -> dict[str, Any]:
+    """A fresh run: empty metrics and provider state, the first evaluation (returned)."""
+    if c.parallel.main:
+        log.path.unlink(missing_ok=True)
+    c.provider.reset()  # a provider with state starts empty on a fresh run
+    c.engine.sync(c.policy.model)  # the engine samples the weights training starts from
+    before = run_eval(0, c, config, teacher=config.eval_teacher)
+    log.write(before)
+    return before
+
+
+def _due(every: int, step: int, last: int) -> bool:
+    """Whether a periodic event (evaluation, checkpoint) falls on ``step``."""
+    return bool(every and step % every == 0) or step == last
+
+
+def _save(c: Components, config: TrainConfig, out: Path, step: int, before: dict) -> None:
+    """A checkpoint of step ``step`` (collective: every rank takes part in gathering)."""
+    weights, optimizer_state = full_state(c.parallel, c.policy.model, c.optimizer)
+    if c.parallel.main:
+        checkpoint.save(
+            out / "checkpoints",
+            step,
+            c.policy.model,
+            c.optimizer,
+            teacher=c.teacher.state_dict(),
+            extra={"before": before},
+            keep=config.keep_checkpoints,
+            weights=weights,
+            optimizer_state=optimizer_state,
+        )
+
+
+def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Parallel) -> None:
+    """The summary record, ``summary.json`` and the learning curve; every rank waits until
+    the run directory is complete."""
+    if par.main:
+        out, record = summary.out_dir, summary.record()
+        if not any(r["kind"] == "summary" and r["step"] == config.steps for r in log.read()):
+            log.write({"kind": "summary", "step": config.steps, **record})
+        (out / "summary.json").write_text(json.dumps(record, indent=2))
+        title = f"{config.env} · {config.model} · {config.loss}"
+        plot_run(log.read(), out / "curve.png", title=title)
+    par.barrier()
+
+
+def _say(show: bool, text: str) -> None:
+    if show:
+        tqdm.write(text)
