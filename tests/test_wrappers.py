@@ -1,4 +1,4 @@
-"""The gymnasium wrappers: each one alone, the README's FrozenLake recipe end to end."""
+"""The gymnasium wrappers: each one alone, the docs' FrozenLake recipe end to end."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from mmopsd.envs.wrappers import (
 
 from mmopsd.config import TrainConfig
 from mmopsd.testing import tiny_text_policy
-from mmopsd.trainer import train
+from mmopsd.training.loop import train
 
 ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
 def frozen_lake() -> str:
-    """The README's FrozenLake snippet, run as written (registered under a test id)."""
-    text = (ROOT / "README.md").read_text()
+    """The docs' FrozenLake snippet, run as written (registered under a test id)."""
+    text = (ROOT / "docs" / "custom-environments.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
     assert len([line for line in block.splitlines() if line.strip()]) <= 30
     env_id = "readme/FrozenLake-v0"
@@ -154,7 +154,7 @@ def test_success_info_marks_a_positive_ending():
 def test_eval_imports_the_module_that_registers_a_wrapped_env(tmp_path, monkeypatch, capsys):
     from mmopsd.cli import main
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "custom-environments.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
     (tmp_path / "lake_module.py").write_text(block.replace("mypkg/", "lakemod/"))
     monkeypatch.syspath_prepend(str(tmp_path))
