@@ -1,4 +1,4 @@
-"""``mmopsd compare``: intervals over seeds, the table, and (slow) a real comparison of two
+"""``mmopsd compare``: presets as arms, and (slow) a real comparison of two
 presets that resumes after a kill without redoing finished runs."""
 
 from __future__ import annotations
@@ -15,15 +15,7 @@ from pathlib import Path
 import pytest
 
 from mmopsd.errors import ConfigError
-from mmopsd.evaluation.compare import arms_for_methods, interval
-
-
-def test_interval_over_seeds_is_the_student_t_one():
-    got = interval([0.25, 0.5, 0.75])
-    half = 4.303 * 0.25 / 3**0.5  # t(0.975, 2) * sd / sqrt(n)
-    assert got["mean"] == pytest.approx(0.5)
-    assert (got["low"], got["high"]) == pytest.approx((0.5 - half, 0.5 + half))
-    assert interval([0.3]) == {"mean": 0.3, "low": None, "high": None, "n": 1}
+from mmopsd.evaluation.compare import arms_for_methods
 
 
 def test_method_arms_replace_the_fields_their_preset_defines():
@@ -69,8 +61,9 @@ def test_compare_of_two_presets_resumes_after_a_kill_without_redoing_finished_ru
     summary = json.loads((out / "compare.json").read_text())
     assert sorted(summary["arms"]) == ["opsd", "sft_teacher"]
     for arm in summary["arms"].values():
-        assert arm["final"]["held_out"]["n"] == 2
+        assert arm["final"]["held_out"]["seeds"] == 2 and arm["final"]["held_out"]["episodes"] == 8
         assert "retain change rule7" in arm["final"]
+    assert set(summary["improvement"]["opsd"]) == {"sft_teacher"}
     table = (out / "compare.md").read_text()
     assert "| opsd |" in table and "| sft_teacher |" in table and "retain change rule7" in table
     assert (out / "compare.png").stat().st_size > 1000

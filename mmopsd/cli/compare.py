@@ -25,7 +25,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument(
         "--configs", type=Path, nargs="+", help="or: YAML configs compared as they are"
     )
-    cmp.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
+    cmp.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     cmp.add_argument("--out", type=Path, required=True, help="directory of the runs and results")
     add_overrides(cmp)
     cmp.set_defaults(run=run_compare)

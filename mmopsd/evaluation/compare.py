@@ -3,16 +3,16 @@ several seeds, on the same evaluation episodes and the same budget of environmen
 
 Runs go one after another, each in ``out/<arm>/seed-<s>``; every run resumes from its own
 checkpoints and a finished run is not redone, so a killed comparison continues where it
-stopped. The result is ``out/compare.md`` (mean and 95% interval over seeds of held-out,
-out-of-distribution and retained success), ``out/compare.png`` (held-out success against
-environment episodes consumed, one line per arm) and ``out/compare.json``.
+stopped. The result is ``out/compare.md`` (per arm held-out, out-of-distribution and retained
+success pooled over the seeds' evaluation episodes with 95% Wilson intervals, each seed's
+value beside it; per pair of arms the probability that one beats the other),
+``out/compare.png`` (held-out success against environment episodes consumed, one line per
+arm) and ``out/compare.json``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,8 @@ from typing import Any
 from mmopsd.config import from_dict
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import compare_table, plot_compare
+from mmopsd.evaluation.stats import pooled_difference, pooled_rate, probability_of_improvement
 from mmopsd.training.metrics import MetricsLog
-
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond).
-T95 = dict(enumerate((
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-), start=1))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,21 +95,60 @@ def _run_dir(out: Path, arm: Arm, seed: int) -> Path:
 
 
 def summarise(arms: list[Arm], seeds: list[int], out: Path) -> dict[str, Any]:
-    """Per arm: each seed's numbers and their mean and 95% interval over seeds."""
+    """Per arm each seed's numbers, then the pooled numbers and the pairwise probabilities
+    of improvement (:func:`finalise`)."""
     result: dict[str, Any] = {"seeds": seeds, "arms": {}}
     for arm in arms:
         runs = [_run_numbers(_run_dir(out, arm, s)) for s in seeds]
-        keys = sorted({k for r in runs for k in r["final"]})
-        result["arms"][arm.name] = {
-            "runs": runs,
-            "final": {k: interval([r["final"][k] for r in runs if k in r["final"]]) for k in keys},
-            "episodes_per_step": runs[0]["episodes_per_step"],
-        }
-    return result
+        result["arms"][arm.name] = {"runs": runs, "episodes_per_step": runs[0]["episodes_per_step"]}
+    return finalise(result)
+
+
+def finalise(summary: dict[str, Any]) -> dict[str, Any]:
+    """Fill in, from the runs' numbers alone, each arm's ``final`` (every quantity pooled over
+    seeds with an interval inside its range) and ``improvement`` (P(row > column) on
+    held-out success with its bootstrap interval). A summary written by an earlier version
+    is re-rendered this way where its runs hold episode counts."""
+    for arm in summary["arms"].values():
+        arm["final"] = _pooled(arm["runs"])
+    names = list(summary["arms"])
+    summary["improvement"] = {
+        x: {y: _improvement(summary["arms"][x], summary["arms"][y]) for y in names if y != x}
+        for x in names
+    }
+    return summary
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every quantity of the runs pooled over seeds; a retained task's change as the
+    difference of its pooled rates after and before training."""
+    keys = sorted({k for r in runs for k in r["final"]})
+    out: dict[str, Any] = {}
+    for key in (k for k in keys if not k.startswith("retain change ")):
+        have = [r for r in runs if key in r["final"]]
+        out[key] = pooled_rate([r["final"][key] for r in have], [r["episodes"][key] for r in have])
+    for key in (k for k in keys if k.startswith("retain change ")):
+        task = key.removeprefix("retain change ")
+        have = [r for r in runs if key in r["final"]]
+        after = [r["final"][f"retain {task}"] for r in have]
+        before = [a - r["final"][key] for a, r in zip(after, have)]
+        n = [r["episodes"][f"retain {task}"] for r in have]
+        out[key] = pooled_difference(pooled_rate(after, n), pooled_rate(before, n))
+    return out
+
+
+def _improvement(x: dict[str, Any], y: dict[str, Any]) -> dict[str, float]:
+    return probability_of_improvement(
+        [r["final"]["held_out"] for r in x["runs"]],
+        [r["final"]["held_out"] for r in y["runs"]],
+        [r["episodes"]["held_out"] for r in x["runs"]],
+        [r["episodes"]["held_out"] for r in y["runs"]],
+    )
 
 
 def _run_numbers(run: Path) -> dict[str, Any]:
-    """Held-out, OOD and retained success before and after, and the held-out curve."""
+    """Held-out, OOD and retained success before and after (with the episodes each rests
+    on), and the held-out curve."""
     records = MetricsLog(run / "metrics.jsonl").read()
     evals = [r for r in records if r.get("kind") == "eval"]
     if not evals:
@@ -123,18 +156,24 @@ def _run_numbers(run: Path) -> dict[str, Any]:
     config = _yaml(run / "config.yaml")
     first, last = evals[0], evals[-1]
     final = {"held_out": last["student_success"], "held_out_before": first["student_success"]}
-    if "teacher_success" in last or "teacher_success" in first:
-        final["teacher"] = last.get("teacher_success", first.get("teacher_success"))
+    episodes = {
+        "held_out": last["student"]["episodes"],
+        "held_out_before": first["student"]["episodes"],
+    }
+    teacher = last.get("teacher") or first.get("teacher")
+    if teacher is not None:
+        final["teacher"], episodes["teacher"] = teacher["success"], teacher["episodes"]
     for name, res in last.get("ood", {}).items():
-        final[f"ood {name}"] = res["success"]
+        final[f"ood {name}"], episodes[f"ood {name}"] = res["success"], res["episodes"]
     for name, res in last.get("retain", {}).items():
+        final[f"retain {name}"], episodes[f"retain {name}"] = res["success"], res["episodes"]
         before = first.get("retain", {}).get(name, {}).get("success")
-        final[f"retain {name}"] = res["success"]
         if before is not None:
             final[f"retain change {name}"] = res["success"] - before
     return {
         "dir": str(run),
         "final": final,
+        "episodes": episodes,
         "curve": [(r["step"], r["student_success"]) for r in evals],
         "episodes_per_step": config["batch_size"],
     }
@@ -144,13 +183,3 @@ def _yaml(path: Path) -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load(path.read_text())
-
-
-def interval(values: list[float]) -> dict[str, Any]:
-    """Mean and two-sided 95% Student-t interval over seeds (none for one seed)."""
-    n = len(values)
-    mean = sum(values) / n if n else math.nan
-    if n < 2:
-        return {"mean": mean, "low": None, "high": None, "n": n}
-    half = T95.get(n - 1, 1.96) * statistics.stdev(values) / math.sqrt(n)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}

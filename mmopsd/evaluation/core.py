@@ -16,6 +16,7 @@ from mmopsd.agents.parsing import normalise
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.engines.base import Engine
 from mmopsd.evaluation.report import result_table
+from mmopsd.evaluation.stats import wilson_interval
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.rollout import Sampling, make_envs, rollout
@@ -47,17 +48,6 @@ class EvalResult:
     def table(self, title: str = "policy") -> str:
         """A Markdown table: overall, then one row per task type."""
         return result_table(self, title)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a success rate (95% by default)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def evaluate(

@@ -155,16 +155,54 @@ def leaderboard_table(rows: dict[str, Any]) -> str:
 
 
 def compare_table(summary: dict[str, Any]) -> str:
-    """A comparison: a row per arm, a column per measured quantity."""
+    """A comparison: a row per arm, a column per measured quantity (pooled over seeds, with
+    its interval and each seed's value), then the probability that each arm beats each other
+    one on held-out success."""
     arms = summary["arms"]
     keys = sorted({k for a in arms.values() for k in a["final"]}, key=_column_order)
+    header = ["method", *(_column(k, arms) for k in keys)]
     rows = [[name, *(_cell(arm["final"].get(k)) for k in keys)] for name, arm in arms.items()]
     caption = (
-        f"Mean over seeds {', '.join(map(str, summary['seeds']))} (in brackets: the 95% "
-        "interval over seeds); the same evaluation episodes and the same number of environment "
-        "episodes for every method."
+        f"Seeds {', '.join(map(str, summary['seeds']))}. Each cell pools the evaluation "
+        "episodes of every seed: their success, its 95% Wilson interval in brackets (for a "
+        "retained task's change, Newcombe's interval of the difference) and each seed's value "
+        "in parentheses. The interval covers the evaluation episodes' noise, not how much "
+        "training varies between seeds: the per-seed values show that, and the probabilities "
+        "of improvement below account for it. Column headers give seeds × episodes per seed. "
+        "Every method plays the same evaluation episodes and consumes the same number of "
+        "environment episodes."
     )
-    return f"{caption}\n\n{markdown_table(['method', *keys], rows)}\n"
+    parts = [caption, "", markdown_table(header, rows)]
+    if summary.get("improvement"):
+        parts += ["", _improvement_table(summary["improvement"])]
+    return "\n".join(parts) + "\n"
+
+
+def _improvement_table(improvement: dict[str, dict[str, Any]]) -> str:
+    names = list(improvement)
+    rows = [[x, *(_p_cell(improvement[x].get(y)) for y in names)] for x in names]
+    caption = (
+        "Probability of improvement on held-out success, P(row > column): the chance that a "
+        "run of the row's method scores above a run of the column's (ties count a half), with "
+        "its 95% stratified bootstrap interval (seeds resampled, then each seed's episodes)."
+    )
+    return f"{caption}\n\n{markdown_table(['P(row > column)', *names], rows)}"
+
+
+def _p_cell(value: dict[str, Any] | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value['p']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
+
+
+def _column(key: str, arms: dict[str, Any]) -> str:
+    """A column's name with the seeds × episodes per seed it rests on."""
+    cells = [a["final"][key] for a in arms.values() if key in a["final"]]
+    seeds = {c["seeds"] for c in cells}
+    per_seed = {c["episodes"] // max(1, c["seeds"]) for c in cells}
+    if len(seeds) == 1 and len(per_seed) == 1:
+        return f"{key} ({seeds.pop()} × {per_seed.pop()})"
+    return key
 
 
 def _column_order(key: str) -> tuple[int, str]:
@@ -173,11 +211,10 @@ def _column_order(key: str) -> tuple[int, str]:
 
 
 def _cell(value: dict[str, Any] | None) -> str:
-    if value is None or value["n"] == 0:
+    if value is None or value["seeds"] == 0:
         return "—"
-    if value["low"] is None:
-        return f"{value['mean']:.3f}"
-    return f"{value['mean']:.3f} [{value['low']:.2f}, {value['high']:.2f}]"
+    seeds = ", ".join(f"{v:.3f}" for v in value["per_seed"])
+    return f"{value['mean']:.3f} [{value['low']:.2f}, {value['high']:.2f}] ({seeds})"
 
 
 def _columns(rows: dict[str, Any]) -> list[str]:
