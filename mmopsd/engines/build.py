@@ -25,6 +25,13 @@ def check_engine(name: str, options: dict[str, Any]) -> None:
     if name not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
     check_keys("engine_kwargs", f"engine {name!r}", options, sorted(OPTIONS[name]))
+    if name == "vllm" and options.get("tensor_parallel_size", 1) != 1:
+        # tp > 1 makes vLLM pick its multi-process executor (vllm/config/parallel.py), which
+        # has no in-process driver worker for sync() to load weights into.
+        raise ConfigError(
+            "engine: vllm runs one engine per training process on its own GPU; "
+            "tensor_parallel_size must be 1 (scale out with more processes: torchrun)"
+        )
     if name == "vllm":
         from mmopsd.engines.colocated import require_vllm
 
@@ -42,6 +49,8 @@ def build_engine(
     policy: Any,
     student_model: str | None = None,
     processes: int = 1,
+    rank: int = 0,
+    run_seed: int = 0,
     **options: Any,
 ) -> Engine:
     """The engine ``name`` sampling for ``policy`` (its tokenizer renders and reads ids).
@@ -52,6 +61,8 @@ def build_engine(
             ``openai`` (an OpenAI-compatible server: ``base_url`` and ``model`` required).
         student_model: the student's model: a packaged alias or local directory (vllm).
         processes: training processes (vllm: one engine per rank).
+        rank: this process's rank; run_seed: the run's seed (vllm samples with
+            ``run_seed + rank``, or ``engine_kwargs.seed + rank`` when the config sets one).
         options: the engine's options (``engine_kwargs``), checked against :data:`OPTIONS`.
     """
     check_engine(name, options)
@@ -65,11 +76,15 @@ def build_engine(
 
         if student_model is None:
             raise ConfigError("engine: vllm needs the student's model (a local directory)")
+        options = dict(options)
         return VLLMEngine(
             str(resolve_model_path(student_model)),
             policy.eos_id,
+            stop_ids=sorted(policy.stop_ids),
+            suppressed_ids=sorted(policy.forbidden_response_ids()),
             image_pad_id=getattr(policy.model.config, "image_token_id", None),
             processes=processes,
+            seed=options.pop("seed", run_seed) + rank,
             **options,
         )
     return _served(policy, options)

@@ -64,6 +64,7 @@ class Policy:
         self.eos_id: int = int(eos)
         pad = tokenizer.pad_token_id  # type: ignore[attr-defined]
         self.pad_id: int = int(pad) if pad is not None else self.eos_id
+        self.stop_ids: frozenset[int] = stop_ids(model, self.eos_id)
 
     # ------------------------------------------------------------------ to implement
     def render(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> str:
@@ -208,7 +209,7 @@ class Policy:
             top_p=None if greedy else top_p,
             top_k=None,
             pad_token_id=self.pad_id,
-            eos_token_id=self.eos_id,
+            eos_token_id=sorted(self.stop_ids),  # every end-of-sequence id stops, as in vLLM
             # Vision placeholders may never be sampled: the next prompt would not line up.
             suppress_tokens=sorted(self.forbidden_response_ids()) or None,
         )
@@ -231,9 +232,11 @@ class Policy:
         return [Generation(ids=row, logprobs=lp[: len(row)]) for row, lp in zip(rows, picked)]
 
     def cut_at_eos(self, ids: Sequence[int]) -> list[int]:
-        """``ids`` up to and including the first end-of-sequence id (all of them if none)."""
+        """``ids`` up to and including the first end-of-sequence id, any of
+        :attr:`stop_ids` (all of them if none)."""
         ids = list(ids)
-        return ids[: ids.index(self.eos_id) + 1] if self.eos_id in ids else ids
+        end = next((i for i, t in enumerate(ids) if t in self.stop_ids), None)
+        return ids if end is None else ids[: end + 1]
 
     def default_engine(self) -> Engine:
         """The engine that samples this policy when a run or an evaluation names none: the
@@ -313,3 +316,14 @@ class Policy:
         """Positions counted over real tokens only, so left padding changes nothing."""
         attn = batch["attention_mask"]
         return (attn.cumsum(-1) - 1).clamp_min(0)
+
+
+def stop_ids(model: torch.nn.Module | None, eos_id: int) -> frozenset[int]:
+    """The ids that end a response: the tokenizer's end-of-sequence id and every
+    ``eos_token_id`` of the model's generation config (vLLM stops on all of them too:
+    ``SamplingParams.update_from_generation_config`` in ``vllm/sampling_params.py``)."""
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    if extra is None:
+        return frozenset({eos_id})
+    return frozenset({eos_id, *([extra] if isinstance(extra, int) else extra)})

@@ -142,6 +142,8 @@ def _engine(config: TrainConfig, policy: Policy, par: Parallel) -> Engine:
         policy,
         student_model=config.model,
         processes=par.world,
+        rank=par.rank,
+        run_seed=config.seed,
         **config.engine_kwargs,
     )
     if not engine.follows_weights and par.main:
