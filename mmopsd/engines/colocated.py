@@ -28,7 +28,9 @@ from mmopsd.errors import ConfigError
 from mmopsd.types import Encoded, Message
 
 # peft's adapter tensors; a ``modules_to_save`` module's trained copy is kept (renamed to the
-# plain name) and only its untouched ``original_module`` is left out.
+# plain name) and only its untouched ``original_module`` is left out. vLLM's model knows the
+# plain names alone: its AutoWeightsLoader (vllm/model_executor/models/utils.py) raises
+# "There is no module or parameter named ..." for any other.
 ADAPTER_MARKERS = ("lora_", "original_module.")
 SUPPRESS = -100.0  # the strongest logit bias vLLM accepts (vllm/sampling_params.py clamps to ±100)
 _LIVE: weakref.WeakSet[VLLMEngine] = weakref.WeakSet()
