@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -165,3 +166,36 @@ def test_eval_imports_the_module_that_registers_a_wrapped_env(tmp_path, monkeypa
     args += ["--model", str(tmp_path / "model"), "--episodes", "2", "--max-turns", "2"]
     assert main(args) == 0
     assert '"episodes": 2' in capsys.readouterr().out
+
+
+def test_eval_of_the_teacher_with_the_provider_named_on_the_command_line(
+    tmp_path, monkeypatch, capsys
+):
+    """The docs' FrozenLake supplies ``next_action`` and ``expert_plan`` but no ``hint``:
+    its teacher is evaluated with ``--provider reference``, and the default ``hint`` says
+    which key is missing."""
+    from mmopsd.cli import main
+
+    text = (ROOT / "docs" / "custom-environments.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
+    (tmp_path / "lake_teacher.py").write_text(block.replace("mypkg/", "lakeprov/"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    policy = tiny_text_policy()
+    policy.model.save_pretrained(tmp_path / "model")
+    policy.tokenizer.save_pretrained(tmp_path / "model")
+    args = [
+        "eval",
+        "--import",
+        "lake_teacher",
+        "--env",
+        "lakeprov/FrozenLake-v0",
+        "--episodes",
+        "2",
+    ]
+    args += ["--model", str(tmp_path / "model"), "--max-turns", "2", "--with-privileged"]
+    assert main(args) == 2
+    assert "provider 'hint' needs info['privileged']['hint']" in capsys.readouterr().err
+    out = tmp_path / "teacher.json"
+    reference = ["--provider", "reference", "--provider-kwargs", '{"kind": "next_action"}']
+    assert main([*args, *reference, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["episodes"] == 2

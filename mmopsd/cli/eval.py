@@ -42,6 +42,16 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         help="evaluate the teacher: the model with its environment's privileged information",
     )
     ev.add_argument(
+        "--provider",
+        help="the provider of the teacher's view with --with-privileged (default: the run's, "
+        "else hint), e.g. reference",
+    )
+    ev.add_argument(
+        "--provider-kwargs",
+        metavar="JSON",
+        help='its options with --with-privileged, e.g. \'{"kind": "next_action"}\'',
+    )
+    ev.add_argument(
         "--leaderboard", type=Path, help="add or replace this model's row in FILE.md (and .png)"
     )
     ev.add_argument("--label", help="the leaderboard row's name (default: model or checkpoint)")
@@ -108,6 +118,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import_modules(settings["imports"])
     for out in (args.out, args.markdown, args.leaderboard):
         _check_output(out)
+    provider = _provider(args, settings)  # checked, like everything, before the model loads
     if args.suite:
         return _eval_suite(args, settings)
     # The environment is checked before the model loads: a mistake costs a second.
@@ -116,11 +127,6 @@ def run_eval(args: argparse.Namespace) -> int:
         check_window(settings["history"], "--history")
     spec = prompt_for(settings["env"], settings["history"])
     policy = _load(args, settings)
-    provider = None
-    if args.with_privileged:
-        from mmopsd.privileged import build_provider
-
-        provider = build_provider(settings["provider"], **settings["provider_kwargs"])
     result = evaluate(
         policy,
         settings["env"],
@@ -141,6 +147,26 @@ def run_eval(args: argparse.Namespace) -> int:
     print(table)
     _write(args, text, table)
     return 0
+
+
+def _provider(args: argparse.Namespace, settings: dict[str, Any]):
+    """The teacher's provider for ``--with-privileged`` (None without it); ``--provider``
+    and ``--provider-kwargs`` without it, or with a suite, are errors that say why."""
+    from mmopsd.privileged import build_provider
+
+    named = args.provider is not None or args.provider_kwargs is not None
+    if named and not args.with_privileged:
+        raise ConfigError(
+            "--provider and --provider-kwargs choose the teacher's view: pass --with-privileged too"
+        )
+    if named and args.suite:
+        raise ConfigError(
+            "--provider applies to one environment; each environment of a suite uses its own "
+            "(evaluate one environment with --env to choose it)"
+        )
+    if not args.with_privileged or args.suite:
+        return None
+    return build_provider(settings["provider"], **settings["provider_kwargs"])
 
 
 def _write(args: argparse.Namespace, text: str, table: str) -> None:
@@ -255,16 +281,28 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         if vars(args)[key] is not None:
             out[key] = vars(args)[key]
     out["imports"] = [*out["imports"], *args.imports]
+    if args.provider is not None:  # another provider: the run's options were for its own
+        out["provider"], out["provider_kwargs"] = args.provider, {}
     if args.env_kwargs is not None:
-        try:
-            out["env_kwargs"] = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as err:
-            raise ConfigError(
-                f"--env-kwargs must be JSON, e.g. '{{\"n_rooms\": 3}}': {err}"
-            ) from err
+        out["env_kwargs"] = _json_object("--env-kwargs", args.env_kwargs, '{"n_rooms": 3}')
+    if args.provider_kwargs is not None:
+        out["provider_kwargs"] = _json_object(
+            "--provider-kwargs", args.provider_kwargs, '{"kind": "next_action"}'
+        )
     if not isinstance(out["env_kwargs"], dict):
         raise ConfigError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
     return out
+
+
+def _json_object(flag: str, text: str, example: str) -> dict[str, Any]:
+    """A flag's JSON object, or an error naming the flag with an example."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{flag} must be JSON, e.g. '{example}': {err}") from err
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object, e.g. '{example}', got {text!r}")
+    return value
 
 
 def _run_config(checkpoint: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from an environment variable and is never printed, logged or written anywhere.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,12 @@ from mmopsd.types import Encoded, Message
 TOKEN_IDS = {"return_token_ids": True}  # vLLM's extension: the exact sampled ids
 # vLLM's extension: the answer continues the final (assistant) message, the forced prefix
 CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
+# The continuation probe: a forced start whose only sensible continuation is known. A server
+# that honours CONTINUE answers "five ..."; one that ignores the field (answering 200 all the
+# same, as llama.cpp's server does) closes the prefix as a finished message and starts anew.
+PROBE_QUESTION = "Count from one to ten in words, separated by spaces."
+PROBE_PREFIX = "one two three four"
+PROBE_NEXT = "five"
 
 
 class OpenAIEngine:
@@ -76,6 +83,7 @@ class OpenAIEngine:
         key = os.environ.get(api_key_env) or "EMPTY"
         self._token_ids = False  # set by check()
         self._continues: bool | None = None  # can the server continue a message? (probed)
+        self._probe_lock = threading.Lock()
         self._client = OpenAI(
             base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries
         )
@@ -183,8 +191,9 @@ class OpenAIEngine:
         the end-of-sequence id appended when the model stopped by itself.
 
         ``assistant_prefix`` is forced where the server can continue a final assistant
-        message (vLLM's ``continue_final_message``, probed once); elsewhere the model
-        answers freely, and an answer that repeats the prefix has it removed, so the text
+        message (vLLM's ``continue_final_message``; :meth:`continues` probes it once by the
+        answer); elsewhere the prefix is asked for in words at the end of the last user
+        message, and an answer that restates it (in any case) has it removed, so the text
         always reads as what follows the prefix."""
         if self.tokenizer is None or self.eos_id is None:
             raise TypeError("chat answers as ids need the served model's tokenizer")
@@ -197,9 +206,8 @@ class OpenAIEngine:
         def one(messages: list[dict[str, Any]]) -> Generation:
             choice, forced = self._chat_with_prefix(messages, sampling, assistant_prefix)
             text = choice.message.content or ""
-            label = assistant_prefix.strip()
-            if label and not forced and text.lstrip().startswith(label):
-                text = " " + text.lstrip()[len(label) :].lstrip()
+            if not forced:
+                text = without_restated(text, assistant_prefix)
             ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
             if choice.finish_reason == "stop":
                 ids.append(self.eos_id)
@@ -210,18 +218,38 @@ class OpenAIEngine:
     def _chat_with_prefix(
         self, messages: list[dict[str, Any]], sampling: dict[str, Any], prefix: str
     ) -> tuple[Any, bool]:
-        """The answer's choice and whether ``prefix`` was forced (continued by the server)."""
+        """The answer's choice and whether ``prefix`` was forced (continued by the server).
+        Where the server cannot continue a message, the prefix goes as an instruction at the
+        end of the last user message instead."""
+        if not prefix:
+            return self._chat_choice(messages, sampling), False
+        if self.continues():
+            partial = [*messages, {"role": "assistant", "content": prefix}]
+            return self._chat_choice(partial, sampling, CONTINUE), True
+        return self._chat_choice(with_instruction(messages, prefix), sampling), False
+
+    def continues(self) -> bool:
+        """Whether the server continues a final assistant message: probed once by looking
+        at the answer, since a server that ignores the request's unknown fields still
+        answers 200 (a 400/422 answer to the field also means no)."""
+        with self._probe_lock:
+            if self._continues is None:
+                self._continues = self._probe_continuation()
+            return self._continues
+
+    def _probe_continuation(self) -> bool:
         import openai
 
-        if prefix and self._continues is not False:
-            partial = [*messages, {"role": "assistant", "content": prefix}]
-            try:
-                choice = self._chat_choice(partial, sampling, CONTINUE, retry=False)
-                self._continues = True
-                return choice, True
-            except (openai.BadRequestError, openai.UnprocessableEntityError):
-                self._continues = False  # this server cannot continue a message
-        return self._chat_choice(messages, sampling), False
+        partial = [
+            {"role": "user", "content": PROBE_QUESTION},
+            {"role": "assistant", "content": PROBE_PREFIX},
+        ]
+        sampling = {"max_tokens": 4, "temperature": 0.0}
+        try:
+            choice = self._chat_choice(partial, sampling, CONTINUE, retry=False)
+        except (openai.BadRequestError, openai.UnprocessableEntityError):
+            return False
+        return continues_probe(choice.message.content or "")
 
     def _chat_choice(
         self,
@@ -313,3 +341,36 @@ def _short(err: Any) -> str:
     body = getattr(err, "body", None)
     text = str(body.get("message", body) if isinstance(body, dict) else err.message)
     return " ".join(text.split())[:300]
+
+
+def continues_probe(answer: str) -> bool:
+    """Whether ``answer`` continues :data:`PROBE_PREFIX` (its first word is the next number)
+    rather than starting a new message."""
+    words = answer.lower().replace(",", " ").replace(".", " ").split()
+    return bool(words) and words[0] == PROBE_NEXT
+
+
+def with_instruction(messages: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """``messages`` with the forced answer start asked for in words at the end of the last
+    user message (the model then restates it, and the restated prefix is removed)."""
+    note = f'\n\nBegin your answer with "{prefix.strip()}".'
+    out = [dict(m) for m in messages]
+    last = max(i for i, m in enumerate(out) if m["role"] == "user")
+    content = out[last]["content"]
+    if isinstance(content, str):
+        out[last]["content"] = content + note
+    else:  # a list of parts (text and images)
+        out[last]["content"] = [*content, {"type": "text", "text": note.lstrip()}]
+    return out
+
+
+def without_restated(text: str, prefix: str) -> str:
+    """``text`` as what follows ``prefix``: the prefix removed where the answer restates it
+    (any case, surrounding quotes and spaces aside)."""
+    label = prefix.strip().lower()
+    body = text.strip()
+    if body[:1] in ("'", '"') and body.endswith(body[0]):  # the answer quoted as a whole
+        body = body[1:-1]
+    if label and body.lower().startswith(label):
+        return " " + body[len(label) :].lstrip()
+    return text
