@@ -152,19 +152,24 @@ def test_success_info_marks_a_positive_ending():
     assert env.step(2)[4]["success"] is True
 
 
-def test_eval_imports_the_module_that_registers_a_wrapped_env(tmp_path, monkeypatch, capsys):
-    from mmopsd.cli import main
-
+def _lake_and_model(tmp_path, monkeypatch, module: str, prefix: str) -> list[str]:
+    """The docs' FrozenLake as an importable module registering ``prefix/FrozenLake-v0``, and
+    a saved tiny model: the common arguments of an ``eval`` of it."""
     text = (ROOT / "docs" / "custom-environments.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
-    (tmp_path / "lake_module.py").write_text(block.replace("mypkg/", "lakemod/"))
+    (tmp_path / f"{module}.py").write_text(block.replace("mypkg/", f"{prefix}/"))
     monkeypatch.syspath_prepend(str(tmp_path))
     policy = tiny_text_policy()
     policy.model.save_pretrained(tmp_path / "model")
     policy.tokenizer.save_pretrained(tmp_path / "model")
-    args = ["eval", "--import", "lake_module", "--env", "lakemod/FrozenLake-v0"]
-    args += ["--model", str(tmp_path / "model"), "--episodes", "2", "--max-turns", "2"]
-    assert main(args) == 0
+    return ["eval", "--import", module, "--env", f"{prefix}/FrozenLake-v0", "--episodes", "2",
+            "--model", str(tmp_path / "model"), "--max-turns", "2"]  # fmt: skip
+
+
+def test_eval_imports_the_module_that_registers_a_wrapped_env(tmp_path, monkeypatch, capsys):
+    from mmopsd.cli import main
+
+    assert main(_lake_and_model(tmp_path, monkeypatch, "lake_module", "lakemod")) == 0
     assert '"episodes": 2' in capsys.readouterr().out
 
 
@@ -176,23 +181,10 @@ def test_eval_of_the_teacher_with_the_provider_named_on_the_command_line(
     which key is missing."""
     from mmopsd.cli import main
 
-    text = (ROOT / "docs" / "custom-environments.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "FrozenLake" in b)
-    (tmp_path / "lake_teacher.py").write_text(block.replace("mypkg/", "lakeprov/"))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    policy = tiny_text_policy()
-    policy.model.save_pretrained(tmp_path / "model")
-    policy.tokenizer.save_pretrained(tmp_path / "model")
     args = [
-        "eval",
-        "--import",
-        "lake_teacher",
-        "--env",
-        "lakeprov/FrozenLake-v0",
-        "--episodes",
-        "2",
+        *_lake_and_model(tmp_path, monkeypatch, "lake_teacher", "lakeprov"),
+        "--with-privileged",
     ]
-    args += ["--model", str(tmp_path / "model"), "--max-turns", "2", "--with-privileged"]
     assert main(args) == 2
     assert "provider 'hint' needs info['privileged']['hint']" in capsys.readouterr().err
     out = tmp_path / "teacher.json"

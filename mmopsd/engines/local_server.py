@@ -1,5 +1,6 @@
-"""Start ``transformers serve`` for a local model directory on a free 127.0.0.1 port: an
-OpenAI-compatible server without a GPU, for tests, benchmarks and trying ``--base-url``."""
+"""Start an OpenAI-compatible server on a free 127.0.0.1 port, without a GPU, for tests,
+benchmarks and trying ``--base-url``: ``transformers serve`` of a local model directory, or
+llama.cpp's server (``llama-cpp-python``) of a GGUF file."""
 
 from __future__ import annotations
 
@@ -35,12 +36,45 @@ def transformers_serve(
     port = free_port()
     cli = Path(sys.executable).with_name("transformers")
     command = [str(cli), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    what = "transformers serve (pip install 'transformers[serving]'?)"
+    with _serving(command, port, "/health", what, log, start_timeout) as url:
+        yield url
+
+
+@contextmanager
+def llama_cpp_serve(
+    gguf: str | Path,
+    alias: str,
+    *,
+    log: str | Path | None = None,
+    start_timeout: float = 120.0,
+    context: int = 2048,
+) -> Iterator[str]:
+    """Serve the GGUF file ``gguf`` under the model name ``alias`` with llama.cpp's server and
+    yield its base URL; the server stops on exit.
+
+    Needs ``pip install 'llama-cpp-python[server]'`` (a source build, minutes on a CPU).
+    """
+    port = free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context),
+    ]  # fmt: skip
+    what = "llama.cpp's server (pip install 'llama-cpp-python[server]'?)"
+    with _serving(command, port, "/v1/models", what, log, start_timeout) as url:
+        yield url
+
+
+@contextmanager
+def _serving(
+    command: list[str], port: int, health: str, what: str, log: str | Path | None, timeout: float
+) -> Iterator[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     log_path = Path(log) if log is not None else None
     out = log_path.open("w") if log_path is not None else subprocess.DEVNULL
     proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait_until_up(proc, port, start_timeout, log_path)
+        _wait_until_up(proc, f"http://127.0.0.1:{port}{health}", timeout, log_path, what)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
@@ -52,17 +86,16 @@ def transformers_serve(
             out.close()  # type: ignore[union-attr]
 
 
-def _wait_until_up(proc: subprocess.Popen, port: int, timeout: float, log: Path | None) -> None:
+def _wait_until_up(
+    proc: subprocess.Popen, url: str, timeout: float, log: Path | None, what: str
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            urllib.request.urlopen(url, timeout=2)
             return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text()[-2000:] if log is not None and log.is_file() else ""
-                raise ServerError(
-                    f"transformers serve did not come up on port {port} "
-                    f"(pip install 'transformers[serving]'?) {tail}"
-                ) from None
+                raise ServerError(f"{what} did not come up at {url} {tail}") from None
             time.sleep(0.5)
