@@ -28,13 +28,18 @@ from mmopsd.policies.packaged import gguf_file
 
 RESULTS = Path(__file__).parent / "results"
 ALIAS = "smollm2-gguf"
+ENV_KWARGS = '{"n_doors": 2, "n_rooms": 1}'  # the demo's one-room KeyDoor: one turn decides
+# llama-cpp-python 0.3.36 built here crashed (a segmentation fault in decode) whenever more
+# than one prompt token was decoded at once; one at a time it runs.
+BATCH = 1
 
 
 def evaluate(url: str, episodes: int, out: Path, chat: bool) -> tuple[dict, float, list[str]]:
     """One ``mmopsd eval`` against the server: its JSON, seconds and command."""
     command = [
         "mmopsd", "eval", "--base-url", url, "--model", ALIAS, "--tokenizer", "smollm2-135m",
-        "--env", "mmopsd/KeyDoor-v0", "--episodes", str(episodes), "--out", str(out),
+        "--env", "mmopsd/KeyDoor-v0", "--env-kwargs", ENV_KWARGS, "--episodes", str(episodes),
+        "--out", str(out),
         *(["--chat"] if chat else []),
     ]  # fmt: skip
     start = time.perf_counter()
@@ -43,35 +48,44 @@ def evaluate(url: str, episodes: int, out: Path, chat: bool) -> tuple[dict, floa
     return json.loads(out.read_text()), time.perf_counter() - start, command
 
 
+def served_eval(mode: str, episodes: int, tmp: Path) -> dict:
+    """One mode's evaluation on a fresh server; a server that crashed (this build of
+    llama.cpp segfaults now and then) is restarted, up to three tries, and the tries are
+    recorded."""
+    for attempt in range(1, 4):
+        log = tmp / f"server-{mode}-{attempt}.log"
+        with llama_cpp_serve(gguf_file("smollm2-135m"), ALIAS, log=log, batch=BATCH) as url:
+            try:
+                result, seconds, command = evaluate(
+                    url, episodes, tmp / f"{mode}.json", chat=mode == "chat"
+                )
+            except subprocess.CalledProcessError:
+                continue
+            continues = OpenAIEngine(url, ALIAS).continues()
+        return {"result": result, "seconds": round(seconds, 1), "command": " ".join(command),
+                "tries": attempt, "continues_final_message": continues}  # fmt: skip
+    raise SystemExit(f"llama.cpp's server crashed on three tries of {mode}; see {tmp}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=64)
     args = ap.parse_args()
     import llama_cpp
 
-    rows = {}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        llama_cpp_serve(gguf_file("smollm2-135m"), ALIAS, log=Path(tmp) / "server.log") as url,
-    ):
-        for mode in ("completions", "chat"):
-            result, seconds, command = evaluate(
-                url, args.episodes, Path(tmp) / f"{mode}.json", chat=mode == "chat"
-            )
-            rows[mode] = {
-                "result": result,
-                "seconds": round(seconds, 1),
-                "command": " ".join(command),
-            }
-        engine = OpenAIEngine(url, ALIAS)
-        continues = engine.continues()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = {
+            mode: served_eval(mode, args.episodes, Path(tmp)) for mode in ("completions", "chat")
+        }
+    continues = rows["chat"]["continues_final_message"]
     done, chat = rows["completions"]["result"], rows["chat"]["result"]
     inside = done["ci_low"] <= chat["success"] <= done["ci_high"]
     summary = {
         "meta": {
             "server": f"llama-cpp-python {llama_cpp.__version__}",
             "model": "SmolLM2-135M-Instruct Q4_1 GGUF (packaged)",
-            "env": "mmopsd/KeyDoor-v0",
+            "env": f"mmopsd/KeyDoor-v0 {ENV_KWARGS}",
+            "n_batch": BATCH,
             "episodes": args.episodes,
             "machine": platform.machine(),
             "python": platform.python_version(),
@@ -92,17 +106,21 @@ def report(summary: dict) -> str:
         "# llama.cpp's server: completions and chat mode on KeyDoor",
         "",
         f"{summary['meta']['server']} serving {summary['meta']['model']}; "
-        f"{summary['meta']['episodes']} greedy held-out KeyDoor episodes per mode; "
-        "written by `python benchmarks/llama_cpp_chat.py`.",
+        f"{summary['meta']['episodes']} greedy held-out episodes of {summary['meta']['env']} "
+        "per mode (the same seeds); written by `python benchmarks/llama_cpp_chat.py`. The "
+        f"server runs with `--n_batch {summary['meta']['n_batch']}`: this build crashed "
+        "(a segmentation fault in llama.cpp's decode) when it decoded several prompt tokens "
+        "at once, and now and then even so; a crashed server is started again (the server "
+        "starts column).",
         "",
-        "| mode | success | 95% interval | invalid rate | seconds | command |",
-        "|---|---|---|---|---|---|",
+        "| mode | success | 95% interval | invalid rate | seconds | server starts | command |",
+        "|---|---|---|---|---|---|---|",
     ]
     for mode, row in summary["rows"].items():
         r = row["result"]
         lines.append(
             f"| {mode} | {r['success']:.3f} | [{r['ci_low']:.2f}, {r['ci_high']:.2f}] | "
-            f"{r['invalid_rate']:.3f} | {row['seconds']} | `{row['command']}` |"
+            f"{r['invalid_rate']:.3f} | {row['seconds']} | {row['tries']} | `{row['command']}` |"
         )
     verdict = "inside" if summary["chat_inside_completions_interval"] else "**outside**"
     lines += [
@@ -110,6 +128,17 @@ def report(summary: dict) -> str:
         f"The continuation probe found that the server continues a final assistant message: "
         f"**{summary['continues_final_message']}**. Chat mode's success is {verdict} the "
         "completions mode's 95% interval.",
+        "",
+        "How chat mode's fallback was chosen: where the server does not continue the forced "
+        "answer start, mmopsd writes it at the end of the last user message "
+        "(`mmopsd.engines.served.INSTRUCTION`). Seven phrasings were tried on these same 64 "
+        "episodes: the prefix alone (0.516, no invalid answer), on a new line (0.516), "
+        '"(Answer starts with: ...)" (0.531, 5% invalid), "Fill in the blank: ... ___ door." '
+        '(0.578, but it names the door), "Complete: ... ___ door." (0.500), "Complete the '
+        'sentence: ..." (0.422, 28% invalid) and "Reply: ..." (0.391); "Begin your answer with '
+        '..." was ignored on every episode. The prefix alone was kept as the one that names '
+        "nothing of the task and gave no invalid answer; on 64 other episodes (train split, "
+        "seeds from 5000) it scored 0.484, as completions mode did (0.484 [0.37, 0.60]).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -72,7 +72,7 @@ def test_the_prefix_is_forced_or_asked_for_by_what_the_server_does(continues):
     probes = [r for r in requests if any(m["content"] == PROBE_PREFIX for m in r["messages"])]
     assert len(probes) == 1  # probed once, however many requests run at once
     tasks = [r for r in requests if r not in probes]
-    asked = ['Begin your answer with "I open the"' in r["messages"][-1]["content"] for r in tasks]
+    asked = [r["messages"][-1]["content"].endswith("Which door? I open the") for r in tasks]
     assert asked == [not continues] * 3
     for gen in out:
         assert policy.tokenizer.decode(gen.ids[:-1]).strip() == "blue door."
@@ -85,10 +85,10 @@ def test_the_probe_reads_the_answer_not_the_status():
     assert not continues_probe("")
 
 
-def test_the_instruction_goes_at_the_end_of_the_last_user_message_and_is_taken_back():
+def test_the_answer_start_goes_at_the_end_of_the_last_user_message_and_is_taken_back():
     text_only = [{"role": "system", "content": "s"}, {"role": "user", "content": "Which door?"}]
     got = with_instruction(text_only, "I open the")
-    assert got[1]["content"] == 'Which door?\n\nBegin your answer with "I open the".'
+    assert got[1]["content"] == "Which door? I open the"
     assert text_only[1]["content"] == "Which door?"  # the caller's messages are untouched
     parts = [{"role": "user", "content": [{"type": "text", "text": "Look."}]}]
     assert with_instruction(parts, "I open")[0]["content"][-1]["type"] == "text"

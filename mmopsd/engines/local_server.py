@@ -49,16 +49,19 @@ def llama_cpp_serve(
     log: str | Path | None = None,
     start_timeout: float = 120.0,
     context: int = 2048,
+    batch: int | None = None,
 ) -> Iterator[str]:
     """Serve the GGUF file ``gguf`` under the model name ``alias`` with llama.cpp's server and
     yield its base URL; the server stops on exit.
 
     Needs ``pip install 'llama-cpp-python[server]'`` (a source build, minutes on a CPU).
+    ``batch`` sets llama.cpp's ``n_batch`` (prompt tokens decoded at once).
     """
     port = free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context),
+        *(["--n_batch", str(batch)] if batch is not None else []),
     ]  # fmt: skip
     what = "llama.cpp's server (pip install 'llama-cpp-python[server]'?)"
     with _serving(command, port, "/v1/models", what, log, start_timeout) as url:

@@ -31,6 +31,15 @@ CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
 PROBE_QUESTION = "Count from one to ten in words, separated by spaces."
 PROBE_PREFIX = "one two three four"
 PROBE_NEXT = "five"
+# Where the server cannot continue the forced answer start, the start is written at the end
+# of the last user message, where a small model copies it (and it is removed from the answer).
+# Phrasings tried with SmolLM2-135M on llama.cpp's server, one-room KeyDoor, 64 episodes
+# (completions mode: 0.578): this one 0.516 with no invalid answer (0.484 against 0.484 on 64
+# other episodes); "(Answer starts with: ...)" 0.531, "Fill in the blank: ..." 0.578 with
+# "door" named (0.484, 9% invalid without it), "Complete the sentence: ..." 0.422 and "Reply:"
+# 0.391 with invalid answers; "Begin your answer with ..." was ignored (the model described
+# its room).
+INSTRUCTION = " {prefix}"
 
 
 class OpenAIEngine:
@@ -220,13 +229,16 @@ class OpenAIEngine:
     ) -> tuple[Any, bool]:
         """The answer's choice and whether ``prefix`` was forced (continued by the server).
         Where the server cannot continue a message, the prefix goes as an instruction at the
-        end of the last user message instead."""
+        end of the last user message instead, and the answer may be longer by the prefix's
+        own tokens (it restates them before the part that counts)."""
         if not prefix:
             return self._chat_choice(messages, sampling), False
         if self.continues():
             partial = [*messages, {"role": "assistant", "content": prefix}]
             return self._chat_choice(partial, sampling, CONTINUE), True
-        return self._chat_choice(with_instruction(messages, prefix), sampling), False
+        restated = len(self.tokenizer(prefix, add_special_tokens=False)["input_ids"]) + 2
+        longer = {**sampling, "max_tokens": sampling["max_tokens"] + restated}
+        return self._chat_choice(with_instruction(messages, prefix), longer), False
 
     def continues(self) -> bool:
         """Whether the server continues a final assistant message: probed once by looking
@@ -351,16 +363,16 @@ def continues_probe(answer: str) -> bool:
 
 
 def with_instruction(messages: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    """``messages`` with the forced answer start asked for in words at the end of the last
-    user message (the model then restates it, and the restated prefix is removed)."""
-    note = f'\n\nBegin your answer with "{prefix.strip()}".'
+    """``messages`` with the forced answer start written at the end of the last user message
+    (:data:`INSTRUCTION`): the model then restates it, and the restated prefix is removed."""
+    note = INSTRUCTION.format(prefix=prefix.strip())
     out = [dict(m) for m in messages]
     last = max(i for i, m in enumerate(out) if m["role"] == "user")
     content = out[last]["content"]
     if isinstance(content, str):
         out[last]["content"] = content + note
     else:  # a list of parts (text and images)
-        out[last]["content"] = [*content, {"type": "text", "text": note.lstrip()}]
+        out[last]["content"] = [*content, {"type": "text", "text": note.strip()}]
     return out
 
 
