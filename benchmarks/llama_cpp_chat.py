@@ -37,14 +37,14 @@ BATCH = 1
 def evaluate(url: str, episodes: int, out: Path, chat: bool) -> tuple[dict, float, list[str]]:
     """One ``mmopsd eval`` against the server: its JSON, seconds and command."""
     command = [
-        "mmopsd", "eval", "--base-url", url, "--model", ALIAS, "--tokenizer", "smollm2-135m",
-        "--env", "mmopsd/KeyDoor-v0", "--env-kwargs", ENV_KWARGS, "--episodes", str(episodes),
-        "--out", str(out),
-        *(["--chat"] if chat else []),
+        "mmopsd", "eval", "--base-url", "URL", "--model", ALIAS, "--tokenizer", "smollm2-135m",
+        "--env", "mmopsd/KeyDoor-v0", "--env-kwargs", f"'{ENV_KWARGS}'", "--episodes",
+        str(episodes), *(["--chat"] if chat else []),
     ]  # fmt: skip
     start = time.perf_counter()
-    executable = [sys.executable, "-m", "mmopsd", *command[1:]]
-    subprocess.run(executable, check=True, stdout=subprocess.DEVNULL)
+    run = [url if a == "URL" else a.strip("'") for a in command[1:]]
+    subprocess.run([sys.executable, "-m", "mmopsd", *run, "--out", str(out)], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
     return json.loads(out.read_text()), time.perf_counter() - start, command
 
 

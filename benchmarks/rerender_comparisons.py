@@ -36,6 +36,7 @@ def rerender(name: str) -> None:
     counts = EPISODES[name]
     for arm in summary["arms"].values():
         for run in arm["runs"]:
+            run["dir"] = "/".join(Path(run["dir"]).parts[-2:])  # METHOD/seed-S, no machine path
             run.setdefault("episodes", {})
             for key in run["final"]:
                 if not key.startswith("retain change "):
