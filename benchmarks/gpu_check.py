@@ -65,7 +65,7 @@ def student(shape: dict, device: str, dtype: torch.dtype) -> TextPolicy:
     return TextPolicy(LlamaForCausalLM(config).to(device, dtype), tok)
 
 
-def batch(vocab: int, n: int, prompt: int, response: int, hint: int, device: str):
+def batch(vocab: int, n: int, prompt: int, response: int, hint: int):
     """Student prompts, teacher prompts (the same plus ``hint`` privileged tokens), responses."""
     ids = lambda k: torch.randint(100, vocab, (k,)).tolist()  # noqa: E731
     students = [Encoded(ids(prompt)) for _ in range(n)]
@@ -98,7 +98,7 @@ def steps(
     if wrap is not None:
         wrap(policy)
     vocab = policy.model.config.vocab_size
-    s_prompts, t_prompts, responses = batch(vocab, **sizes, device="")
+    s_prompts, t_prompts, responses = batch(vocab, **sizes)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-5)
     loss_fn = L.get("forward_kl")
     policy.model.train()
@@ -110,7 +110,7 @@ def steps(
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.item()
 
     def sft() -> float:
         s = policy.score(s_prompts, responses)
@@ -118,7 +118,7 @@ def steps(
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.item()
 
     return {"distill": distill, "sft": sft}
 
@@ -152,7 +152,7 @@ def vision_step(device: str, dtype: torch.dtype) -> dict:
     loss = L.get("forward_kl")(s.logits, t.logits, s.mask)
     loss.backward()
     grads = [p.grad for p in policy.model.parameters() if p.grad is not None]
-    return {"loss": float(loss), "finite": all(bool(torch.isfinite(g).all()) for g in grads)}
+    return {"loss": loss.item(), "finite": all(bool(torch.isfinite(g).all()) for g in grads)}
 
 
 def generation(shape: dict, device: str, dtype: torch.dtype, batches: list[int], new: int) -> dict:
