@@ -13,9 +13,10 @@ The benchmark stays the benchmark: MiniWoB's own pages, reset, step and reward. 
   accessibility-style list under ``a11y`` (for ``reference``), the task's ``fields``, a
   ``hint`` in words, and ``next_action`` where a target was found; ``info["grounded"]`` says
   whether a click hit the target box;
-- one browser per environment, reused across resets and closed by ``env.close()``. A browser
-  that dies ends only its own episode (``info["error"]`` set, truncated) and is restarted on
-  the next reset.
+- one browser per environment, reused across resets; ``env.close()`` gives it back to a
+  process-wide pool (:mod:`mmopsd.envs.browsers`), so the next environment made, of any task,
+  starts without starting a browser. A browser that dies ends only its own episode
+  (``info["error"]`` set, truncated), is never pooled, and is replaced on the next reset.
 
 MiniWoB's pages end an episode after 10 s by default, far too short for a model generating on
 a CPU: ``episode_seconds`` sets that limit (success counts the page's raw reward, not its
@@ -34,6 +35,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.utils import RecordConstructorArgs
+from mmopsd.envs.browsers import pooled
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
 # A call at the start of the answer; words after it (";", "." or a space first) are ignored.
@@ -64,7 +66,7 @@ def make_miniwob(
     miniwob = _miniwob()
     _find_chromium()
     gym.register_envs(miniwob)
-    inner = gym.make(f"miniwob/{task}-v1", disable_env_checker=True)
+    inner = _page(task)
     env = SuccessInfo(Browser(inner, episode_seconds), fn=_raw_success)
     env = TargetInfo(env)
     shape = tuple(inner.observation_space["screenshot"].shape)
@@ -302,6 +304,14 @@ class Actions:
 
 
 # ------------------------------------------------------------------------------- setup
+def _page(task: str) -> gym.Env:
+    """MiniWoB's own environment for ``task``, its browser from the shared pool."""
+    spec = gym.spec(f"miniwob/{task}-v1")
+    entry = spec.entry_point
+    cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    return pooled(cls)(**spec.kwargs)
+
+
 def _miniwob() -> Any:
     try:
         import miniwob

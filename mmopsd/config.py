@@ -96,6 +96,14 @@ class TrainConfig:
         eval_every: evaluate every N steps (0: only before and after).
         eval_episodes: held-out episodes per evaluation.
         eval_teacher: also evaluate the teacher with privileged information.
+        eval_batch_size: held-out episodes played (and environments open) at a time; the
+            ``ood`` and ``retain`` environments are played together in one batch. Lower it
+            to save memory.
+        eval_cache: the file (relative to ``out_dir``, or absolute) that keeps evaluations
+            that cannot change: the initial model's, the frozen teacher's with a static
+            provider, the initial ``ood``/``retain`` results. Each is keyed by everything it
+            depends on (model, settings, seeds, code version), so a run (or every run of a
+            comparison, which shares one file) computes each once; ``""`` turns it off.
         save_every: checkpoint every N steps (0: only at the end).
         keep_checkpoints: how many checkpoints to keep.
         out_dir: the run directory (metrics, curve, checkpoints).
@@ -190,6 +198,8 @@ class TrainConfig:
     eval_every: int = 10
     eval_episodes: int = 64
     eval_teacher: bool = True
+    eval_batch_size: int = 32
+    eval_cache: str = "eval_cache.json"
     save_every: int = 10
     keep_checkpoints: int = 2
     out_dir: str = "runs/keydoor"
@@ -212,6 +222,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive = (
             "steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns", "ppo_epochs",
+            "eval_batch_size",
         )  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:

@@ -15,10 +15,12 @@ about the decision taken in that turn); the environment's answer to the action i
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 
@@ -96,10 +98,37 @@ class _Exchange:
     ids: Encoded  # reply ids followed by the continuation ids
 
 
+@dataclass(frozen=True)
+class Job:
+    """One episode to play: the environment it runs in (a key of the :class:`Stable` that
+    lends it), its seed and how the policy talks to it."""
+
+    env: Hashable
+    seed: int
+    spec: PromptSpec
+    sampling: Sampling
+    max_turns: int = 1
+    provider: Provider | None = None
+    group_id: str = ""
+    trajectory_id: str = ""
+
+
+class Stable(Protocol):
+    """Lends environments to :func:`play` and takes them back when their episode ends."""
+
+    def lend(self, key: Hashable) -> gym.Env:
+        """An environment for ``key`` (a :attr:`Job.env`), free for a new episode."""
+        ...
+
+    def take_back(self, key: Hashable, env: gym.Env) -> None:
+        """``env`` is free again."""
+        ...
+
+
 @dataclass
 class _Episode:
+    job: Job
     env: gym.Env
-    seed: int
     trajectory: Trajectory
     head_messages: list[Message]
     head: Encoded
@@ -107,11 +136,28 @@ class _Episode:
     exchanges: list[_Exchange] = field(default_factory=list)
     done: bool = False
 
-    def context(self, spec: PromptSpec) -> tuple[list[Message], Encoded]:
+    @property
+    def spec(self) -> PromptSpec:
+        return self.job.spec
+
+    def context(self) -> tuple[list[Message], Encoded]:
         """The student's messages and exact prompt ids for the next turn."""
-        shown = spec.window.select(self.exchanges)
+        shown = self.spec.window.select(self.exchanges)
         messages = [*self.head_messages, *(m for x in shown for m in (x.reply, x.user))]
         return messages, Encoded.concat([self.head, *(x.ids for x in shown)])
+
+
+class _Given:
+    """The stable of :func:`rollout`: environment ``i`` plays job ``i``."""
+
+    def __init__(self, envs: Sequence[gym.Env]) -> None:
+        self.envs = envs
+
+    def lend(self, key: Hashable) -> gym.Env:
+        return self.envs[int(key)]  # type: ignore[call-overload]
+
+    def take_back(self, key: Hashable, env: gym.Env) -> None:
+        pass
 
 
 def rollout(
@@ -153,81 +199,125 @@ def rollout(
     """
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
+    groups = group_ids or [f"seed-{s}" for s in seeds]
+    jobs = [
+        Job(i, int(seed), spec, sampling, max_turns, provider, groups[i], f"{id_prefix}-{i}-{seed}")
+        for i, seed in enumerate(seeds)
+    ]
+    return play(
+        policy,
+        jobs,
+        _Given(envs),
+        slots=len(jobs),
+        on_env_error=on_env_error,
+        leak_keys=leak_keys,
+        engine=engine,
+    )
+
+
+def play(
+    policy: Policy,
+    jobs: Sequence[Job],
+    stable: Stable,
+    *,
+    slots: int = 16,
+    batch_size: int | None = None,
+    on_env_error: str = "raise",
+    leak_keys: Sequence[str] | None = (),
+    engine: Engine | None = None,
+    on_done: Callable[[int, Trajectory], None] | None = None,
+) -> list[Trajectory]:
+    """Play every job, at most ``slots`` episodes at a time, in any environments.
+
+    Each turn every live episode gets its response from one batched generation (split into
+    calls of at most ``batch_size`` prompts, default ``slots``, grouped by answer prefix and
+    token budget and sorted by prompt length, so little is padded); the environments then
+    step concurrently (threads: a browser's time is spent outside Python). A finished
+    episode's environment goes back to ``stable`` and the next job starts in its slot.
+    Trajectories come back in the order of ``jobs``; ``on_done(index, trajectory)`` is called
+    as each ends. ``on_env_error`` and ``leak_keys`` are :func:`rollout`'s.
+    """
     if on_env_error not in ("raise", "end"):
         raise ValueError(f"on_env_error must be 'raise' or 'end', got {on_env_error!r}")
+    if slots < 1:
+        raise ValueError(f"slots must be at least 1, got {slots}")
+    engine = engine or policy.default_engine()
+    queue = list(enumerate(jobs))[::-1]
+    live: dict[int, _Episode] = {}
+    trajectories: dict[int, Trajectory] = {}
+    while queue or live:
+        starting = [queue.pop() for _ in range(min(slots - len(live), len(queue)))]
+        live.update(_start_all(policy, stable, starting))
+        failures = _turn(policy, engine, list(live.values()), batch_size or slots, leak_keys)
+        for i in [i for i, ep in live.items() if ep.done]:
+            ep = live.pop(i)
+            stable.take_back(ep.job.env, ep.env)
+            trajectories[i] = ep.trajectory
+            if on_done is not None:
+                on_done(i, ep.trajectory)
+        if failures and on_env_error == "raise":
+            trajectories.update({i: ep.trajectory for i, ep in live.items()})
+            ordered = [trajectories[i] for i in sorted(trajectories)]
+            raise RolloutError(str(failures[0]), ordered) from failures[0].__cause__
+    return [trajectories[i] for i in range(len(jobs))]
+
+
+def _start_all(
+    policy: Policy, stable: Stable, starting: list[tuple[int, Job]]
+) -> dict[int, _Episode]:
+    """Lend and reset an environment for each starting job (concurrently: a browser takes
+    its time outside Python), then encode each task."""
+
+    def begin(job: Job) -> tuple[gym.Env, Any, dict[str, Any]]:
+        env = stable.lend(job.env)
+        obs, info = env.reset(seed=job.seed)
+        return env, obs, info
+
+    begun = _each(begin, [job for _, job in starting])
+    return {
+        i: _episode(policy, job, env, obs, info)
+        for (i, job), (env, obs, info) in zip(starting, begun)
+    }
+
+
+def _episode(policy: Policy, job: Job, env: gym.Env, obs: Any, info: dict[str, Any]) -> _Episode:
+    """A new episode: its task message and exact ids."""
+    spec = job.spec
     if not policy.sees_images and not spec.text_only:  # a text model reads the text alone
         spec = dataclasses.replace(spec, text_only=True)
-    engine = engine or policy.default_engine()
-    groups = group_ids or [f"seed-{s}" for s in seeds]
-    episodes = [
-        _reset(policy, spec, env, int(seed), groups[i], f"{id_prefix}-{i}-{seed}")
-        for i, (env, seed) in enumerate(zip(envs, seeds))
-    ]
-    for turn_index in range(max_turns):
-        if not (active := [ep for ep in episodes if not ep.done]):
-            break
-        contexts = [ep.context(spec) for ep in active]
-        responses = _respond(policy, engine, spec, sampling, active, contexts, provider, leak_keys)
-        last = turn_index == max_turns - 1
-        failures = _advance_all(policy, spec, active, contexts, responses, last=last)
-        if failures and on_env_error == "raise":
-            trajectories = [ep.trajectory for ep in episodes]
-            raise RolloutError(str(failures[0]), trajectories) from failures[0].__cause__
-    return [ep.trajectory for ep in episodes]
+        job = dataclasses.replace(job, spec=spec)
+    traj = Trajectory(trajectory_id=job.trajectory_id, group_id=job.group_id)
+    head = spec.messages(obs, info)
+    enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
+    return _Episode(job, env, traj, head, enc, info)
 
 
-def _respond(
+def _turn(
     policy: Policy,
     engine: Engine,
-    spec: PromptSpec,
-    sampling: Sampling,
     active: list[_Episode],
-    contexts: list[tuple[list[Message], Encoded]],
-    provider: Provider | None,
+    batch_size: int,
     leak_keys: Sequence[str] | None,
-) -> list[Generation]:
-    """One response per active episode: the student's contexts are checked for leaks first;
-    with a provider the policy acts from the teacher's context instead."""
+) -> list[_StepFailed]:
+    """One turn of every live episode: respond, then step the environments."""
+    contexts = [ep.context() for ep in active]
     if leak_keys is None or leak_keys:
         for ep, (msgs, _) in zip(active, contexts):
             check_no_leak(msgs, ep.info.get("privileged", {}), keys=leak_keys)
     acting = [
-        (msgs, enc) if provider is None else _acting(policy, spec, msgs, ep.info, provider)
+        (msgs, enc) if ep.job.provider is None else _acting(policy, ep, msgs)
         for ep, (msgs, enc) in zip(active, contexts)
     ]
-    return _sample(policy, engine, acting, sampling, spec.assistant_prefix)
+    responses = _sample(policy, engine, active, acting, batch_size)
+    return _advance_all(policy, active, contexts, responses)
 
 
-def _reset(
-    policy: Policy, spec: PromptSpec, env: gym.Env, seed: int, group_id: str, trajectory_id: str
-) -> _Episode:
-    """Reset ``env`` on ``seed``; the episode's task message and its exact ids."""
-    obs, info = env.reset(seed=seed)
-    traj = Trajectory(trajectory_id=trajectory_id, group_id=group_id)
-    head = spec.messages(obs, info)
-    enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
-    return _Episode(env, seed, traj, head, enc, info)
-
-
-def _advance_all(
-    policy: Policy,
-    spec: PromptSpec,
-    active: list[_Episode],
-    contexts: list[tuple[list[Message], Encoded]],
-    responses: list[Generation],
-    *,
-    last: bool,
-) -> list[_StepFailed]:
-    """Step every active episode with its response; an environment that raised ends its own
-    episode only (the failures are returned)."""
-    failures = []
-    for ep, (msgs, enc), gen in zip(active, contexts, responses):
-        try:
-            _advance(policy, spec, ep, msgs, enc, gen, last)
-        except _StepFailed as failed:  # the other episodes still record this turn
-            failures.append(failed)
-            log.warning("%s; the episode ends here", failed)
-    return failures
+def _each(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``fn`` of every item, in threads when there are several (results in order)."""
+    if len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), 32)) as pool:
+        return list(pool.map(fn, items))
 
 
 class _StepFailed(Exception):
@@ -237,66 +327,115 @@ class _StepFailed(Exception):
 def _sample(
     policy: Policy,
     engine: Engine,
+    active: list[_Episode],
     acting: list[tuple[list[Message], Encoded]],
-    sampling: Sampling,
-    assistant_prefix: str,
+    batch_size: int,
 ) -> list[Generation]:
-    """One generation per acting context from ``engine``, cut after the first
-    end-of-sequence id."""
-    out = engine.generate(
-        [enc for _, enc in acting],
-        max_new_tokens=sampling.max_new_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        greedy=sampling.greedy,
-        conversations=[msgs for msgs, _ in acting],
-        assistant_prefix=assistant_prefix,
+    """One generation per acting context, cut after the first end-of-sequence id and at the
+    episode's own token budget. Contexts are generated together in calls of at most
+    ``batch_size`` that share sampling settings and answer prefix, longest prompts first."""
+    order = sorted(
+        range(len(active)),
+        key=lambda i: (_call_key(active[i]), -len(acting[i][1])),
     )
-    cut = [policy.cut_at_eos(gen.ids) for gen in out]
-    return [
-        Generation(ids, gen.logprobs[: len(ids)] if gen.logprobs is not None else None, gen.exact)
-        for ids, gen in zip(cut, out)
-    ]
+    out: list[Generation | None] = [None] * len(active)
+    for _, members in itertools.groupby(order, key=lambda i: _call_key(active[i])):
+        members = list(members)
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            sampling = active[chunk[0]].job.sampling
+            gens = engine.generate(
+                [acting[i][1] for i in chunk],
+                max_new_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                greedy=sampling.greedy,
+                conversations=[acting[i][0] for i in chunk],
+                assistant_prefix=active[chunk[0]].spec.assistant_prefix,
+            )
+            for i, gen in zip(chunk, gens):
+                ids = policy.cut_at_eos(gen.ids)
+                lps = gen.logprobs[: len(ids)] if gen.logprobs is not None else None
+                out[i] = Generation(ids, lps, gen.exact)
+    return out  # type: ignore[return-value]
 
 
-def _advance(
+def _call_key(ep: _Episode) -> tuple[Any, ...]:
+    """Episodes whose responses one generation call can sample."""
+    s = ep.job.sampling
+    return (s.max_new_tokens, s.temperature, s.top_p, s.greedy, ep.spec.assistant_prefix)
+
+
+def _advance_all(
     policy: Policy,
-    spec: PromptSpec,
-    ep: _Episode,
-    messages: list[Message],
-    prompt: Encoded,
-    gen: Generation,
-    last: bool,
-) -> None:
-    """Step one episode with the action of response ``gen`` and record the turn."""
-    ids = gen.ids
-    text = policy.decode(ids)
-    parsed = spec.parse(text, ep.info)
+    active: list[_Episode],
+    contexts: list[tuple[list[Message], Encoded]],
+    responses: list[Generation],
+) -> list[_StepFailed]:
+    """Record every active episode's turn and step its environment (concurrently); an
+    environment that raised ends its own episode only (the failures are returned)."""
+    recorded = [
+        _turn_record(policy, ep, msgs, enc, gen)
+        for ep, (msgs, enc), gen in zip(active, contexts, responses)
+    ]
+    stepped = _each(_step, [(ep, turn) for ep, (turn, _) in zip(active, recorded)])
+    failures = []
+    for ep, (turn, error), result in zip(active, recorded, stepped):
+        if isinstance(result, _StepFailed):  # the other episodes still record this turn
+            failures.append(result)
+            log.warning("%s; the episode ends here", result)
+            continue
+        _record(policy, ep, turn, error, result)
+    return failures
+
+
+def _turn_record(
+    policy: Policy, ep: _Episode, messages: list[Message], prompt: Encoded, gen: Generation
+) -> tuple[Turn, str | None]:
+    """The turn of response ``gen``, with its parsed action, appended to the trajectory;
+    and why the answer is not an action (None if it is one)."""
+    text = policy.decode(gen.ids)
+    parsed = ep.spec.parse(text, ep.info)
     turn = Turn(
         messages=messages,
         prompt=prompt,
-        response_ids=list(ids),
+        response_ids=list(gen.ids),
         response_text=text,
-        assistant_prefix=spec.assistant_prefix,
+        assistant_prefix=ep.spec.assistant_prefix,
         action=parsed.action,
         valid=parsed.valid,
         sampled_logprobs=gen.logprobs,
     )
     ep.trajectory.turns.append(turn)
+    return turn, parsed.error
+
+
+def _step(pair: tuple[_Episode, Turn]) -> tuple[Any, float, bool, bool, dict] | _StepFailed:
+    """Step one episode's environment with its turn's action (runs in a worker thread)."""
+    ep, turn = pair
     try:
-        obs, reward, terminated, truncated, outcome = ep.env.step(parsed.action)
+        return ep.env.step(turn.action)
     except Exception as exc:
         env_id = ep.env.spec.id if ep.env.spec is not None else type(ep.env).__name__
         message = (
             f"environment {env_id} raised {type(exc).__name__}: {exc} in step "
             f"{len(ep.trajectory.turns)} of episode {ep.trajectory.trajectory_id} "
-            f"(seed {ep.seed}, action {parsed.action!r})"
+            f"(seed {ep.job.seed}, action {turn.action!r})"
         )
         turn.valid, turn.truncated = False, True
         turn.info = {**ep.info, "outcome": {"error": message}}
         ep.trajectory.error, ep.done = message, True
-        raise _StepFailed(message) from exc
-    turn.valid = parsed.valid and not outcome.get("invalid", False)
+        failed = _StepFailed(message)
+        failed.__cause__ = exc
+        return failed
+
+
+def _record(policy: Policy, ep: _Episode, turn: Turn, error: str | None, result: tuple) -> None:
+    """The environment's answer to the turn: reward and end, else the next observation's
+    exact ids."""
+    obs, reward, terminated, truncated, outcome = result
+    last = len(ep.trajectory.turns) >= ep.job.max_turns
+    turn.valid = turn.valid and not outcome.get("invalid", False)
     turn.reward = float(reward)
     turn.terminated = bool(terminated)
     turn.truncated = bool(truncated) or (last and not terminated)
@@ -307,23 +446,19 @@ def _advance(
         ep.trajectory.success = bool(outcome.get("success", outcome.get("won", False)))
         ep.done = True
         return
-    user = spec.next_message(obs, outcome, parsed.error)
+    spec, ids = ep.spec, turn.response_ids
+    user = spec.next_message(obs, outcome, error)
     closed = bool(ids) and ids[-1] == policy.eos_id
     follow = policy.encode_continuation([user], spec.assistant_prefix, closed=closed)
-    reply = generated(spec.assistant_prefix, text, ids)
+    reply = generated(spec.assistant_prefix, turn.response_text, ids)
     reply_ids = Encoded(ids=list(ids), token_types=[0] * len(ids))
     ep.exchanges.append(_Exchange(reply, user, Encoded.concat([reply_ids, follow])))
     ep.info = outcome
 
 
-def _acting(
-    policy: Policy,
-    spec: PromptSpec,
-    messages: list[Message],
-    info: dict[str, Any],
-    provider: Provider,
-) -> tuple[list[Message], Encoded]:
-    """The teacher's acting context (messages and prompt ids) from the provider."""
-    privileged = info.get("privileged", {})
-    ctx = provider(messages, privileged, assistant_prefix=spec.assistant_prefix, episode=None)
+def _acting(policy: Policy, ep: _Episode, messages: list[Message]) -> tuple[list[Message], Encoded]:
+    """The teacher's acting context (messages and prompt ids) from the episode's provider."""
+    privileged = ep.info.get("privileged", {})
+    prefix = ep.spec.assistant_prefix
+    ctx = ep.job.provider(messages, privileged, assistant_prefix=prefix, episode=None)  # type: ignore[misc]
     return list(ctx.messages), policy.encode(ctx.messages, assistant_prefix=ctx.assistant_prefix)

@@ -55,6 +55,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "--leaderboard", type=Path, help="add or replace this model's row in FILE.md (and .png)"
     )
     ev.add_argument("--label", help="the leaderboard row's name (default: model or checkpoint)")
+    ev.add_argument(
+        "--batch-size",
+        type=at_least_one,
+        default=32,
+        help="episodes played (and environments open) at a time, across a suite's "
+        "environments; lower it to save memory (default 32)",
+    )
     ev.add_argument("--max-new-tokens", type=at_least_one)
     ev.add_argument("--max-turns", type=at_least_one)
     ev.add_argument("--history", type=int, help="exchanges kept after the task (default: all)")
@@ -137,6 +144,7 @@ def run_eval(args: argparse.Namespace) -> int:
         max_turns=settings["max_turns"],
         max_new_tokens=settings["max_new_tokens"],
         provider=provider,
+        batch_size=args.batch_size,
     )
     text = json.dumps(
         {"env": settings["env"], "split": settings["split"], **result.to_dict()}, indent=2
@@ -245,6 +253,7 @@ def _eval_suite(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         episodes=args.episodes,
         max_turns=args.max_turns,
         progress=say,
+        batch_size=args.batch_size,
     )
     table = suite_table(scores)
     print()

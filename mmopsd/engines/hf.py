@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmopsd.engines.base import Generation
+from mmopsd.engines.prefix_cache import PrefixCache
 from mmopsd.types import Encoded, Message
 
 
@@ -23,9 +24,12 @@ class HFEngine:
     name = "hf"
     follows_weights = True
 
-    def __init__(self, policy: Any, *, logprobs: bool = False) -> None:
+    def __init__(self, policy: Any, *, logprobs: bool = False, reuse_prefix: bool = True) -> None:
         self.policy = policy
         self.logprobs = logprobs
+        model = getattr(policy, "model", None)
+        usable = reuse_prefix and not policy.sees_images and PrefixCache.supports(model)
+        self.prefix_cache = PrefixCache() if usable else None
 
     def generate(
         self,
@@ -47,10 +51,14 @@ class HFEngine:
             top_p=top_p,
             greedy=greedy,
             logprobs=self.logprobs,
+            prefix_cache=self.prefix_cache,
         )
 
     def sync(self, model: Any) -> None:
-        """Nothing to do: the engine is the trained model."""
+        """Nothing to sync, the engine is the trained model; kept key-value rows are
+        forgotten (the weights changed)."""
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
 
     def sleep(self) -> None:
         """Nothing is held apart from the trained model."""

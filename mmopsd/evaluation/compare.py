@@ -3,9 +3,11 @@ several seeds, on the same evaluation episodes and the same budget of environmen
 
 Runs go one after another, each in ``out/<arm>/seed-<s>``; every run resumes from its own
 checkpoints and a finished run is not redone, so a killed comparison continues where it
-stopped. The result is ``out/compare.md`` (per arm held-out, out-of-distribution and retained
-success pooled over the seeds' evaluation episodes with 95% Wilson intervals, each seed's
-value beside it; per pair of arms the probability that one beats the other),
+stopped. The runs share one evaluation cache, ``out/eval_cache.json``: the initial model and a
+frozen teacher are evaluated once for the whole comparison, not once per run.
+The result is ``out/compare.md`` (per arm held-out, out-of-distribution and retained success
+pooled over the seeds' evaluation episodes with 95% Wilson intervals, each seed's value beside it;
+per pair of arms the probability that one beats the other),
 ``out/compare.png`` (held-out success against environment episodes consumed, one line per
 arm) and ``out/compare.json``.
 """
@@ -67,8 +69,20 @@ def run_compare(
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"two compared arms share a name: {names}")
+    shared = str((out / "eval_cache.json").resolve())  # one cache for every run
     runs = [
-        (arm, seed, from_dict({**arm.data, "seed": seed, "out_dir": str(_run_dir(out, arm, seed))}))
+        (
+            arm,
+            seed,
+            from_dict(
+                {
+                    "eval_cache": shared,
+                    **arm.data,
+                    "seed": seed,
+                    "out_dir": str(_run_dir(out, arm, seed)),
+                }
+            ),
+        )
         for arm in arms
         for seed in seeds
     ]

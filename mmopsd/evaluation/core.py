@@ -8,7 +8,8 @@ is read from the environment's info, never shown to the policy."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,10 +17,11 @@ from mmopsd.agents.parsing import normalise
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.engines.base import Engine
 from mmopsd.evaluation.report import result_table
+from mmopsd.evaluation.stable import EnvStable, env_key
 from mmopsd.evaluation.stats import wilson_interval
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
-from mmopsd.rollout import Sampling, make_envs, rollout
+from mmopsd.rollout import Job, Sampling, play
 from mmopsd.training.parallel import Parallel
 from mmopsd.types import Trajectory, Turn
 
@@ -50,6 +52,24 @@ class EvalResult:
         return result_table(self, title)
 
 
+@dataclass(frozen=True)
+class EvalPlan:
+    """One environment's share of a batched evaluation (:func:`evaluate_all`).
+
+    ``provider`` evaluates the policy *with* privileged information (the teacher's view);
+    leave it None to evaluate the student.
+    """
+
+    env_id: str
+    spec: PromptSpec
+    episodes: int
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    split: str = "test"
+    max_turns: int = 1
+    max_new_tokens: int = 64
+    provider: Provider | None = None
+
+
 def evaluate(
     policy: Policy,
     env_id: str,
@@ -69,35 +89,84 @@ def evaluate(
     """Greedy episodes on seeds ``seed_offset .. seed_offset + episodes - 1`` of ``split``.
 
     ``provider`` evaluates the policy *with* privileged information (the teacher's view);
-    leave it None to evaluate the student. In a data-parallel run (``parallel``) each rank
-    plays a block of the episodes and every rank gets the result of all of them.
-    ``engine`` samples instead of the policy's own ``generate`` (e.g. vLLM holding the
-    policy's weights).
+    leave it None to evaluate the student. At most ``batch_size`` episodes are played at a
+    time. In a data-parallel run (``parallel``) each rank plays a block of the episodes and
+    every rank gets the result of all of them. ``engine`` samples instead of the policy's
+    own ``generate`` (e.g. vLLM holding the policy's weights).
     """
+    plan = EvalPlan(
+        env_id, spec, episodes, dict(env_kwargs or {}), split, max_turns, max_new_tokens, provider
+    )
+    return evaluate_all(
+        policy,
+        [plan],
+        batch_size=batch_size,
+        seed_offset=seed_offset,
+        parallel=parallel,
+        engine=engine,
+    )[0]
+
+
+def evaluate_all(
+    policy: Policy,
+    plans: Sequence[EvalPlan],
+    *,
+    batch_size: int = 32,
+    seed_offset: int = 0,
+    parallel: Parallel | None = None,
+    engine: Engine | None = None,
+    on_result: Callable[[int, EvalResult], None] | None = None,
+) -> list[EvalResult]:
+    """Evaluate several environments together: every live episode of every plan shares one
+    batched generation per turn, at most ``batch_size`` episodes (and environments) alive at
+    a time (the memory setting). Each plan's episodes play seeds ``seed_offset ..`` of its
+    split, as :func:`evaluate` would play them alone. ``on_result(index, result)`` is called
+    as each plan's last episode ends; the results come back in the order of ``plans``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     par = parallel or Parallel()
-    env_kwargs = {**(env_kwargs or {}), "split": split}
-    sampling = Sampling(max_new_tokens=max_new_tokens, greedy=True)
-    trajs = []
-    mine = par.block(episodes)
-    for start in range(mine.start, mine.stop, batch_size):
-        stop = min(mine.stop, start + batch_size)
-        seeds = list(range(seed_offset + start, seed_offset + stop))
-        envs = make_envs(env_id, len(seeds), **env_kwargs)
-        trajs += rollout(
-            policy,
-            envs,
-            seeds,
-            spec,
-            sampling,
-            max_turns=max_turns,
-            provider=provider,
-            id_prefix="eval",
-            on_env_error="end",
-            engine=engine,
-        )
-        for env in envs:
-            env.close()
-    return summarise(par.gather(trajs))
+    jobs, owners = [], []
+    for n, plan in enumerate(plans):
+        sampling = Sampling(max_new_tokens=plan.max_new_tokens, greedy=True)
+        key = env_key(plan.env_id, {**plan.env_kwargs, "split": plan.split})
+        for i in par.block(plan.episodes):
+            seed = seed_offset + i
+            jobs.append(
+                Job(
+                    key,
+                    seed,
+                    plan.spec,
+                    sampling,
+                    plan.max_turns,
+                    plan.provider,
+                    f"seed-{seed}",
+                    f"eval-{i}-{seed}",
+                )
+            )
+            owners.append(n)
+    counts = Counter(owners)
+    finished: list[dict[int, Trajectory]] = [{} for _ in plans]
+    results: dict[int, EvalResult] = {}
+
+    def done(index: int, traj: Trajectory) -> None:
+        n = owners[index]
+        finished[n][index] = traj
+        if len(finished[n]) == counts[n] and not par.active:  # ranks gather at the end
+            results[n] = summarise([finished[n][i] for i in sorted(finished[n])])
+            if on_result is not None:
+                on_result(n, results[n])
+
+    with EnvStable(job.env for job in jobs) as stable:
+        play(policy, jobs, stable, slots=batch_size, on_env_error="end", engine=engine,
+             on_done=done)  # fmt: skip
+    for n in range(len(plans)):
+        if n not in results:  # data-parallel (every rank gathers), or a plan of no episodes
+            mine = [finished[n][i] for i in sorted(finished[n])]
+            results[n] = summarise(par.gather(mine))
+            if on_result is not None:
+                on_result(n, results[n])
+    return [results[n] for n in range(len(plans))]
 
 
 def summarise(trajs: list[Trajectory]) -> EvalResult:

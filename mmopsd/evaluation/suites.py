@@ -15,7 +15,7 @@ from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
 from mmopsd.envs import MINIWOB
-from mmopsd.evaluation.core import evaluate
+from mmopsd.evaluation.core import EvalPlan, EvalResult, evaluate_all
 from mmopsd.evaluation.scores import EnvScore, score_of
 from mmopsd.evaluation.tasks import EvalTask
 from mmopsd.policies.base import Policy
@@ -49,28 +49,41 @@ def run_suite(
     episodes: int | None = None,
     max_turns: int | None = None,
     progress: Any = None,
+    batch_size: int = 32,
 ) -> list[EnvScore]:
     """Evaluate ``policy`` (the teacher's view with ``with_privileged``) on every entry;
-    ``episodes`` and ``max_turns`` override the entries' own when given."""
-    scores = []
-    for entry in entries:
-        start = time.perf_counter()
-        provider = Tolerant(build_provider(entry.provider, **entry.provider_kwargs))
-        result = evaluate(
-            policy,
+    ``episodes`` and ``max_turns`` override the entries' own when given.
+
+    All entries are played together (:func:`~mmopsd.evaluation.core.evaluate_all`): one
+    batched generation per turn over the live episodes of every environment, at most
+    ``batch_size`` at a time. An entry's ``seconds`` run from the start to its last episode's
+    end; ``progress(score)`` is called as each entry finishes.
+    """
+    plans = [
+        EvalPlan(
             entry.env,
             prompt_for(entry.env),
-            episodes=episodes or entry.episodes,
-            env_kwargs=dict(entry.env_kwargs),
-            split=entry.split,
-            max_turns=max_turns or entry.max_turns,
-            max_new_tokens=entry.max_new_tokens,
-            provider=provider if with_privileged else None,
+            episodes or entry.episodes,
+            dict(entry.env_kwargs),
+            entry.split,
+            max_turns or entry.max_turns,
+            entry.max_new_tokens,
+            Tolerant(build_provider(entry.provider, **entry.provider_kwargs))
+            if with_privileged
+            else None,
         )
-        scores.append(score_of(entry, result, time.perf_counter() - start))
+        for entry in entries
+    ]
+    start = time.perf_counter()
+    scores: dict[int, EnvScore] = {}
+
+    def finished(n: int, result: EvalResult) -> None:
+        scores[n] = score_of(entries[n], result, time.perf_counter() - start)
         if progress is not None:
-            progress(scores[-1])
-    return scores
+            progress(scores[n])
+
+    evaluate_all(policy, plans, batch_size=batch_size, on_result=finished)
+    return [scores[n] for n in range(len(entries))]
 
 
 class Tolerant(Provider):

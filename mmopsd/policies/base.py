@@ -18,6 +18,7 @@ from PIL import Image
 from transformers import GenerationConfig
 
 from mmopsd.engines.base import Engine, Generation
+from mmopsd.engines.prefix_cache import PrefixCache
 from mmopsd.errors import AlignmentError
 from mmopsd.types import Encoded, Message
 
@@ -194,14 +195,26 @@ class Policy:
         top_p: float = 1.0,
         greedy: bool = False,
         logprobs: bool = False,
+        prefix_cache: PrefixCache | None = None,
     ) -> list[Generation]:
         """:meth:`generate`, as :class:`~mmopsd.engines.Generation` records; with
         ``logprobs`` each also holds the log-probability of every sampled id under the
         model's raw (temperature 1) distribution at generation time (this keeps one
-        ``[B, V]`` row of logits per generated position until the batch ends)."""
+        ``[B, V]`` row of logits per generated position until the batch ends).
+
+        With a ``prefix_cache`` (text models), a prompt that continues an earlier call's
+        prompt and response reuses their keys and values: only its new tokens are prefilled
+        (:mod:`mmopsd.engines.prefix_cache`)."""
         if not prompts:
             return []
-        batch = self._collate(prompts, None)
+        reuse = prefix_cache is not None and not self.sees_images
+        if reuse:
+            laid = prefix_cache.layout(self.model, [p.ids for p in prompts], self.pad_id)  # type: ignore[union-attr]
+            batch = {"input_ids": laid.input_ids, "attention_mask": laid.attention_mask}
+            if laid.cache is not None:
+                batch["cache"] = laid.cache
+        else:
+            batch = self._collate(prompts, None)
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=not greedy,
@@ -212,19 +225,22 @@ class Policy:
             eos_token_id=sorted(self.stop_ids),  # every end-of-sequence id stops, as in vLLM
             # Vision placeholders may never be sampled: the next prompt would not line up.
             suppress_tokens=sorted(self.forbidden_response_ids()) or None,
+            output_logits=logprobs,
+            return_dict_in_generate=logprobs or reuse,
         )
-        if logprobs:
-            config.output_logits = True
-            config.return_dict_in_generate = True
         was_training = self.model.training
         self.model.eval()
         try:
             out = self.model.generate(**batch, generation_config=config)
         finally:
             self.model.train(was_training)
-        sequences = out.sequences if logprobs else out
+        sequences = out.sequences if config.return_dict_in_generate else out
         new = sequences[:, batch["input_ids"].shape[1] :]
         rows = [self.cut_at_eos(row) for row in new.tolist()]
+        if reuse:
+            prefix_cache.keep(  # type: ignore[union-attr]
+                out.cache, batch["input_ids"], batch["attention_mask"], rows
+            )
         if not logprobs:
             return [Generation(ids=row) for row in rows]
         steps = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, N, V]

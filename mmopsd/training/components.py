@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from mmopsd.config import TrainConfig, import_modules
 from mmopsd.engines.base import Engine
 from mmopsd.engines.build import build_engine, check_engine
 from mmopsd.errors import ConfigError
+from mmopsd.evaluation.cache import EvalCache
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.policies.base import Policy
@@ -49,6 +51,7 @@ class Components:
     curriculum: TemporalCurriculum | None = None
     teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
     parallel: Parallel = dataclasses.field(default_factory=Parallel)
+    eval_cache: EvalCache = dataclasses.field(default_factory=lambda: EvalCache(None))
 
 
 def build(
@@ -89,7 +92,17 @@ def build(
     return Components(
         policy, teacher, provider, prompt_for(config.env, config.history), loss, optimizer,
         scheduler, envs, _engine(config, policy, par), curriculum, parallel=par,
+        eval_cache=EvalCache(_cache_path(config, par)),
     )  # fmt: skip
+
+
+def _cache_path(config: TrainConfig, par: Parallel) -> Path | None:
+    """The evaluation cache's file: ``eval_cache`` under ``out_dir`` (an absolute path as
+    it is); none when it is ``""`` or in a data-parallel run (its ranks must all play every
+    evaluation)."""
+    if not config.eval_cache or par.active:
+        return None
+    return Path(config.out_dir) / config.eval_cache
 
 
 def check(config: TrainConfig, par: Parallel) -> tuple[Provider, LossSpec]:

@@ -8,14 +8,20 @@ from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
 from mmopsd.config import TrainConfig
-from mmopsd.evaluation.core import evaluate
+from mmopsd.evaluation.cache import fingerprint
+from mmopsd.evaluation.core import EvalPlan, evaluate, evaluate_all
 from mmopsd.training.components import Components
 
 SEED_OFFSET = 10_000_000  # evaluation seeds never meet training seeds
 
 
 def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) -> dict[str, Any]:
-    """The evaluation record at ``step`` (0: before training)."""
+    """The evaluation record at ``step`` (0: before training).
+
+    The initial model's results (held-out, ``ood``, ``retain``) and a static teacher's come
+    from the run's evaluation cache when an earlier run (or the same run, before a restart)
+    computed them with the same model, settings, seeds and code.
+    """
     kw = dict(
         episodes=config.eval_episodes,
         env_kwargs=config.env_kwargs,
@@ -24,45 +30,93 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
         max_new_tokens=config.max_new_tokens,
         seed_offset=SEED_OFFSET,
         parallel=c.parallel,
+        batch_size=config.eval_batch_size,
     )
+    settings = _settings(c, config)
     c.policy.model.eval()
     # An engine that holds the student's weights (vLLM) evaluates faster; a served model
     # this run does not update cannot evaluate the student.
     engine = c.engine if c.engine.follows_weights else None
     record: dict[str, Any] = {"kind": "eval", "step": step}
+    student_weights = fingerprint(c.policy.model) if step == 0 else None
     with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
-        student = evaluate(c.policy, config.env, c.spec, engine=engine, **kw)
-        record.update(student_success=student.success, student=student.to_dict())
+        student = lambda: evaluate(c.policy, config.env, c.spec, engine=engine, **kw).to_dict()  # noqa: E731
+        if step == 0:
+            result = c.eval_cache.get("student", {**settings, "weights": student_weights}, student)
+        else:
+            result = student()
+        record.update(student_success=result["success"], student=result)
         static = c.teacher.static and c.provider.static
         if teacher and (c.teacher_eval is None or not static):
-            with c.teacher.active() as tp:
-                result = evaluate(tp, config.env, c.spec, provider=c.provider, **kw)
-            c.teacher_eval = result.to_dict()
+            c.teacher_eval = _teacher_eval(c, config, settings, kw, static)
     if teacher and c.teacher_eval is not None:
         record.update(teacher_success=c.teacher_eval["success"], teacher=dict(c.teacher_eval))
     if step in (0, config.steps):  # out-of-distribution and retained tasks: before and after
         for kind in ("ood", "retain"):
-            if config.extra_tasks(kind):
-                record[kind] = _extra_evals(c, config, kind)
+            if config.ood if kind == "ood" else config.retain:
+                compute = lambda kind=kind: _extra_evals(c, config, kind)  # noqa: E731
+                parts = {"tasks": config.extra_tasks(kind), "history": config.history}
+                record[kind] = (
+                    c.eval_cache.get(kind, {**parts, "weights": student_weights}, compute)
+                    if step == 0
+                    else compute()
+                )
+    if c.eval_cache.path is not None:
+        record["eval_cache"] = c.eval_cache.record()
     return record
 
 
+def _settings(c: Components, config: TrainConfig) -> dict[str, Any]:
+    """What a held-out evaluation's result depends on, apart from the weights."""
+    fields = ("env", "env_kwargs", "eval_split", "eval_episodes", "max_turns", "max_new_tokens",
+              "history", "engine", "engine_kwargs")  # fmt: skip
+    return {
+        **{name: getattr(config, name) for name in fields},
+        "spec": repr(c.spec),
+        "seed_offset": SEED_OFFSET,
+    }
+
+
+def _teacher_eval(
+    c: Components, config: TrainConfig, settings: dict[str, Any], kw: dict[str, Any], static: bool
+) -> dict[str, Any]:
+    """The teacher's held-out result with privileged information (from the cache when both
+    teacher and provider are static)."""
+    with c.teacher.active() as tp:
+        compute = lambda: evaluate(tp, config.env, c.spec, provider=c.provider, **kw).to_dict()  # noqa: E731
+        if not static:
+            return compute()
+        parts = {
+            **settings,
+            "weights": fingerprint(tp.model),
+            "provider": config.provider,
+            "provider_kwargs": config.provider_kwargs,
+        }
+        return c.eval_cache.get("teacher", parts, compute)
+
+
 def _extra_evals(c: Components, config: TrainConfig, kind: str) -> dict[str, Any]:
-    """The student's results on the config's ``ood`` or ``retain`` tasks."""
-    out = {}
-    for task in config.extra_tasks(kind):
-        with c.parallel.gathered(c.policy.model):
-            result = evaluate(
-                c.policy,
-                task.env,
-                prompt_for(task.env, config.history),
-                episodes=task.episodes,
-                env_kwargs=dict(task.env_kwargs),
-                split=task.split,
-                max_turns=task.max_turns,
-                max_new_tokens=task.max_new_tokens,
-                seed_offset=SEED_OFFSET,
-                parallel=c.parallel,
-            )
-        out[task.name] = result.to_dict()
-    return out
+    """The student's results on the config's ``ood`` or ``retain`` tasks, played together
+    (one batched generation per turn across their environments)."""
+    tasks = config.extra_tasks(kind)
+    plans = [
+        EvalPlan(
+            task.env,
+            prompt_for(task.env, config.history),
+            task.episodes,
+            dict(task.env_kwargs),
+            task.split,
+            task.max_turns,
+            task.max_new_tokens,
+        )
+        for task in tasks
+    ]
+    with c.parallel.gathered(c.policy.model):
+        results = evaluate_all(
+            c.policy,
+            plans,
+            batch_size=config.eval_batch_size,
+            seed_offset=SEED_OFFSET,
+            parallel=c.parallel,
+        )
+    return {task.name: result.to_dict() for task, result in zip(tasks, results)}

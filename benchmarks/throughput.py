@@ -1,0 +1,185 @@
+"""Episodes per CPU hour: evaluation, training runs and the ``all`` leaderboard row.
+
+SmolLM2-135M on the CPU, greedy evaluation, each figure the median of ``--repeats`` runs
+(the measures interleaved, so a slow minute of the machine is spread over all of them):
+
+- **evaluation**: the base student on held-out seeds of MiniWoB++ click-button (the ``gui``
+  suite's settings: 4 turns, 16 new tokens) and BabyAI GoToLocal (the ``embodied`` suite's:
+  10 turns, 4 new tokens, the whole history in the prompt), environment creation included;
+- **training**: a short self-distillation run as a user starts it (evaluations of the student
+  and of the teacher with privileged information before, midway and after included, the
+  model load not): click-button with 8 one-turn episodes a step and the hint provider,
+  GoToLocal with 4 episodes a step of up to 8 turns, the bot's next action as privileged
+  information and the last 2 exchanges in the prompt; training episodes divided by the run's
+  wall time;
+- **leaderboard** (``--leaderboard``): ``mmopsd eval --suite all`` of the base student, one
+  row, in minutes.
+
+    python benchmarks/throughput.py --label before
+    python benchmarks/throughput.py --label after --leaderboard
+    python benchmarks/throughput.py --table        # results/throughput.md from both files
+
+Do not run anything else on the machine meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+MODEL = "smollm2-135m"
+EVALS = {
+    "click-button": dict(env="mmopsd/MiniWoB-click-button-v0", episodes=32, max_turns=4,
+                         max_new_tokens=16),
+    "babyai-gotolocal": dict(env="mmopsd/BabyAI-GoToLocal-v0", episodes=16, max_turns=10,
+                             max_new_tokens=4),
+}  # fmt: skip
+RUNS = {
+    "click-button": dict(env="mmopsd/MiniWoB-click-button-v0", provider="hint", steps=4,
+                         batch_size=8, micro_batch_size=8, max_new_tokens=16, max_turns=1,
+                         eval_every=2, eval_episodes=16),
+    "babyai-gotolocal": dict(env="mmopsd/BabyAI-GoToLocal-v0", provider="reference",
+                             provider_kwargs={"kind": "next_action"}, steps=2, batch_size=4,
+                             micro_batch_size=4, max_new_tokens=4, max_turns=8, history=2,
+                             eval_every=1, eval_episodes=8),
+}  # fmt: skip
+
+
+def _policy() -> Any:
+    from mmopsd.policies.loading import load_policy
+
+    return load_policy(MODEL)
+
+
+def measure_eval(name: str) -> dict[str, Any]:
+    """Held-out episodes of the base student on one task; episodes per hour."""
+    from mmopsd.evaluation.suites import run_suite
+    from mmopsd.evaluation.tasks import EvalTask
+
+    policy = _policy()
+    task = EvalTask(**EVALS[name])
+    began = time.perf_counter()
+    (score,) = run_suite(policy, [task])
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "episodes": task.episodes, "success": score.to_dict()["score"]}
+
+
+def measure_run(name: str) -> dict[str, Any]:
+    """A short self-distillation run; training episodes per hour of its wall time."""
+    from mmopsd.config import from_dict
+    from mmopsd.training.loop import train
+
+    policy = _policy()
+    with tempfile.TemporaryDirectory() as out:
+        config = from_dict(
+            {
+                "model": MODEL,
+                "loss": "forward_kl",
+                "teacher": "frozen",
+                "lr": 2e-5,
+                "save_every": 0,
+                "out_dir": out,
+                "seed": 0,
+                **RUNS[name],
+            }
+        )
+        began = time.perf_counter()
+        summary = train(config, policy=policy, progress=False)
+        seconds = time.perf_counter() - began
+    episodes = config.steps * config.batch_size
+    return {
+        "seconds": seconds,
+        "episodes": episodes,
+        "before": summary.before.success,
+        "after": summary.after.success,
+    }
+
+
+def measure_leaderboard() -> dict[str, Any]:
+    """The ``all`` suite's row for the base student, as ``mmopsd eval --suite all`` runs it."""
+    from mmopsd.evaluation.suites import SUITES, run_suite
+
+    policy = _policy()
+    began = time.perf_counter()
+    scores = run_suite(policy, SUITES.get("all"))
+    seconds = time.perf_counter() - began
+    episodes = sum(s.to_dict()["episodes"] for s in scores)
+    return {"seconds": seconds, "episodes": episodes}
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = statistics.median(r["seconds"] for r in runs)
+    episodes = runs[0]["episodes"]
+    return {
+        "median_seconds": round(seconds, 1),
+        "episodes": episodes,
+        "episodes_per_hour": round(episodes * 3600 / seconds, 1),
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--label", default="after", help="result file suffix: before or after")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--leaderboard", action="store_true", help="also time the all row")
+    parser.add_argument("--leaderboard-repeats", type=int, default=None)
+    parser.add_argument("--only", help="comma-separated measures, e.g. eval:click-button")
+    parser.add_argument("--table", action="store_true", help="write throughput.md and stop")
+    args = parser.parse_args(argv)
+    if args.table:
+        return write_table()
+    measures = [(f"eval:{n}", measure_eval, n) for n in EVALS]
+    measures += [(f"train:{n}", measure_run, n) for n in RUNS]
+    if args.only:
+        wanted = set(args.only.split(","))
+        measures = [m for m in measures if m[0] in wanted]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for rep in range(args.repeats):
+        for key, fn, name in measures:
+            print(f"[{rep + 1}/{args.repeats}] {key}", file=sys.stderr, flush=True)
+            runs.setdefault(key, []).append(fn(name))
+            print(json.dumps(runs[key][-1]), file=sys.stderr, flush=True)
+    if args.leaderboard:
+        for rep in range(args.leaderboard_repeats or args.repeats):
+            print(f"[{rep + 1}] leaderboard all", file=sys.stderr, flush=True)
+            runs.setdefault("leaderboard:all", []).append(measure_leaderboard())
+            print(json.dumps(runs["leaderboard:all"][-1]), file=sys.stderr, flush=True)
+    path = RESULTS / f"throughput_{args.label}.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record.update({"machine": platform.machine(), "model": MODEL})
+    record.setdefault("measures", {}).update({k: _median(v) for k, v in runs.items()})
+    path.write_text(json.dumps(record, indent=2))
+    print(json.dumps({k: v["episodes_per_hour"] for k, v in record["measures"].items()}))
+    return write_table()
+
+
+def write_table() -> int:
+    """``throughput.md``: before, after and their ratio per measure."""
+    files = {label: RESULTS / f"throughput_{label}.json" for label in ("before", "after")}
+    data = {k: json.loads(p.read_text())["measures"] for k, p in files.items() if p.is_file()}
+    before, after = data.get("before", {}), data.get("after", {})
+    lines = [
+        "| measure | before: median s (episodes/h) | after: median s (episodes/h) | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for key in sorted(set(before) | set(after)):
+        b, a = before.get(key), after.get(key)
+        cell = lambda m: f"{m['median_seconds']} ({m['episodes_per_hour']})" if m else "—"  # noqa: E731
+        ratio = f"{b['median_seconds'] / a['median_seconds']:.2f}x" if a and b else "—"
+        lines.append(f"| {key} | {cell(b)} | {cell(a)} | {ratio} |")
+    (RESULTS / "throughput.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""A process-wide pool of headless Chromium browsers for MiniWoB++ environments.
+
+Starting Chromium and ChromeDriver takes about a second and a half; an evaluation or a run
+makes many MiniWoB environments (one per episode slot, of several tasks, again at every
+evaluation point). A closed environment gives its browser back to :data:`POOL`, and the next
+environment made, of any task with the standard page size, takes it and only loads its own
+task's page. A browser that died is never given back. At most ``MMOPSD_BROWSER_POOL`` (default
+32) idle browsers are kept; the rest are closed, and all of them when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class BrowserPool:
+    """Idle miniwob ``SeleniumInstance`` drivers, lent to new environments."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.idle: list[Any] = []  # webdriver objects with a live Chromium
+        self.lock = threading.Lock()
+        self.started = 0  # browsers started (for tests and benchmarks)
+        self.reused = 0
+
+    def instance(self, kwargs: dict[str, Any]) -> Any:
+        """A started ``SeleniumInstance`` for the task of ``kwargs`` (miniwob's own instance
+        arguments), on an idle browser when there is one."""
+        from miniwob.selenium_instance import SeleniumInstance
+
+        instance = SeleniumInstance(index=0, **kwargs)
+        pooled = not instance.url.startswith("http") and kwargs["headless"]  # not FlightWoB
+        while pooled and (driver := self._idle()) is not None:
+            try:
+                _load(instance, driver)
+                self.reused += 1
+                return instance
+            except Exception as err:  # a browser that died while idle: drop it, try the next
+                log.info("an idle browser could not load %s (%s); dropped", instance.url, err)
+                _quit(driver)
+                if hasattr(instance, "driver"):
+                    del instance.driver
+        instance.start()
+        instance.wait()
+        self.started += 1
+        return instance
+
+    def give_back(self, instance: Any) -> None:
+        """Keep ``instance``'s browser for a later environment (or close it if the pool is
+        full, the browser died, or it is a FlightWoB page)."""
+        driver = getattr(instance, "driver", None)
+        keep = driver is not None and not instance.died and instance.headless
+        keep = keep and not instance.url.startswith("http")
+        with self.lock:
+            if keep and len(self.idle) < self.size:
+                self.idle.append(driver)
+                instance.died = True  # the instance itself is finished; its browser lives on
+                return
+        instance.close()
+
+    def close(self) -> None:
+        """Quit every idle browser."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for driver in idle:
+            _quit(driver)
+
+    def _idle(self) -> Any:
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+
+def _load(instance: Any, driver: Any) -> None:
+    """Point ``instance`` at ``driver`` and load its task's page, as miniwob's
+    ``create_driver`` does after starting a browser."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    instance.driver = driver
+    driver.get(instance.url)
+    WebDriverWait(driver, 5).until(EC.element_to_be_clickable((By.ID, instance.SYNC_SCREEN_ID)))
+    instance.inner_width, instance.inner_height = driver.execute_script(
+        "return [window.innerWidth, window.innerHeight];"
+    )
+
+
+def _quit(driver: Any) -> None:
+    try:
+        driver.quit()
+    except Exception as err:  # already gone
+        log.info("closing an idle browser: %s", err)
+
+
+POOL = BrowserPool(int(os.environ.get("MMOPSD_BROWSER_POOL", "32")))
+atexit.register(POOL.close)
+
+
+def pooled(cls: type) -> type:
+    """A subclass of a miniwob environment class whose browser comes from, and goes back
+    to, :data:`POOL`."""
+
+    def _hard_reset_instance(self: Any) -> None:
+        old = getattr(self, "instance", None)
+        if old is not None:
+            old.close()  # a dead or replaced browser is never pooled
+        self.instance = POOL.instance(self.instance_kwargs)
+
+    def close(self: Any) -> None:
+        if getattr(self, "instance", None) is not None:
+            POOL.give_back(self.instance)
+            self.instance = None
+
+    return type(cls.__name__, (cls,), {"_hard_reset_instance": _hard_reset_instance,
+                                       "close": close})  # fmt: skip

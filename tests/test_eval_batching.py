@@ -1,0 +1,113 @@
+"""Evaluation batched across environments plays what per-environment evaluation plays."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from mmopsd.agents.prompting import prompt_for
+
+from mmopsd.evaluation import core
+from mmopsd.evaluation.core import EvalPlan, evaluate_all
+from mmopsd.rollout import Sampling, make_envs, rollout
+from mmopsd.testing import tiny_text_policy
+
+# Three environments of different turn caps and token budgets, as in a suite.
+SUITE = (
+    ("mmopsd/KeyDoor-v0", {"n_doors": 2, "n_rooms": 1}, 1, 4, 5),
+    ("mmopsd/KeyDoor-v0", {"n_doors": 3, "n_rooms": 2}, 3, 6, 4),
+    ("mmopsd/Sokoban-v0", {}, 4, 8, 3),
+)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return tiny_text_policy(seed=3)
+
+
+def _plans():
+    return [
+        EvalPlan(env, prompt_for(env), n, dict(kw), "test", turns, tokens)
+        for env, kw, turns, tokens, n in SUITE
+    ]
+
+
+def _played(policy, plans, batch_size):
+    """The trajectories each plan's summary was made from."""
+    seen = []
+    real = core.summarise
+    with mock.patch.object(core, "summarise", lambda trajs: seen.append(trajs) or real(trajs)):
+        results = evaluate_all(policy, plans, batch_size=batch_size, seed_offset=100)
+    return results, seen
+
+
+def _alone(policy, env, kw, turns, tokens, n):
+    """Today's per-environment evaluation: one batch of every episode of one environment."""
+    envs = make_envs(env, n, split="test", **kw)
+    sampling = Sampling(max_new_tokens=tokens, greedy=True)
+    seeds = list(range(100, 100 + n))
+    trajs = rollout(policy, envs, seeds, prompt_for(env), sampling, max_turns=turns)
+    for e in envs:
+        e.close()
+    return trajs
+
+
+def _actions(trajs):
+    return [[(t.response_ids, t.action, t.reward) for t in tr.turns] for tr in trajs]
+
+
+def test_batched_evaluation_plays_the_same_actions_as_each_environment_alone(policy):
+    results, seen = _played(policy, _plans(), batch_size=4)
+    assert len(seen) == len(SUITE)
+    for (env, kw, turns, tokens, n), trajs, result in zip(SUITE, seen, results):
+        alone = _alone(policy, env, kw, turns, tokens, n)
+        assert _actions(trajs) == _actions(alone), env
+        assert [t.success for t in trajs] == [t.success for t in alone]
+        assert result.episodes == n
+        assert max(len(t.turns) for t in trajs) <= turns
+        assert all(len(t.response_ids) <= tokens for tr in trajs for t in tr.turns)
+
+
+def test_at_most_batch_size_episodes_live_and_every_environment_closed(policy):
+    calls, live, closed = [], [0], []
+    peak = [0]
+    real_generate = policy.sample
+
+    def sample(prompts, **kw):
+        calls.append(len(prompts))
+        return real_generate(prompts, **kw)
+
+    real_make = core.EnvStable.lend
+
+    def lend(self, key):
+        env = real_make(self, key)
+        live[0] += 1
+        peak[0] = max(peak[0], live[0])
+        return env
+
+    def take_back(self, key, env):
+        live[0] -= 1
+        closed.append(key)
+        real_back(self, key, env)
+
+    real_back = core.EnvStable.take_back
+    with (
+        mock.patch.object(policy, "sample", sample),
+        mock.patch.object(core.EnvStable, "lend", lend),
+        mock.patch.object(core.EnvStable, "take_back", take_back),
+    ):
+        results = evaluate_all(policy, _plans(), batch_size=3, seed_offset=100)
+    assert peak[0] == 3 and max(calls) <= 3
+    assert len(closed) == sum(n for *_, n in SUITE) and live[0] == 0
+    assert [r.episodes for r in results] == [n for *_, n in SUITE]
+
+
+def test_each_plan_is_reported_as_it_finishes(policy):
+    order = []
+    evaluate_all(policy, _plans(), batch_size=16, on_result=lambda n, r: order.append(n))
+    assert sorted(order) == [0, 1, 2]
+
+
+def test_a_batch_size_below_one_is_refused(policy):
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_all(policy, _plans(), batch_size=0)
