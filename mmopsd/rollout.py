@@ -233,7 +233,8 @@ def play(
     calls of at most ``batch_size`` prompts, default ``slots``, grouped by answer prefix and
     token budget and sorted by prompt length, so little is padded); the environments then
     step concurrently (threads: a browser's time is spent outside Python). A finished
-    episode's environment goes back to ``stable`` and the next job starts in its slot.
+    episode's environment goes back to ``stable`` and the next job starts in its slot (jobs
+    with the highest turn cap first).
     Trajectories come back in the order of ``jobs``; ``on_done(index, trajectory)`` is called
     as each ends. ``on_env_error`` and ``leak_keys`` are :func:`rollout`'s.
     """
@@ -242,7 +243,8 @@ def play(
     if slots < 1:
         raise ValueError(f"slots must be at least 1, got {slots}")
     engine = engine or policy.default_engine()
-    queue = list(enumerate(jobs))[::-1]
+    # Episodes with the most turns start first, so that a batch never ends on one long episode.
+    queue = sorted(enumerate(jobs), key=lambda pair: (pair[1].max_turns, -pair[0]))
     live: dict[int, _Episode] = {}
     trajectories: dict[int, Trajectory] = {}
     while queue or live:

@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 
 ACTIONS_PER_ENV = 200
 EXAMPLES = 10
-ENV_IDS = sorted(k for k in gym.registry if k.startswith("mmopsd/"))
+# Each MiniWoB++ task costs a browser and about half a minute of steps: the fast suite fuzzes
+# two (one click, one form), the slow suite every other one.
+FAST_MINIWOB = ("mmopsd/MiniWoB-click-button-v0", "mmopsd/MiniWoB-login-user-v0")
+ENV_IDS = [
+    pytest.param(k, marks=pytest.mark.slow) if "MiniWoB" in k and k not in FAST_MINIWOB else k
+    for k in sorted(k for k in gym.registry if k.startswith("mmopsd/"))
+]
 
 # Text that is no action in any environment: nothing but whitespace and control characters.
 NO_TEXT = st.one_of(

@@ -86,3 +86,38 @@ def test_every_task_shows_instruction_dom_and_screenshot(task):
         assert obs["image"].shape == (210, 160, 3) and obs["image"].std() > 0
     finally:
         env.close()
+
+
+def test_a_closed_environment_gives_its_browser_to_the_next_of_another_task():
+    from mmopsd.envs.browsers import POOL
+
+    first = gym.make("mmopsd/MiniWoB-click-button-v0", disable_env_checker=True)
+    first.reset(seed=0)
+    first.close()
+    idle, reused, started = len(POOL.idle), POOL.reused, POOL.started
+    assert idle >= 1
+    other = gym.make("mmopsd/MiniWoB-click-link-v0", disable_env_checker=True)
+    try:
+        assert POOL.reused == reused + 1 and POOL.started == started  # no browser started
+        obs, info = other.reset(seed=3)
+        assert "Task:" in obs["text"] and "link" in obs["text"].lower()
+        box = info["privileged"]["target_box"]
+        *_, terminated, _, out = other.step(
+            f"click({(box[0] + box[2]) // 2}, {(box[1] + box[3]) // 2})"
+        )
+        assert terminated and out["success"]
+    finally:
+        other.close()
+
+
+def test_a_dead_browser_never_goes_back_to_the_pool():
+    from mmopsd.envs.browsers import POOL
+
+    env = gym.make("mmopsd/MiniWoB-click-button-v0", disable_env_checker=True)
+    env.reset(seed=0)
+    page = env.unwrapped
+    page.instance.driver.quit()
+    page.instance.died = True
+    idle = len(POOL.idle)
+    env.close()
+    assert len(POOL.idle) == idle

@@ -66,3 +66,10 @@ def test_the_engine_reuses_for_text_models_and_forgets_on_sync(policy):
     engine.sync(policy.model)
     assert not engine.prefix_cache.rows
     assert HFEngine(policy, reuse_prefix=False).prefix_cache is None
+
+
+def test_temperature_zero_decodes_greedily(policy):
+    prompts = _prompts(policy, (5, 8))
+    zero = policy.sample(prompts, max_new_tokens=4, temperature=0.0)
+    greedy = policy.sample(prompts, max_new_tokens=4, greedy=True)
+    assert [g.ids for g in zero] == [g.ids for g in greedy]

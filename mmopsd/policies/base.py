@@ -204,9 +204,10 @@ class Policy:
 
         With a ``prefix_cache`` (text models), a prompt that continues an earlier call's
         prompt and response reuses their keys and values: only its new tokens are prefilled
-        (:mod:`mmopsd.engines.prefix_cache`)."""
+        (:mod:`mmopsd.engines.prefix_cache`). ``temperature=0`` decodes greedily."""
         if not prompts:
             return []
+        greedy = greedy or temperature == 0  # temperature 0 means greedy, as in a config
         reuse = prefix_cache is not None and not self.sees_images
         if reuse:
             laid = prefix_cache.layout(self.model, [p.ids for p in prompts], self.pad_id)  # type: ignore[union-attr]

@@ -81,6 +81,10 @@ def distill_backward(
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
+    # Micro-batches of similar lengths pad little; the objective is a sum, so order is free.
+    order = sorted(range(len(samples)), key=lambda i: len(samples[i].turn.prompt))
+    samples = [samples[i] for i in order]
+    teacher_prompts = [teacher_prompts[i] for i in order]
     totals = dict.fromkeys(("loss", "rl_loss", "kl", "tokens", "mismatch", "importance"), 0.0)
     totals["engine_tokens"] = 0.0
     starts = list(range(0, len(samples), micro_batch_size))
