@@ -34,11 +34,17 @@ def _plans():
 
 def _played(policy, plans, batch_size):
     """The trajectories each plan's summary was made from."""
-    seen = []
+    seen, order = [], []
     real = core.summarise
     with mock.patch.object(core, "summarise", lambda trajs: seen.append(trajs) or real(trajs)):
-        results = evaluate_all(policy, plans, batch_size=batch_size, seed_offset=100)
-    return results, seen
+        results = evaluate_all(
+            policy,
+            plans,
+            batch_size=batch_size,
+            seed_offset=100,
+            on_result=lambda n, _: order.append(n),  # right after each plan's summary
+        )
+    return results, [seen[order.index(n)] for n in range(len(plans))]
 
 
 def _alone(policy, env, kw, turns, tokens, n):
