@@ -12,7 +12,8 @@ The benchmark stays the benchmark: MiniWoB's own pages, reset, step and reward. 
   DOM) as ``target_box`` and ``boxes`` (so ``image_crop`` zooms on it), the DOM as an
   accessibility-style list under ``a11y`` (for ``reference``), the task's ``fields``, a
   ``hint`` in words, and ``next_action`` where a target was found; ``info["grounded"]`` says
-  whether a click hit the target box;
+  whether a click hit the target: ``click(x, y)`` inside its box, or ``click_element(ref)``
+  naming it;
 - one browser per environment, reused across resets; ``env.close()`` gives it back to a
   process-wide pool (:mod:`mmopsd.envs.browsers`), so the next environment made, of any task,
   starts without starting a browser. A browser that dies ends only its own episode
@@ -176,6 +177,7 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
         RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
         self._target: list[int] | None = None
+        self._target_ref: int | None = None
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Reset and locate the target."""
@@ -184,13 +186,16 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Act; a click is grounded when it lands inside the target box."""
-        target = self._target
+        target, target_ref = self._target, self._target_ref
         obs, reward, terminated, truncated, info = self.env.step(action)
         info = self._with_privileged(obs, info)
         coords = _click_coords(self.env.unwrapped, action)
+        ref = _clicked_ref(self.env.unwrapped, action)
         if coords is not None and target is not None:
             x, y = coords
             info["grounded"] = bool(target[0] <= x <= target[2] and target[1] <= y <= target[3])
+        elif ref is not None and target_ref is not None:
+            info["grounded"] = ref == target_ref  # the element click names the target
         return obs, reward, terminated, truncated, info
 
     def _with_privileged(self, obs: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +205,7 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             "a11y": "\n".join(_element_line(e) for e in visible(obs["dom_elements"])),
         }
         self._target = box_of(found[0]) if found else None
+        self._target_ref = int(found[0]["ref"]) if found else None
         notes = [f"{k}: {v}" for k, v in privileged["fields"].items()]
         if found:
             privileged["target_box"] = self._target
@@ -239,6 +245,16 @@ def _named(elements: list[dict[str, Any]], value: str) -> dict[str, Any] | None:
         if hits:
             return min(hits, key=lambda e: (not _is_leaf(e), e["tag"] in CONTAINERS))
     return None
+
+
+def _clicked_ref(page: Any, action: Any) -> int | None:
+    """The element ``ref`` of a ``click_element`` action, else None."""
+    from miniwob.action import ActionTypes
+
+    if not isinstance(action, dict):
+        return None
+    kind = page.action_space_config.action_types[int(action["action_type"])]
+    return int(np.ravel(action["ref"])[0]) if kind == ActionTypes.CLICK_ELEMENT else None
 
 
 def _click_coords(page: Any, action: Any) -> tuple[float, float] | None:

@@ -164,3 +164,26 @@ def test_expert_agreement_counts_only_turns_whose_environment_names_the_expert_a
     ]
     assert expert_agreement(turns) == pytest.approx(1 / 3)
     assert expert_agreement(turns[3:]) is None
+
+
+def test_a_click_that_hits_the_experts_target_agrees_by_id_or_by_coordinates():
+    from mmopsd.evaluation import expert_agreement
+    from mmopsd.types import Encoded, Turn
+
+    def turn(action, grounded):
+        info = {"privileged": {"next_action": "click(40, 80)"}, "outcome": {}}
+        if grounded is not None:
+            info["outcome"]["grounded"] = grounded
+        return Turn(messages=[], prompt=Encoded(ids=[1]), response_ids=[2], action=action,
+                    info=info)  # fmt: skip
+
+    turns = [
+        turn("click_element(6)", True),  # the target element by its id
+        turn("click(38, 83)", True),  # inside the target's box
+        turn("click_element(7)", False),  # another element
+        turn('type("ok")', None),  # not a click: compared as text
+    ]
+    assert expert_agreement(turns) == pytest.approx(2 / 4)
+    typed = Turn(messages=[], prompt=Encoded(ids=[1]), response_ids=[2], action='type("a")',
+                 info={"privileged": {"next_action": 'type("b")'}, "outcome": {"grounded": True}})  # fmt: skip
+    assert expert_agreement([typed]) == 0.0  # a grounded flag never makes a typed text agree

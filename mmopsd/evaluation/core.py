@@ -213,26 +213,34 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
 
 
 def expert_agreement(turns: list[Turn]) -> float | None:
-    """The share of turns whose action is the expert's next action for the state the turn
-    acted in (``info["privileged"]["next_action"]``, compared as the action parser compares
-    text: :func:`~mmopsd.agents.parsing.normalise`), over the turns where the environment
-    names one; None where it names none.
+    """The share of turns whose action does what the expert's next action for that state
+    does (``info["privileged"]["next_action"]``), over the turns where the environment names
+    one; None where it names none.
 
-    A dense measure of how close a policy is to the expert when success is rare (BabyAI's
-    bot, ALFWorld's and Sokoban's plans). Exact text: a click's coordinates must match too,
-    so for GUI clicks read the grounding rate instead.
+    An action agrees when its text is the expert's (compared as the action parser compares
+    text: :func:`~mmopsd.agents.parsing.normalise`), or, where the expert clicks, when the
+    environment says the click hit the expert's target (``outcome["grounded"]``: a click
+    inside the element's box, or a click on the element by its id). A dense measure of how
+    close a policy is to the expert when success is rare (BabyAI's bot, ALFWorld's and
+    Sokoban's plans, MiniWoB++'s target element).
     """
     scored = [
-        (t.action, expert)
+        (t, expert)
         for t in turns
         if isinstance(expert := t.info.get("privileged", {}).get("next_action"), str)
     ]
     if not scored:
         return None
-    same = sum(
-        action is not None and normalise(action) == normalise(expert) for action, expert in scored
-    )
-    return same / len(scored)
+    return sum(_agrees(t, expert) for t, expert in scored) / len(scored)
+
+
+def _agrees(turn: Turn, expert: str) -> bool:
+    if turn.action is None:
+        return False
+    if isinstance(turn.action, str) and normalise(turn.action) == normalise(expert):
+        return True
+    clicks = normalise(expert).startswith("click")
+    return clicks and turn.info.get("outcome", {}).get("grounded") is True
 
 
 def _progression(traj: Trajectory) -> float | None:
