@@ -124,9 +124,10 @@ def test_a_dead_browser_never_goes_back_to_the_pool():
 
 
 def test_an_element_click_is_graded_by_whether_it_names_the_target(click_button):
-    _, info = click_button.reset(seed=5)
+    obs, info = click_button.reset(seed=5)
     ref = re.search(r"click_element\((\d+)\)", info["privileged"]["hint"]).group(1)
-    *_, out = click_button.step(f"click_element({int(ref) + 100})")  # no such element
+    others = [r for r in re.findall(r"^\[(\d+)\] div", obs["text"], re.M) if r != ref]
+    *_, out = click_button.step(f"click_element({others[0]})")  # another element on the page
     assert out.get("grounded") is False
     _, info = click_button.reset(seed=5)
     *_, terminated, _, out = click_button.step(f"click_element({ref})")
