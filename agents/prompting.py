@@ -30,6 +30,8 @@ class PromptSpec:
             both student and teacher); it fixes the action format for small models.
         parser: ``prefix`` (prefix + first line) or ``tag`` (``<action>...</action>``).
         show_admissible: list ``info["admissible_commands"]`` after each observation.
+        choose: text placed after that list (when there is one), telling the model to answer
+            with one of them.
         history: keep the last ``history`` exchanges after the task (None: all of them).
         text_only: leave images out of observations (set for text-only models, on
             environments whose observations also hold text).
@@ -41,6 +43,7 @@ class PromptSpec:
     assistant_prefix: str = ""
     parser: str = "prefix"
     show_admissible: bool = False
+    choose: str = ""
     history: int | None = None
     text_only: bool = False
 
@@ -83,6 +86,7 @@ class PromptSpec:
         text = ""
         if self.show_admissible and info.get("admissible_commands"):
             text += "\nAdmissible actions: " + ", ".join(info["admissible_commands"]) + "."
+            text += f"\n{self.choose}" if self.choose else ""
         if tail:
             text += "\n" + tail
         if note:
@@ -126,7 +130,12 @@ def _as_image(x: Any) -> Image.Image:
 
 
 PROMPTS: Registry[PromptSpec] = Registry("prompt spec")
-PROMPTS.add("default", PromptSpec())
+# An environment without a prompt of its own: where it lists its actions (a wrapped
+# environment with ``actions=``), the model is shown them and told to pick one.
+PROMPTS.add(
+    "default",
+    PromptSpec(show_admissible=True, choose="Reply with exactly one of these actions."),
+)
 PROMPTS.add("mmopsd/KeyDoor-v0", PromptSpec(assistant_prefix="I open the"))
 PROMPTS.add(
     "mmopsd/ALFWorld-v0",

@@ -191,3 +191,20 @@ def test_eval_of_the_teacher_with_the_provider_named_on_the_command_line(
     reference = ["--provider", "reference", "--provider-kwargs", '{"kind": "next_action"}']
     assert main([*args, *reference, "--out", str(out)]) == 0
     assert json.loads(out.read_text())["episodes"] == 2
+
+
+def test_a_wrapped_environment_without_a_prompt_is_shown_its_actions():
+    from mmopsd.agents.prompting import prompt_for
+    from mmopsd.envs.wrappers import wrap
+
+    env = wrap(
+        gym.make("Taxi-v4"),
+        describe=lambda obs, env: f"state {obs}",
+        actions={"south": 0, "north": 1, "east": 2, "west": 3, "pickup": 4, "dropoff": 5},
+    )
+    obs, info = env.reset(seed=0)
+    spec = prompt_for("Taxi-v4")
+    text = spec.messages(obs, info)[-1].text
+    assert "Admissible actions: south, north, east, west, pickup, dropoff." in text
+    assert text.endswith("Reply with exactly one of these actions.")
+    assert spec.parse("north", info).valid
