@@ -124,6 +124,10 @@ class TrainConfig:
             ``base_url``, ``model``, ``api_key_env``, ``concurrency``, ``timeout`` (openai).
         actor: who plays the training episodes: ``student`` (on-policy) or ``teacher``
             (the teacher with privileged information; off-policy data for ``sft_teacher``).
+        teacher_share: the share λ of each step's episodes (whole groups, rounded) played
+            by the teacher with privileged information, the rest by the student, all scored
+            the same way: generalized knowledge distillation's mixture of on- and
+            off-policy data (0: on-policy self-distillation; ``actor: teacher`` is 1).
         success_only: train only on won episodes (rejection sampling).
         distill_coef: weight of the distillation term (0: RL alone).
         ppo_epochs: optimizer passes over each batch (the RL term's ratio is clipped
@@ -211,6 +215,7 @@ class TrainConfig:
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
     importance_cap: float = 2.0
     actor: str = "student"
+    teacher_share: float = 0.0
     success_only: bool = False
     distill_coef: float = 1.0
     ppo_epochs: int = 1
@@ -274,8 +279,17 @@ class TrainConfig:
             )
         self.extra_tasks("ood")
         self.extra_tasks("retain")
-        if self.actor == "teacher" and self.engine != "hf":
-            raise ConfigError("actor: teacher plays with the local teacher; set engine: hf")
+        if (self.actor == "teacher" or self.teacher_share) and self.engine != "hf":
+            raise ConfigError(
+                "actor: teacher and teacher_share play with the local teacher; set engine: hf"
+            )
+        if not 0.0 <= self.teacher_share <= 1.0:
+            raise ConfigError(f"teacher_share must lie in [0, 1], got {self.teacher_share}")
+        if self.teacher_share and self.actor == "teacher":
+            raise ConfigError(
+                "teacher_share mixes teacher episodes into the student's; with actor: teacher "
+                "every episode is the teacher's already: set one of them"
+            )
 
     def extra_tasks(self, kind: str) -> list[eval_tasks.EvalTask]:
         """The ``ood`` or ``retain`` evaluations (``kind``), with this config's values filled

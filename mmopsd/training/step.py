@@ -45,6 +45,8 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     c.teacher.update(step)
     record = _record(step, c, config, trajs, stats, norm)
     record["distilled_turns"] = sum(1 for s in planned if s.distill)
+    own = len(_own_trajectories(par, config))
+    record["teacher_episodes"] = par.world * teacher_episodes(own, config)
     record["seconds"] = time.perf_counter() - start
     return record
 
@@ -145,17 +147,34 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
     sampling = Sampling(config.max_new_tokens, config.temperature or 1.0, config.top_p, greedy)
     kw = dict(
         max_turns=config.max_turns,
-        group_ids=[f"step{step}-seed{s}" for s in seeds],
-        id_prefix=f"s{step}",
         on_env_error="end",
         leak_keys=c.provider.keys,
     )
-    if config.actor == "teacher":  # off-policy data: the teacher acts with its privileged view
+    k = teacher_episodes(len(seeds), config)
+    mine = []
+    if k:  # off-policy data: the teacher acts with its privileged view
         with c.teacher.active() as teacher:
-            mine = rollout(teacher, c.envs, seeds, c.spec, sampling, provider=c.provider, **kw)
-    else:
-        mine = rollout(c.policy, c.envs, seeds, c.spec, sampling, engine=c.engine, **kw)
+            mine += rollout(teacher, c.envs[:k], seeds[:k], c.spec, sampling,
+                            provider=c.provider, group_ids=_groups(step, seeds[:k]),
+                            id_prefix=f"s{step}-teacher", **kw)  # fmt: skip
+    if k < len(seeds):
+        mine += rollout(c.policy, c.envs[k:len(seeds)], seeds[k:], c.spec, sampling,
+                        engine=c.engine, group_ids=_groups(step, seeds[k:]),
+                        id_prefix=f"s{step}", **kw)  # fmt: skip
     return c.parallel.gather(mine)
+
+
+def teacher_episodes(episodes: int, config: TrainConfig) -> int:
+    """How many of a rank's ``episodes`` (the first ones) the teacher plays: all with
+    ``actor: teacher``, else ``teacher_share`` of them, in whole groups."""
+    if config.actor == "teacher":
+        return episodes
+    groups = episodes // config.group_size
+    return round(config.teacher_share * groups) * config.group_size
+
+
+def _groups(step: int, seeds: list[int]) -> list[str]:
+    return [f"step{step}-seed{s}" for s in seeds]
 
 
 def _own_trajectories(par: Parallel, config: TrainConfig) -> range:
