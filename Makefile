@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmopsd-installed
 
-.PHONY: setup browser demo test test-slow lint docs bench clean
+.PHONY: setup browser demo test test-slow test-portable lint docs bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,15 @@ test: setup browser
 
 test-slow: setup browser
 	$(BIN)/python -m pytest -m slow
+
+# The tests whose numbers depend on the CPU's kernels (losses, scoring, generation, training
+# steps), run again with torch's portable kernels: another summation order, as on another CPU.
+NUMERIC_TESTS := tests/test_losses.py tests/test_policies.py tests/test_parallel.py \
+	tests/test_trainer.py tests/test_resume.py tests/test_teachers.py tests/test_engines.py \
+	tests/test_prefix_cache.py tests/test_eval_batching.py tests/test_multimodal.py \
+	tests/test_methods.py tests/test_mixed_rollouts.py tests/test_eval_cache.py
+test-portable: setup
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(NUMERIC_TESTS)
 
 lint: setup
 	$(BIN)/ruff check .
