@@ -54,8 +54,16 @@ RUNS = {
 
 
 def _policy() -> Any:
+    """A freshly loaded model; every measure starts its own browsers (an idle pool left by
+    the measure before is emptied first)."""
     from mmopsd.policies.loading import load_policy
 
+    try:
+        from mmopsd.envs.browsers import POOL
+    except ImportError:  # code from before the pool
+        pass
+    else:
+        POOL.close()
     return load_policy(MODEL)
 
 
