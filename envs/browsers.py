@@ -117,5 +117,6 @@ def pooled(cls: type) -> type:
             POOL.give_back(self.instance)
             self.instance = None
 
+    metadata = {**cls.metadata, "concurrent_steps": True}  # the time is in the browser
     return type(cls.__name__, (cls,), {"_hard_reset_instance": _hard_reset_instance,
-                                       "close": close})  # fmt: skip
+                                       "close": close, "metadata": metadata})  # fmt: skip

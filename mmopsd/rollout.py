@@ -124,6 +124,18 @@ class Stable(Protocol):
         """``env`` is free again."""
         ...
 
+    def concurrent(self, key: Hashable) -> bool:
+        """Whether environments of ``key`` may be made, reset and stepped in threads
+        (:func:`concurrent`)."""
+        ...
+
+
+def concurrent(env: gym.Env) -> bool:
+    """Whether ``env`` says its time is spent outside Python, so that several of its kind
+    step in threads (``metadata["concurrent_steps"]``: MiniWoB++'s browsers). Others step one
+    after another: a native game engine or planner need not be thread-safe."""
+    return bool(env.metadata.get("concurrent_steps", False))
+
 
 @dataclass
 class _Episode:
@@ -158,6 +170,9 @@ class _Given:
 
     def take_back(self, key: Hashable, env: gym.Env) -> None:
         pass
+
+    def concurrent(self, key: Hashable) -> bool:
+        return concurrent(self.envs[int(key)])  # type: ignore[call-overload]
 
 
 def rollout(
@@ -232,7 +247,8 @@ def play(
     Each turn every live episode gets its response from one batched generation (split into
     calls of at most ``batch_size`` prompts, default ``slots``, grouped by answer prefix and
     token budget and sorted by prompt length, so little is padded); the environments then
-    step concurrently (threads: a browser's time is spent outside Python). A finished
+    step, those that allow it in threads (:func:`concurrent`: a browser's time is spent
+    outside Python). A finished
     episode's environment goes back to ``stable`` and the next job starts in its slot (jobs
     with the highest turn cap first).
     Trajectories come back in the order of ``jobs``; ``on_done(index, trajectory)`` is called
@@ -275,7 +291,8 @@ def _start_all(
         obs, info = env.reset(seed=job.seed)
         return env, obs, info
 
-    begun = _each(begin, [job for _, job in starting])
+    jobs = [job for _, job in starting]
+    begun = _each(begin, jobs, [stable.concurrent(job.env) for job in jobs])
     return {
         i: _episode(policy, job, env, obs, info)
         for (i, job), (env, obs, info) in zip(starting, begun)
@@ -314,12 +331,20 @@ def _turn(
     return _advance_all(policy, active, contexts, responses)
 
 
-def _each(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-    """``fn`` of every item, in threads when there are several (results in order)."""
-    if len(items) < 2:
+def _each(fn: Callable[[Any], Any], items: list[Any], threaded: list[bool]) -> list[Any]:
+    """``fn`` of every item, in order: the items marked ``threaded`` in worker threads (when
+    there are several), the others one after another in this thread meanwhile."""
+    inline = [i for i, t in enumerate(threaded) if not t]
+    if len(items) - len(inline) < 2:
         return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(len(items), 32)) as pool:
-        return list(pool.map(fn, items))
+    out: list[Any] = [None] * len(items)
+    with ThreadPoolExecutor(max_workers=min(len(items) - len(inline), 32)) as pool:
+        futures = {i: pool.submit(fn, items[i]) for i, t in enumerate(threaded) if t}
+        for i in inline:
+            out[i] = fn(items[i])
+        for i, future in futures.items():
+            out[i] = future.result()
+    return out
 
 
 class _StepFailed(Exception):
@@ -380,7 +405,8 @@ def _advance_all(
         _turn_record(policy, ep, msgs, enc, gen)
         for ep, (msgs, enc), gen in zip(active, contexts, responses)
     ]
-    stepped = _each(_step, [(ep, turn) for ep, (turn, _) in zip(active, recorded)])
+    pairs = [(ep, turn) for ep, (turn, _) in zip(active, recorded)]
+    stepped = _each(_step, pairs, [concurrent(ep.env) for ep in active])
     failures = []
     for ep, (turn, error), result in zip(active, recorded, stepped):
         if isinstance(result, _StepFailed):  # the other episodes still record this turn

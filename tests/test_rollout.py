@@ -187,3 +187,17 @@ def test_a_click_that_hits_the_experts_target_agrees_by_id_or_by_coordinates():
     typed = Turn(messages=[], prompt=Encoded(ids=[1]), response_ids=[2], action='type("a")',
                  info={"privileged": {"next_action": 'type("b")'}, "outcome": {"grounded": True}})  # fmt: skip
     assert expert_agreement([typed]) == 0.0  # a grounded flag never makes a typed text agree
+
+
+def test_only_environments_that_allow_it_step_in_threads():
+    import threading
+
+    from mmopsd.rollout import _each
+
+    main = threading.get_ident()
+    where = _each(lambda x: (x, threading.get_ident()), [0, 1, 2, 3], [True, False, True, False])
+    assert [x for x, _ in where] == [0, 1, 2, 3]
+    assert where[1][1] == main and where[3][1] == main  # a game engine steps in this thread
+    assert where[0][1] != main and where[2][1] != main  # browsers step in worker threads
+    alone = _each(lambda x: threading.get_ident(), [0, 1], [True, False])
+    assert alone == [main, main]  # one threaded item is not worth a thread

@@ -11,7 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from mmopsd.rollout import make_envs
+from mmopsd.rollout import concurrent, make_envs
 
 
 def env_key(env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, str]:
@@ -32,6 +32,7 @@ class EnvStable:
         self.free: dict[Hashable, list[gym.Env]] = defaultdict(list)
         self.lent: list[gym.Env] = []
         self.lock = threading.Lock()  # episodes start in threads
+        self.kinds: dict[Hashable, bool] = {}
 
     def lend(self, key: Hashable) -> gym.Env:
         """A free environment of ``key``, made when there is none."""
@@ -39,11 +40,19 @@ class EnvStable:
             self.waiting[key] -= 1
             env = self.free[key].pop() if self.free[key] else None
         if env is None:
-            env_id, kwargs = key  # type: ignore[misc]
-            env = make_envs(env_id, 1, **json.loads(kwargs))[0]
+            env = self._make(key)
         with self.lock:
             self.lent.append(env)
         return env
+
+    def concurrent(self, key: Hashable) -> bool:
+        """Whether environments of ``key`` may start and step in threads; the first of a key
+        is made here (in this thread) to find out, and kept for the next episode."""
+        if key not in self.kinds:
+            env = self._make(key)
+            self.kinds[key] = concurrent(env)
+            self.free[key].append(env)
+        return self.kinds[key]
 
     def take_back(self, key: Hashable, env: gym.Env) -> None:
         """Keep ``env`` for the next episode of ``key``, or close it if none is left."""
@@ -54,6 +63,11 @@ class EnvStable:
                 self.free[key].append(env)
         if not keep:
             env.close()
+
+    @staticmethod
+    def _make(key: Hashable) -> gym.Env:
+        env_id, kwargs = key  # type: ignore[misc]
+        return make_envs(env_id, 1, **json.loads(kwargs))[0]
 
     def close(self) -> None:
         """Close every environment, lent or free."""
