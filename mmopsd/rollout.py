@@ -77,10 +77,18 @@ def make_envs(env_id: str, n: int, **kwargs: Any) -> list[gym.Env]:
     if known_args is not None:
         check_keys("env_kwargs", what, kwargs, known_args)
     try:
-        return [gym.make(env_id, disable_env_checker=True, **kwargs) for _ in range(n)]
+        if n < 1:
+            return []
+        first = gym.make(env_id, disable_env_checker=True, **kwargs)
+        rest = [(env_id, kwargs)] * (n - 1)  # a browser starts in its own thread
+        return [first, *_each(_make_one, rest, [concurrent(first)] * len(rest))]
     except (TypeError, ValueError, OSError, ImportError) as err:
         tip = "; check the types in env_kwargs" if isinstance(err, TypeError) else ""
         raise ConfigError(f"cannot make {env_id} with {kwargs}: {err}{tip}") from err
+
+
+def _make_one(what: tuple[str, dict[str, Any]]) -> gym.Env:
+    return gym.make(what[0], disable_env_checker=True, **what[1])
 
 
 def check_env(env_id: str, split: str, env_kwargs: dict[str, Any] | None = None) -> None:
