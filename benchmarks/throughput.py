@@ -119,8 +119,13 @@ def measure_leaderboard() -> dict[str, Any]:
     began = time.perf_counter()
     scores = run_suite(policy, SUITES.get("all"))
     seconds = time.perf_counter() - began
-    episodes = sum(s.to_dict()["episodes"] for s in scores)
-    return {"seconds": seconds, "episodes": episodes}
+    rows = [s.to_dict() for s in scores]
+    episodes = sum(r["episodes"] for r in rows)
+    return {
+        "seconds": seconds,
+        "episodes": episodes,
+        "scores": {r["name"]: r["score"] for r in rows},
+    }
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
