@@ -156,23 +156,27 @@ def main(argv: list[str] | None = None) -> int:
         wanted = set(args.only.split(","))
         measures = [m for m in measures if m[0] in wanted]
     runs: dict[str, list[dict[str, Any]]] = {}
+    path = RESULTS / f"throughput_{args.label}.json"
     for rep in range(args.repeats):
         for key, fn, name in measures:
             print(f"[{rep + 1}/{args.repeats}] {key}", file=sys.stderr, flush=True)
             runs.setdefault(key, []).append(fn(name))
-            print(json.dumps(runs[key][-1]), file=sys.stderr, flush=True)
+            _save(path, runs)  # after every run: a stopped benchmark keeps what it measured
     if args.leaderboard:
         for rep in range(args.leaderboard_repeats or args.repeats):
             print(f"[{rep + 1}] leaderboard all", file=sys.stderr, flush=True)
             runs.setdefault("leaderboard:all", []).append(measure_leaderboard())
-            print(json.dumps(runs["leaderboard:all"][-1]), file=sys.stderr, flush=True)
-    path = RESULTS / f"throughput_{args.label}.json"
+            _save(path, runs)
+    return write_table()
+
+
+def _save(path: Path, runs: dict[str, list[dict[str, Any]]]) -> None:
+    """The medians so far, merged into ``path``."""
+    print(json.dumps({k: v[-1] for k, v in runs.items()}), file=sys.stderr, flush=True)
     record = json.loads(path.read_text()) if path.is_file() else {}
     record.update({"machine": platform.machine(), "model": MODEL})
     record.setdefault("measures", {}).update({k: _median(v) for k, v in runs.items()})
     path.write_text(json.dumps(record, indent=2))
-    print(json.dumps({k: v["episodes_per_hour"] for k, v in record["measures"].items()}))
-    return write_table()
 
 
 def write_table() -> int:
