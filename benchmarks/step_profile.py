@@ -187,14 +187,31 @@ def _patches(clock: Clock) -> list:
         ),
         mock.patch.object(step, "teacher_views", clock.wrap(views.teacher_views, "providers")),
         mock.patch.object(components, "make_envs", _timed_envs(clock, components.make_envs)),
-        mock.patch.object(core, "make_envs", _timed_envs(clock, core.make_envs)),
         mock.patch.object(
             rollout_module, "make_envs", _timed_envs(clock, rollout_module.make_envs)
         ),
         mock.patch.object(step, "rollout", _recorded(clock, step.rollout)),
-        mock.patch.object(core, "rollout", _recorded(clock, core.rollout)),
+        *_eval_patches(clock, core),
         mock.patch.object(loop, "build", built),
         mock.patch.object(loop, "run_eval", evaluating),
+    ]
+
+
+def _eval_patches(clock: Clock, core: Any) -> list:
+    """The evaluation's environments and episodes: made and played per environment before
+    batched evaluation (``core.make_envs``, ``core.rollout``), through a stable and
+    ``play`` since."""
+    if hasattr(core, "rollout"):  # the code before batched evaluation
+        return [
+            mock.patch.object(core, "make_envs", _timed_envs(clock, core.make_envs)),
+            mock.patch.object(core, "rollout", _recorded(clock, core.rollout)),
+        ]
+    import mmopsd.evaluation.stable as stable
+
+    made = _timed_envs(clock, stable.make_envs)
+    return [
+        mock.patch.object(stable, "make_envs", made),
+        mock.patch.object(core, "play", _recorded(clock, core.play)),
     ]
 
 
