@@ -38,7 +38,8 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     # this run does not update cannot evaluate the student.
     engine = c.engine if c.engine.follows_weights else None
     record: dict[str, Any] = {"kind": "eval", "step": step}
-    student_weights = fingerprint(c.policy.model) if step == 0 else None
+    cached = step == 0 and c.eval_cache.path is not None  # only a kept result needs a key
+    student_weights = fingerprint(c.policy.model) if cached else None
     with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
         student = lambda: evaluate(c.policy, config.env, c.spec, engine=engine, **kw).to_dict()  # noqa: E731
         if step == 0:
