@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmopsd.engines.hf import HFEngine
-from mmopsd.engines.prefix_cache import PrefixCache
+from mmopsd.engines.prefix_cache import GrowingLayer, PrefixCache, groups
 from mmopsd.testing import tiny_text_policy
 from mmopsd.types import Encoded
 
@@ -73,3 +73,49 @@ def test_temperature_zero_decodes_greedily(policy):
     zero = policy.sample(prompts, max_new_tokens=4, temperature=0.0)
     greedy = policy.sample(prompts, max_new_tokens=4, greedy=True)
     assert [g.ids for g in zero] == [g.ids for g in greedy]
+
+
+def test_prompts_of_unequal_lengths_are_fed_in_groups_and_repeats_once(policy):
+    cache = PrefixCache(ragged=True)
+    fed = []
+    real = PrefixCache._feed
+
+    def feed(self, model, items):
+        fed.append([len(head) - c for head, (_, c) in items])
+        return real(self, model, items)
+
+    prompts = _prompts(policy, (3, 4, 90, 5))
+    prompts.insert(1, prompts[0])  # the same prompt twice, as a group of samples
+    PrefixCache._feed = feed
+    try:
+        out = policy.sample(prompts, max_new_tokens=4, greedy=True, prefix_cache=cache,
+                            logprobs=True)  # fmt: skip
+    finally:
+        PrefixCache._feed = real
+    full = policy.sample(prompts, max_new_tokens=4, greedy=True, logprobs=True)
+    assert [g.ids for g in out] == [g.ids for g in full]
+    assert max(abs(a - b) for g, h in zip(out, full) for a, b in zip(g.logprobs, h.logprobs)) < 1e-4
+    assert sorted(n for group in fed for n in group) == [2, 3, 4, 89]  # the repeat fed once
+    assert [89] in fed  # the long prompt alone: the short ones are not padded to its length
+
+
+def test_groups_pay_for_padding_against_a_forward_pass():
+    assert groups([1, 1, 2, 100], overhead=64) == [[0, 1, 2], [3]]
+    assert groups([10, 10, 10], overhead=64) == [[0, 1, 2]]
+    assert groups([5, 6], overhead=0) == [[0], [1]]
+    assert groups([]) == []
+
+
+def test_a_growing_layer_returns_what_concatenation_returns():
+    keys, values = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 5, 4)
+    room = torch.zeros(2, 3, 6, 4), torch.zeros(2, 3, 6, 4)
+    room[0][:, :, :5], room[1][:, :, :5] = keys, values
+    layer = GrowingLayer(*room, length=5)
+    for n in (1, 3, 2):  # the second update outgrows the room
+        k, v = torch.randn(2, 3, n, 4), torch.randn(2, 3, n, 4)
+        keys, values = torch.cat([keys, k], -2), torch.cat([values, v], -2)
+        got = layer.update(k, v)
+        assert torch.equal(got[0], keys) and torch.equal(got[1], values)
+    assert layer.get_seq_length() == 11
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.update(k[1:], v[1:])[0], torch.cat([keys[1:], k[1:]], -2))

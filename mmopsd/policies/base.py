@@ -209,13 +209,6 @@ class Policy:
             return []
         greedy = greedy or temperature == 0  # temperature 0 means greedy, as in a config
         reuse = prefix_cache is not None and not self.sees_images
-        if reuse:
-            laid = prefix_cache.layout(self.model, [p.ids for p in prompts], self.pad_id)  # type: ignore[union-attr]
-            batch = {"input_ids": laid.input_ids, "attention_mask": laid.attention_mask}
-            if laid.cache is not None:
-                batch["cache"] = laid.cache
-        else:
-            batch = self._collate(prompts, None)
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=not greedy,
@@ -232,6 +225,14 @@ class Policy:
         was_training = self.model.training
         self.model.eval()
         try:
+            if reuse:
+                ids = [p.ids for p in prompts]
+                laid = prefix_cache.layout(self.model, ids, self.pad_id, max_new_tokens)  # type: ignore[union-attr]
+                batch = {"input_ids": laid.input_ids, "attention_mask": laid.attention_mask}
+                if laid.cache is not None:
+                    batch["cache"] = laid.cache
+            else:
+                batch = self._collate(prompts, None)
             out = self.model.generate(**batch, generation_config=config)
         finally:
             self.model.train(was_training)
