@@ -4,8 +4,9 @@ Starting Chromium and ChromeDriver takes about a second and a half; an evaluatio
 makes many MiniWoB environments (one per episode slot, of several tasks, again at every
 evaluation point). A closed environment gives its browser back to :data:`POOL`, and the next
 environment made, of any task with the standard page size, takes it and only loads its own
-task's page. A browser that died is never given back. At most ``MMOPSD_BROWSER_POOL`` (default
-32) idle browsers are kept; the rest are closed, and all of them when the interpreter exits.
+task's page. An idle browser waits on a blank page (a task page's timers keep it busy). A
+browser that died is never given back. At most ``MMOPSD_BROWSER_POOL`` (default 32) idle
+browsers are kept; the rest are closed, and all of them when the interpreter exits.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class BrowserPool:
         full, the browser died, or it is a FlightWoB page)."""
         driver = getattr(instance, "driver", None)
         keep = driver is not None and not instance.died and instance.headless
-        keep = keep and not instance.url.startswith("http")
+        keep = keep and not instance.url.startswith("http") and _blank(driver)
         with self.lock:
             if keep and len(self.idle) < self.size:
                 self.idle.append(driver)
@@ -89,6 +90,17 @@ def _load(instance: Any, driver: Any) -> None:
     instance.inner_width, instance.inner_height = driver.execute_script(
         "return [window.innerWidth, window.innerHeight];"
     )
+
+
+def _blank(driver: Any) -> bool:
+    """Leave the task's page (its timers keep an idle browser busy); False if the browser
+    no longer answers."""
+    try:
+        driver.get("about:blank")
+    except Exception as err:  # gone or hung: not worth keeping
+        log.info("an idle browser could not leave its page (%s); closed", err)
+        return False
+    return True
 
 
 def _quit(driver: Any) -> None:

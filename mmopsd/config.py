@@ -97,8 +97,9 @@ class TrainConfig:
         eval_episodes: held-out episodes per evaluation.
         eval_teacher: also evaluate the teacher with privileged information.
         eval_batch_size: held-out episodes played (and environments open) at a time; the
-            ``ood`` and ``retain`` environments are played together in one batch. Lower it
-            to save memory.
+            ``ood`` and ``retain`` environments are played together in one batch. None: 8
+            on a CPU (larger batches generate no faster there), 32 elsewhere. Lower it to
+            save memory.
         eval_cache: the file (relative to ``out_dir``, or absolute) that keeps evaluations
             that cannot change: the initial model's, the frozen teacher's with a static
             provider, the initial ``ood``/``retain`` results. Each is keyed by everything it
@@ -202,7 +203,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_episodes: int = 64
     eval_teacher: bool = True
-    eval_batch_size: int = 32
+    eval_batch_size: int | None = None
     eval_cache: str = "eval_cache.json"
     save_every: int = 10
     keep_checkpoints: int = 2
@@ -230,7 +231,7 @@ class TrainConfig:
             "eval_batch_size",
         )  # fmt: skip
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.group_size < 1 or self.batch_size % self.group_size:
             raise ConfigError(

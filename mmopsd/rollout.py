@@ -296,6 +296,8 @@ def _start_all(
 
     def begin(job: Job) -> tuple[gym.Env, Any, dict[str, Any]]:
         env = stable.lend(job.env)
+        if not policy.sees_images:
+            skip_images(env)
         obs, info = env.reset(seed=job.seed)
         return env, obs, info
 
@@ -305,6 +307,16 @@ def _start_all(
         i: _episode(policy, job, env, obs, info)
         for (i, job), (env, obs, info) in zip(starting, begun)
     }
+
+
+def skip_images(env: gym.Env) -> None:
+    """Tell ``env`` that its agent reads text alone, through its ``skip_images()`` when any
+    of its wrappers offers one (a browser then takes no screenshots)."""
+    try:
+        skip = env.get_wrapper_attr("skip_images")
+    except AttributeError:
+        return
+    skip()
 
 
 def _episode(policy: Policy, job: Job, env: gym.Env, obs: Any, info: dict[str, Any]) -> _Episode:

@@ -117,3 +117,29 @@ def test_each_plan_is_reported_as_it_finishes(policy):
 def test_a_batch_size_below_one_is_refused(policy):
     with pytest.raises(ValueError, match="batch_size"):
         evaluate_all(policy, _plans(), batch_size=0)
+
+
+def test_without_a_batch_size_a_cpu_model_plays_eight_at_a_time(policy):
+    assert core.default_batch_size(policy) == 8
+    served = mock.Mock(spec=[])  # no device: a served model, whose server batches
+    assert core.default_batch_size(served) == 32
+    peak, live = [0], [0]
+    real_lend, real_back = core.EnvStable.lend, core.EnvStable.take_back
+
+    def lend(self, key):
+        live[0] += 1
+        peak[0] = max(peak[0], live[0])
+        return real_lend(self, key)
+
+    def take_back(self, key, env):
+        live[0] -= 1
+        real_back(self, key, env)
+
+    plans = [EvalPlan("mmopsd/KeyDoor-v0", prompt_for("mmopsd/KeyDoor-v0"), 12, {}, "test",
+                      1, 4)]  # fmt: skip
+    with (
+        mock.patch.object(core.EnvStable, "lend", lend),
+        mock.patch.object(core.EnvStable, "take_back", take_back),
+    ):
+        (result,) = evaluate_all(policy, plans)
+    assert peak[0] == 8 and result.episodes == 12

@@ -132,3 +132,24 @@ def test_an_element_click_is_graded_by_whether_it_names_the_target(click_button)
     _, info = click_button.reset(seed=5)
     *_, terminated, _, out = click_button.step(f"click_element({ref})")
     assert out["grounded"] is True and terminated and out["success"]
+
+
+def test_a_text_only_agent_skips_the_screenshots_and_keeps_the_text():
+    from mmopsd.agents.prompting import prompt_for
+
+    from mmopsd.rollout import Sampling, rollout
+    from mmopsd.testing import tiny_text_policy
+
+    env = gym.make("mmopsd/MiniWoB-click-button-v0", disable_env_checker=True)
+    try:
+        obs, _ = env.reset(seed=3)
+        assert obs["image"].any()  # a screenshot, before any agent said otherwise
+        policy = tiny_text_policy(seed=0)
+        assert not policy.sees_images
+        spec = prompt_for("mmopsd/MiniWoB-click-button-v0")
+        (traj,) = rollout(policy, [env], [4], spec, Sampling(max_new_tokens=4))
+        assert traj.turns
+        obs, _ = env.reset(seed=5)
+        assert not obs["image"].any() and obs["text"].startswith("Task: ")
+    finally:
+        env.close()

@@ -58,9 +58,8 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--batch-size",
         type=at_least_one,
-        default=32,
         help="episodes played (and environments open) at a time, across a suite's "
-        "environments; lower it to save memory (default 32)",
+        "environments; lower it to save memory (default: 8 on a CPU, 32 elsewhere)",
     )
     ev.add_argument("--max-new-tokens", type=at_least_one)
     ev.add_argument("--max-turns", type=at_least_one)

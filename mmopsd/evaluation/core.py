@@ -78,7 +78,7 @@ def evaluate(
     episodes: int,
     env_kwargs: dict[str, Any] | None = None,
     split: str = "test",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     max_turns: int = 1,
     max_new_tokens: int = 64,
     provider: Provider | None = None,
@@ -90,9 +90,9 @@ def evaluate(
 
     ``provider`` evaluates the policy *with* privileged information (the teacher's view);
     leave it None to evaluate the student. At most ``batch_size`` episodes are played at a
-    time. In a data-parallel run (``parallel``) each rank plays a block of the episodes and
-    every rank gets the result of all of them. ``engine`` samples instead of the policy's
-    own ``generate`` (e.g. vLLM holding the policy's weights).
+    time (None: :func:`default_batch_size`). In a data-parallel run (``parallel``) each rank
+    plays a block of the episodes and every rank gets the result of all of them. ``engine``
+    samples instead of the policy's own ``generate`` (e.g. vLLM holding the policy's weights).
     """
     plan = EvalPlan(
         env_id, spec, episodes, dict(env_kwargs or {}), split, max_turns, max_new_tokens, provider
@@ -107,11 +107,23 @@ def evaluate(
     )[0]
 
 
+def default_batch_size(policy: Policy) -> int:
+    """Episodes evaluated at a time when none is asked for: 8 for a model on a CPU, 32
+    elsewhere. A CPU's generation is bounded by its arithmetic, so prompts batched beyond 8
+    are generated no faster, while every open environment holds memory and, for a browser,
+    CPU time of its own (an idle headless Chromium uses a few percent of a core)."""
+    try:
+        on_cpu = policy.device.type == "cpu"
+    except (AttributeError, StopIteration):  # a served model: its server batches
+        on_cpu = False
+    return 8 if on_cpu else 32
+
+
 def evaluate_all(
     policy: Policy,
     plans: Sequence[EvalPlan],
     *,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     seed_offset: int = 0,
     parallel: Parallel | None = None,
     engine: Engine | None = None,
@@ -119,10 +131,12 @@ def evaluate_all(
 ) -> list[EvalResult]:
     """Evaluate several environments together: every live episode of every plan shares one
     batched generation per turn, at most ``batch_size`` episodes (and environments) alive at
-    a time (the memory setting). Each plan's episodes play seeds ``seed_offset ..`` of its
-    split, as :func:`evaluate` would play them alone. ``on_result(index, result)`` is called
-    as each plan's last episode ends; the results come back in the order of ``plans``.
+    a time (the memory setting; None: :func:`default_batch_size`). Each plan's episodes play
+    seeds ``seed_offset ..`` of its split, as :func:`evaluate` would play them alone.
+    ``on_result(index, result)`` is called as each plan's last episode ends; the results come
+    back in the order of ``plans``.
     """
+    batch_size = default_batch_size(policy) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     par = parallel or Parallel()

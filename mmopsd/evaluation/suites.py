@@ -49,15 +49,16 @@ def run_suite(
     episodes: int | None = None,
     max_turns: int | None = None,
     progress: Any = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> list[EnvScore]:
     """Evaluate ``policy`` (the teacher's view with ``with_privileged``) on every entry;
     ``episodes`` and ``max_turns`` override the entries' own when given.
 
     All entries are played together (:func:`~mmopsd.evaluation.core.evaluate_all`): one
     batched generation per turn over the live episodes of every environment, at most
-    ``batch_size`` at a time. An entry's ``seconds`` run from the start to its last episode's
-    end; ``progress(score)`` is called as each entry finishes.
+    ``batch_size`` at a time (None: 8 on a CPU, 32 elsewhere). An entry's ``seconds`` run
+    from the start to its last episode's end; ``progress(score)`` is called as each entry
+    finishes.
     """
     plans = [
         EvalPlan(
