@@ -19,6 +19,11 @@ SmolLM2-135M on the CPU, greedy evaluation, each figure the median of ``--repeat
     python benchmarks/throughput.py --label after --leaderboard
     python benchmarks/throughput.py --table        # results/throughput.md from both files
 
+``--code DIR`` imports mmopsd from another checkout (e.g. a worktree of the commit before the
+changes) and ``--append`` adds to the runs already in the result file, so that
+``benchmarks/throughput_ab.sh`` can alternate the two codes one run at a time, each in a
+fresh process: a machine whose speed drifts then slows both sides alike.
+
 Do not run anything else on the machine meanwhile.
 """
 
@@ -147,16 +152,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leaderboard-repeats", type=int, default=None)
     parser.add_argument("--only", help="comma-separated measures, e.g. eval:click-button")
     parser.add_argument("--table", action="store_true", help="write throughput.md and stop")
+    parser.add_argument("--code", type=Path, help="import mmopsd from this checkout")
+    parser.add_argument("--append", action="store_true", help="add to the runs on file")
     args = parser.parse_args(argv)
     if args.table:
         return write_table()
+    if args.code:
+        use_code(args.code)
     measures = [(f"eval:{n}", measure_eval, n) for n in EVALS]
     measures += [(f"train:{n}", measure_run, n) for n in RUNS]
     if args.only:
         wanted = set(args.only.split(","))
         measures = [m for m in measures if m[0] in wanted]
-    runs: dict[str, list[dict[str, Any]]] = {}
     path = RESULTS / f"throughput_{args.label}.json"
+    runs: dict[str, list[dict[str, Any]]] = {}
+    if args.append and path.is_file():
+        runs = {k: m["runs"] for k, m in json.loads(path.read_text())["measures"].items()}
     for rep in range(args.repeats):
         for key, fn, name in measures:
             print(f"[{rep + 1}/{args.repeats}] {key}", file=sys.stderr, flush=True)
@@ -168,6 +179,27 @@ def main(argv: list[str] | None = None) -> int:
             runs.setdefault("leaderboard:all", []).append(measure_leaderboard())
             _save(path, runs)
     return write_table()
+
+
+def use_code(root: Path) -> None:
+    """Import ``mmopsd`` and its plug-in families (``mmopsd.envs``, ``mmopsd.privileged``,
+    ``mmopsd.agents``, which live at the top of a checkout) from ``root``."""
+    import importlib.abc
+    import importlib.util
+
+    places = {"mmopsd": root / "mmopsd"}
+    places.update({f"mmopsd.{n}": root / n for n in ("envs", "privileged", "agents")})
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+            if name not in places:
+                return None
+            init = places[name] / "__init__.py"
+            return importlib.util.spec_from_file_location(
+                name, init, submodule_search_locations=[str(places[name])]
+            )
+
+    sys.meta_path.insert(0, Finder())
 
 
 def _save(path: Path, runs: dict[str, list[dict[str, Any]]]) -> None:

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Throughput before and after, alternated one run at a time, each in a fresh process:
+#   bash benchmarks/throughput_ab.sh BEFORE_COMMIT [AFTER_COMMIT] [REPEATS] [MEASURES]
+# Both commits (AFTER_COMMIT: HEAD) are checked out into worktrees under .bench/, so the
+# checkout can change while the script runs. Results go to
+# benchmarks/results/throughput_{before,after}.json (runs appended: a stopped script keeps
+# what it measured; start it again to add runs) and throughput.md.
+# LEADERBOARD=N also times the all row N times (after only). Run nothing else meanwhile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+before=$(git rev-parse --short "${1:?the commit before the changes}")
+after=$(git rev-parse --short "${2:-HEAD}")
+repeats=${3:-3}
+measures=${4:-eval:click-button,eval:babyai-gotolocal,train:click-button,train:babyai-gotolocal}
+for c in "$before" "$after"; do
+  [ -d ".bench/$c" ] || git worktree add --detach ".bench/$c" "$c" > /dev/null
+done
+py=.venv/bin/python
+for rep in $(seq "$repeats"); do
+  for m in ${measures//,/ }; do
+    echo "== run $rep: $m" >&2
+    $py benchmarks/throughput.py --label before --code ".bench/$before" --only "$m" --repeats 1 --append
+    pkill -f chromedriver || true  # nothing of one side's browsers outlives its run
+    $py benchmarks/throughput.py --label after --code ".bench/$after" --only "$m" --repeats 1 \
+      --append
+    pkill -f chromedriver || true
+  done
+done
+if [ "${LEADERBOARD:-0}" != 0 ]; then  # the all row, after only (before: about 29 min a row)
+  for rep in $(seq "$LEADERBOARD"); do
+    $py benchmarks/throughput.py --label after --code ".bench/$after" --only none --leaderboard \
+      --leaderboard-repeats 1 --append
+  done
+fi
+$py benchmarks/throughput.py --table
