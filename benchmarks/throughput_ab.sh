@@ -5,7 +5,7 @@
 # checkout can change while the script runs. Results go to
 # benchmarks/results/throughput_{before,after}.json (runs appended: a stopped script keeps
 # what it measured; start it again to add runs) and throughput.md.
-# LEADERBOARD=N also times the all row N times (after only). Run nothing else meanwhile.
+# LEADERBOARD=1 also times the all row once a round (after only). Run nothing else meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 before=$(git rev-parse --short "${1:?the commit before the changes}")
@@ -25,11 +25,10 @@ for rep in $(seq "$repeats"); do
       --append
     pkill -f chromedriver || true
   done
+  if [ "${LEADERBOARD:-0}" != 0 ]; then  # the all row, after only (before: about 29 min)
+    echo "== run $rep: leaderboard:all" >&2
+    $py benchmarks/throughput.py --label after --code ".bench/$after" --only none \
+      --repeats 0 --leaderboard --leaderboard-repeats 1 --append
+  fi
 done
-if [ "${LEADERBOARD:-0}" != 0 ]; then  # the all row, after only (before: about 29 min a row)
-  for rep in $(seq "$LEADERBOARD"); do
-    $py benchmarks/throughput.py --label after --code ".bench/$after" --only none --leaderboard \
-      --leaderboard-repeats 1 --append
-  done
-fi
 $py benchmarks/throughput.py --table
