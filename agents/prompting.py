@@ -181,8 +181,11 @@ PROMPTS.add(
 PROMPTS.add(
     "mmopsd/MiniWoB",
     PromptSpec(
-        instruction="Reply with one action, such as click_element(4) to click the element [4], "
-        'click(20, 60), type("yes") or press("Enter").',
+        # The format without a value to copy: no element number, point or text that could be
+        # the answer on some page (an example's number was answered on every page).
+        instruction="Reply with one action: click_element(N) clicks the element numbered [N] "
+        "in the list above, click(X, Y) clicks a point, type(\"TEXT\") types into the "
+        'focused field and press("KEY") presses a key.',
         assistant_prefix="Action:",
         history=2,
     ),

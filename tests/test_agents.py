@@ -83,3 +83,19 @@ def test_an_answer_starting_with_an_admissible_command_is_that_command():
     out = match_admissible("Go to countertop 1, then look", ADMISSIBLE)
     assert out.valid and out.action == "go to countertop 1"
     assert not match_admissible("go to countertop 12", ADMISSIBLE).valid  # no partial words
+
+
+def test_the_miniwob_prompt_teaches_the_format_with_nothing_to_copy():
+    import re
+
+    from mmopsd.agents.prompting import prompt_for
+    from mmopsd.envs import MINIWOB
+
+    for task in MINIWOB:
+        spec = prompt_for(f"mmopsd/MiniWoB-{task}-v0")
+        text = spec.instruction + (spec.followup or "")
+        assert not re.search(r"\d", text)  # no element number or point to answer with
+        for verb in ("click_element", "click", "type", "press"):
+            assert f"{verb}(" in text
+        quoted = re.findall(r'"([^"]*)"', text)
+        assert all(q.isupper() for q in quoted)  # placeholders, never a value (TEXT, KEY)
