@@ -37,6 +37,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import RecordConstructorArgs
 from mmopsd.envs.browsers import pooled
+from mmopsd.envs.miniwob_experts import EXPERTS, typed
+from mmopsd.envs.miniwob_experts import Page as ExpertPage
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
 # A call at the start of the answer; words after it (";", "." or a space first) are ignored.
@@ -69,7 +71,7 @@ def make_miniwob(
     gym.register_envs(miniwob)
     inner = _page(task)
     env = SuccessInfo(Browser(inner, episode_seconds), fn=_raw_success)
-    env = TargetInfo(env)
+    env = TargetInfo(env, task)
     shape = tuple(inner.observation_space["screenshot"].shape)
     env = DescribeObservations(env, Page(dom_text), image_shape=shape)
     env = TextActions(env, parser=Actions(inner.unwrapped), max_steps=max_steps)
@@ -180,20 +182,24 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
     """``info["privileged"]`` from the task's fields matched against the DOM, and
     ``info["grounded"]`` for clicks."""
 
-    def __init__(self, env: gym.Env) -> None:
-        RecordConstructorArgs.__init__(self)
+    def __init__(self, env: gym.Env, task: str = "") -> None:
+        RecordConstructorArgs.__init__(self, task=task)
         gym.Wrapper.__init__(self, env)
+        self.expert = EXPERTS.get(task)
         self._target: list[int] | None = None
         self._target_ref: int | None = None
+        self._done: list[str] = []  # this episode's actions, in the agent's grammar
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """Reset and locate the target."""
         obs, info = self.env.reset(**kwargs)
+        self._done = []
         return obs, self._with_privileged(obs, info)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Act; a click is grounded when it lands inside the target box."""
         target, target_ref = self._target, self._target_ref
+        self._done.append(action_text(self.env.unwrapped, action))
         obs, reward, terminated, truncated, info = self.env.step(action)
         info = self._with_privileged(obs, info)
         coords = _click_coords(self.env.unwrapped, action)
@@ -222,6 +228,10 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             ref = found[0]["ref"]
             notes.insert(0, f"the target is element [{ref}] at ({x}, {y}): click_element({ref})")
         privileged["hint"] = "; ".join(notes) or "no target on this page"
+        if self.expert is not None and obs["utterance"]:
+            plan = self.expert(ExpertPage.of(obs, self._done))
+            if plan:
+                privileged["next_action"], privileged["expert_plan"] = plan[0], plan
         return {**info, "privileged": privileged}
 
 
@@ -252,6 +262,26 @@ def _named(elements: list[dict[str, Any]], value: str) -> dict[str, Any] | None:
         if hits:
             return min(hits, key=lambda e: (not _is_leaf(e), e["tag"] in CONTAINERS))
     return None
+
+
+def action_text(page: Any, action: Any) -> str:
+    """A miniwob action written in the agent's grammar (``""`` for any other kind)."""
+    from miniwob.action import ActionTypes
+
+    if not isinstance(action, dict):
+        return ""
+    config = page.action_space_config
+    kind = config.action_types[int(action["action_type"])]
+    if kind == ActionTypes.CLICK_ELEMENT:
+        return f"click_element({int(np.ravel(action['ref'])[0])})"
+    if kind == ActionTypes.CLICK_COORDS:
+        x, y = np.ravel(action["coords"])[:2]
+        return f"click({round(float(x))}, {round(float(y))})"
+    if kind == ActionTypes.TYPE_TEXT:
+        return typed(str(action["text"]))
+    if kind == ActionTypes.PRESS_KEY:
+        return f'press("{config.allowed_keys[int(action["key"])]}")'
+    return ""
 
 
 def _clicked_ref(page: Any, action: Any) -> int | None:

@@ -16,8 +16,13 @@ from mmopsd.envs.keydoor import KeyDoorEnv
 from mmopsd.errors import UnknownNameError
 from mmopsd.rollout import make_envs
 
+# The MiniWoB++ tasks outside the suites are checked in the slow suite (a browser each).
+MORE = {f"mmopsd/MiniWoB-{t}-v0" for t in mmopsd.envs.MINIWOB_MORE}
+ENV_IDS = [pytest.param(k, marks=pytest.mark.slow) if k in MORE else k
+           for k in sorted(mmopsd.envs.REGISTERED)]  # fmt: skip
 
-@pytest.mark.parametrize("env_id", sorted(mmopsd.envs.REGISTERED))
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_every_registered_env_passes_check_env(env_id, alfworld_data):
     if env_id == "mmopsd/ALFWorld-v0":
         pytest.importorskip("alfworld", reason="the alfworld extra is not installed")
