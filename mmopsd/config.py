@@ -48,6 +48,11 @@ class TrainConfig:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         env: a registered gymnasium id, e.g. ``mmopsd/KeyDoor-v0``.
         env_kwargs: keyword arguments for ``gymnasium.make`` (both splits).
+        tasks: train on a mixture instead of ``env`` alone: entries with ``env`` and
+            optionally ``env_kwargs``, ``weight`` (default 1), ``provider``,
+            ``provider_kwargs``, ``history`` and ``name`` (what an entry leaves out is the
+            run's own setting). Each step's task groups draw their task by weight; held-out
+            evaluation reports every task and their mean.
         train_split: the ``split`` argument of training episodes.
         eval_split: the ``split`` argument of held-out episodes.
         provider: privileged-information provider name (e.g. ``hint``).
@@ -154,6 +159,7 @@ class TrainConfig:
     device: str = "auto"
     env: str = "mmopsd/KeyDoor-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
     train_split: str = "train"
     eval_split: str = "test"
     provider: str = "hint"
@@ -263,6 +269,14 @@ class TrainConfig:
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
         check_window(self.history, "history")
+        default_env = next(f.default for f in dataclasses.fields(self) if f.name == "env")
+        if self.tasks and (self.env != default_env or self.env_kwargs):
+            raise ConfigError(
+                "set either env (one environment) or tasks (a mixture), not both: each "
+                "entry of tasks names its own env and env_kwargs"
+            )
+        for task in self.train_tasks():  # entries checked now, not after the model loads
+            check_window(task.history, f"history of task {task.name}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.temperature < 0:
@@ -291,6 +305,20 @@ class TrainConfig:
                 "teacher_share mixes teacher episodes into the student's; with actor: teacher "
                 "every episode is the teacher's already: set one of them"
             )
+
+    def train_tasks(self) -> list[Any]:
+        """The training mixture (:class:`~mmopsd.training.mixture.TrainTask` entries): the
+        ``tasks`` list, or ``env`` alone."""
+        from mmopsd.training.mixture import parse_tasks
+
+        return parse_tasks(
+            self.tasks,
+            env=self.env,
+            env_kwargs=self.env_kwargs,
+            provider=self.provider,
+            provider_kwargs=self.provider_kwargs,
+            history=self.history,
+        )
 
     def extra_tasks(self, kind: str) -> list[eval_tasks.EvalTask]:
         """The ``ood`` or ``retain`` evaluations (``kind``), with this config's values filled

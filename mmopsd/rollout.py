@@ -119,6 +119,7 @@ class Job:
     provider: Provider | None = None
     group_id: str = ""
     trajectory_id: str = ""
+    task: str = ""  # recorded on the trajectory (a training mixture's task name)
 
 
 class Stable(Protocol):
@@ -325,7 +326,7 @@ def _episode(policy: Policy, job: Job, env: gym.Env, obs: Any, info: dict[str, A
     if not policy.sees_images and not spec.text_only:  # a text model reads the text alone
         spec = dataclasses.replace(spec, text_only=True)
         job = dataclasses.replace(job, spec=spec)
-    traj = Trajectory(trajectory_id=job.trajectory_id, group_id=job.group_id)
+    traj = Trajectory(trajectory_id=job.trajectory_id, group_id=job.group_id, task=job.task)
     head = spec.messages(obs, info)
     enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
     return _Episode(job, env, traj, head, enc, info)

@@ -253,6 +253,7 @@ class Trajectory:
     turns: list[Turn] = field(default_factory=list)
     success: bool = False
     error: str | None = None
+    task: str = ""  # the training task it was played in (a mixture's entry name)
 
     @property
     def response_tokens(self) -> int:
@@ -265,6 +266,7 @@ class Trajectory:
         return {
             "trajectory_id": self.trajectory_id,
             "group_id": self.group_id,
+            "task": self.task,
             "success": self.success,
             "error": self.error,
             "turns": [

@@ -49,11 +49,11 @@ def test_half_the_episodes_are_the_teachers_and_all_are_scored_alike(tmp_path):
     c = build(config, tiny_text_policy())
     start = {n: p.detach().clone() for n, p in c.policy.model.named_parameters()}
     played, grads = [], {}
-    real_rollout = step_module.rollout
+    real_play = step_module.play
 
-    def spy(policy, envs, seeds, spec, sampling, **kw):
-        out = real_rollout(policy, envs, seeds, spec, sampling, **kw)
-        played.append((kw.get("provider") is not None, policy is c.policy, out))
+    def spy(policy, jobs, stable, **kw):
+        out = real_play(policy, jobs, stable, **kw)
+        played.append((all(j.provider is not None for j in jobs), policy is c.policy, out))
         return out
 
     def capture():
@@ -61,7 +61,7 @@ def test_half_the_episodes_are_the_teachers_and_all_are_scored_alike(tmp_path):
             grads[n] = p.grad.detach().clone()
 
     with (
-        mock.patch.object(step_module, "rollout", spy),
+        mock.patch.object(step_module, "play", spy),
         mock.patch.object(c.optimizer, "step", capture),
     ):
         record = train_step(1, c, config)

@@ -183,6 +183,44 @@ def evaluate_all(
     return [results[n] for n in range(len(plans))]
 
 
+def pooled(results: dict[str, EvalResult]) -> EvalResult:
+    """One result over several environments' (a training mixture's held-out tasks): success
+    and the other rates over all their episodes, ``per_task`` each environment's success
+    with its interval."""
+    n = sum(r.episodes for r in results.values())
+    wins = round(sum(r.success * r.episodes for r in results.values()))
+    turns = sum(r.mean_turns * r.episodes for r in results.values())
+    low, high = wilson_interval(wins, n)
+
+    def mean(name: str) -> float | None:
+        known = [(getattr(r, name), r.episodes) for r in results.values()]
+        known = [(v, e) for v, e in known if v is not None]
+        return sum(v * e for v, e in known) / sum(e for _, e in known) if known else None
+
+    return EvalResult(
+        success=wins / max(1, n),
+        ci_low=low,
+        ci_high=high,
+        episodes=n,
+        invalid_rate=sum(r.invalid_rate * r.mean_turns * r.episodes for r in results.values())
+        / max(1.0, turns),
+        mean_turns=turns / max(1, n),
+        tokens_per_episode=mean("tokens_per_episode") or 0.0,
+        per_task={
+            name: {
+                "success": r.success,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "episodes": float(r.episodes),
+            }
+            for name, r in results.items()
+        },
+        grounding=mean("grounding"),
+        progression=mean("progression"),
+        expert_agreement=mean("expert_agreement"),
+    )
+
+
 def summarise(trajs: list[Trajectory]) -> EvalResult:
     """The evaluation numbers of finished trajectories."""
     wins = sum(t.success for t in trajs)

@@ -24,9 +24,10 @@ from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.policies.vision import freeze_vision_tower
 from mmopsd.privileged.base import Provider, build_provider
-from mmopsd.rollout import check_env, make_envs
+from mmopsd.rollout import check_env
 from mmopsd.training.curriculum import TemporalCurriculum
 from mmopsd.training.distill import LossSpec
+from mmopsd.training.mixture import ByTask, TaskEnvs, TrainTask
 from mmopsd.training.parallel import Parallel
 from mmopsd.training.runtime import tune_cpu_allocator
 from mmopsd.training.teachers import Teacher, build_teacher
@@ -46,12 +47,15 @@ class Components:
     loss: LossSpec
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    envs: list
+    envs: TaskEnvs
     engine: Engine
     curriculum: TemporalCurriculum | None = None
     teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
     parallel: Parallel = dataclasses.field(default_factory=Parallel)
     eval_cache: EvalCache = dataclasses.field(default_factory=lambda: EvalCache(None))
+    tasks: list[TrainTask] = dataclasses.field(default_factory=list)  # the training mixture
+    specs: dict[str, PromptSpec] = dataclasses.field(default_factory=dict)  # by task name
+    providers: dict[str, Provider] = dataclasses.field(default_factory=dict)  # by task name
 
 
 def build(
@@ -63,10 +67,12 @@ def build(
     torch.manual_seed(config.seed)
     if resolve_device(config.device).type == "cpu":
         tune_cpu_allocator()
-    provider, loss = check(config, par)  # a mistake costs a second, not a model load
-    envs = make_envs(
-        config.env, config.batch_size // par.world, split=config.train_split, **config.env_kwargs
-    )
+    providers, loss = check(config, par)  # a mistake costs a second, not a model load
+    tasks = config.train_tasks()
+    provider = providers[tasks[0].name] if len(tasks) == 1 else ByTask(providers)
+    envs = TaskEnvs(tasks, config.train_split)
+    if len(tasks) == 1:  # every episode of a step in its own environment, from the start
+        envs.prepare(0, config.batch_size // par.world)
     policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
     if config.lora:
         from mmopsd.training.lora import apply_lora
@@ -89,10 +95,12 @@ def build(
         if config.curriculum_every
         else None
     )
+    specs = {t.name: prompt_for(t.env, t.history) for t in tasks}
     return Components(
-        policy, teacher, provider, prompt_for(config.env, config.history), loss, optimizer,
-        scheduler, envs, _engine(config, policy, par), curriculum, parallel=par,
-        eval_cache=EvalCache(_cache_path(config, par)),
+        policy, teacher, provider, specs[tasks[0].name], loss, optimizer, scheduler, envs,
+        _engine(config, policy, par), curriculum, parallel=par,
+        eval_cache=EvalCache(_cache_path(config, par)), tasks=tasks, specs=specs,
+        providers=providers,
     )  # fmt: skip
 
 
@@ -105,10 +113,10 @@ def _cache_path(config: TrainConfig, par: Parallel) -> Path | None:
     return Path(config.out_dir) / config.eval_cache
 
 
-def check(config: TrainConfig, par: Parallel) -> tuple[Provider, LossSpec]:
+def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], LossSpec]:
     """Everything the config names, checked before any model loads: the split of tasks over
-    processes, imports, provider, loss, weightings, engine and every evaluated environment.
-    Returns the provider and the loss."""
+    processes, imports, providers, loss, weightings, engine and every trained and evaluated
+    environment. Returns each training task's provider (by task name) and the loss."""
     tasks = config.batch_size // config.group_size
     if tasks % par.world:
         raise ConfigError(
@@ -116,7 +124,8 @@ def check(config: TrainConfig, par: Parallel) -> tuple[Provider, LossSpec]:
             "processes: make it a multiple of the number of processes (groups never split)"
         )
     import_modules(config.imports)
-    provider = build_provider(config.provider, **config.provider_kwargs)
+    tasks = config.train_tasks()
+    providers = {t.name: build_provider(t.provider, **t.provider_kwargs) for t in tasks}
     loss = _loss(config)
     if config.token_weighting != "none":
         weighting = WEIGHTINGS.get(config.token_weighting)
@@ -124,11 +133,12 @@ def check(config: TrainConfig, par: Parallel) -> tuple[Provider, LossSpec]:
     weigh_turns = TURN_WEIGHTINGS.get(config.turn_weighting)
     check_turn_weighting(config.turn_weighting, weigh_turns, config.turn_weighting_kwargs)
     check_engine(config.engine, config.engine_kwargs)
-    check_env(config.env, config.eval_split, config.env_kwargs)
+    for train in tasks:
+        check_env(train.env, config.eval_split, train.env_kwargs)
     for kind in ("ood", "retain"):
         for task in config.extra_tasks(kind):
             check_env(task.env, task.split, dict(task.env_kwargs))
-    return provider, loss
+    return providers, loss
 
 
 def _loss(config: TrainConfig) -> LossSpec:

@@ -9,7 +9,7 @@ from typing import Any
 from mmopsd.agents.prompting import prompt_for
 from mmopsd.config import TrainConfig
 from mmopsd.evaluation.cache import fingerprint
-from mmopsd.evaluation.core import EvalPlan, evaluate, evaluate_all
+from mmopsd.evaluation.core import EvalPlan, evaluate, evaluate_all, pooled
 from mmopsd.training.components import Components
 
 SEED_OFFSET = 10_000_000  # evaluation seeds never meet training seeds
@@ -41,7 +41,7 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     cached = step == 0 and c.eval_cache.path is not None  # only a kept result needs a key
     student_weights = fingerprint(c.policy.model) if cached else None
     with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
-        student = lambda: evaluate(c.policy, config.env, c.spec, engine=engine, **kw).to_dict()  # noqa: E731
+        student = lambda: _held_out(c, config, c.policy, None, engine, kw)  # noqa: E731
         if step == 0:
             result = c.eval_cache.get("student", {**settings, "weights": student_weights}, student)
         else:
@@ -69,13 +69,52 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
 
 def _settings(c: Components, config: TrainConfig) -> dict[str, Any]:
     """What a held-out evaluation's result depends on, apart from the weights."""
-    fields = ("env", "env_kwargs", "eval_split", "eval_episodes", "max_turns", "max_new_tokens",
-              "history", "engine", "engine_kwargs")  # fmt: skip
+    fields = ("env", "env_kwargs", "tasks", "eval_split", "eval_episodes", "max_turns",
+              "max_new_tokens", "history", "engine", "engine_kwargs")  # fmt: skip
     return {
         **{name: getattr(config, name) for name in fields},
         "spec": repr(c.spec),
         "seed_offset": SEED_OFFSET,
     }
+
+
+def _held_out(
+    c: Components,
+    config: TrainConfig,
+    policy: Any,
+    providers: dict[str, Any] | None,
+    engine: Any,
+    kw: dict[str, Any],
+) -> dict[str, Any]:
+    """The held-out result of ``policy`` (with each task's provider: the teacher's view);
+    a mixture's tasks are played together and pooled, each task's success in ``per_task``."""
+    if len(c.tasks) == 1:
+        provider = providers[c.tasks[0].name] if providers else None
+        return evaluate(
+            policy, config.env, c.spec, provider=provider, engine=engine, **kw
+        ).to_dict()
+    plans = [
+        EvalPlan(
+            t.env,
+            c.specs[t.name],
+            config.eval_episodes,
+            dict(t.env_kwargs),
+            config.eval_split,
+            config.max_turns,
+            config.max_new_tokens,
+            providers[t.name] if providers else None,
+        )
+        for t in c.tasks
+    ]
+    results = evaluate_all(
+        policy,
+        plans,
+        batch_size=config.eval_batch_size,
+        seed_offset=SEED_OFFSET,
+        parallel=c.parallel,
+        engine=engine,
+    )
+    return pooled({t.name: r for t, r in zip(c.tasks, results)}).to_dict()
 
 
 def _teacher_eval(
@@ -84,7 +123,7 @@ def _teacher_eval(
     """The teacher's held-out result with privileged information (from the cache when both
     teacher and provider are static)."""
     with c.teacher.active() as tp:
-        compute = lambda: evaluate(tp, config.env, c.spec, provider=c.provider, **kw).to_dict()  # noqa: E731
+        compute = lambda: _held_out(c, config, tp, c.providers, None, kw)  # noqa: E731
         if not static:
             return compute()
         parts = {

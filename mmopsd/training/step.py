@@ -11,9 +11,10 @@ from typing import Any
 import torch
 
 from mmopsd.config import TrainConfig
-from mmopsd.rollout import Sampling, rollout
+from mmopsd.rollout import Job, Sampling, play
 from mmopsd.training.components import Components
 from mmopsd.training.distill import distill_backward, old_logprobs, turn_divergences
+from mmopsd.training.mixture import draw
 from mmopsd.training.parallel import Parallel
 from mmopsd.training.turn_plan import TurnSample, plan_turns
 from mmopsd.training.views import Key, Views, expand_views, save_rollouts, teacher_views
@@ -137,31 +138,68 @@ def _update(
 
 def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]:
     """``batch_size`` episodes: ``batch_size / group_size`` tasks, each played ``group_size``
-    times (a group shares task and seed). Each rank plays its block of tasks; every rank
-    returns the whole batch, in the order of a one-process run."""
-    tasks = config.batch_size // config.group_size
-    first = config.seed * 1_000_003 + (step - 1) * tasks
-    seeds = [first + i for i in range(tasks) for _ in range(config.group_size)]
-    seeds = [seeds[i] for i in _own_trajectories(c.parallel, config)]
+    times (a group shares task and seed; in a mixture each group draws its task). Each rank
+    plays its block of tasks; every rank returns the whole batch, in the order of a
+    one-process run."""
+    groups = config.batch_size // config.group_size
+    first = config.seed * 1_000_003 + (step - 1) * groups
+    picks = draw(c.tasks, groups, seed=config.seed, step=step)
+    seeds = [first + i for i in range(groups) for _ in range(config.group_size)]
+    tasks = [picks[i] for i in range(groups) for _ in range(config.group_size)]
+    own = _own_trajectories(c.parallel, config)
+    seeds, tasks = [seeds[i] for i in own], [tasks[i] for i in own]
     greedy = config.temperature == 0
     sampling = Sampling(config.max_new_tokens, config.temperature or 1.0, config.top_p, greedy)
-    kw = dict(
-        max_turns=config.max_turns,
-        on_env_error="end",
-        leak_keys=c.provider.keys,
-    )
     k = teacher_episodes(len(seeds), config)
     mine = []
     if k:  # off-policy data: the teacher acts with its privileged view
         with c.teacher.active() as teacher:
-            mine += rollout(teacher, c.envs[:k], seeds[:k], c.spec, sampling,
-                            provider=c.provider, group_ids=_groups(step, seeds[:k]),
-                            id_prefix=f"s{step}-teacher", **kw)  # fmt: skip
+            mine += _play(teacher, c, config, step, seeds[:k], tasks[:k], sampling, True)
     if k < len(seeds):
-        mine += rollout(c.policy, c.envs[k:len(seeds)], seeds[k:], c.spec, sampling,
-                        engine=c.engine, group_ids=_groups(step, seeds[k:]),
-                        id_prefix=f"s{step}", **kw)  # fmt: skip
+        mine += _play(c.policy, c, config, step, seeds[k:], tasks[k:], sampling, False)
     return c.parallel.gather(mine)
+
+
+def _play(
+    policy: Any,
+    c: Components,
+    config: TrainConfig,
+    step: int,
+    seeds: list[int],
+    tasks: list[int],
+    sampling: Sampling,
+    teacher: bool,
+) -> list[Trajectory]:
+    """One episode per seed in its task's environment, all batched per turn; the teacher
+    acts from its task's provider's view, the student samples through the run's engine."""
+    prefix = f"s{step}-teacher" if teacher else f"s{step}"
+    jobs = []
+    for i, (seed, t) in enumerate(zip(seeds, tasks)):
+        name = c.tasks[t].name
+        provider = c.providers[name] if teacher else None
+        group, trajectory = f"step{step}-seed{seed}", f"{prefix}-{i}-{seed}"
+        jobs.append(
+            Job(
+                t,
+                seed,
+                c.specs[name],
+                sampling,
+                config.max_turns,
+                provider,
+                group,
+                trajectory,
+                name,
+            )
+        )
+    return play(
+        policy,
+        jobs,
+        c.envs,
+        slots=len(jobs),
+        on_env_error="end",
+        leak_keys=c.provider.keys,
+        engine=None if teacher else c.engine,
+    )
 
 
 def teacher_episodes(episodes: int, config: TrainConfig) -> int:
@@ -171,10 +209,6 @@ def teacher_episodes(episodes: int, config: TrainConfig) -> int:
         return episodes
     groups = episodes // config.group_size
     return round(config.teacher_share * groups) * config.group_size
-
-
-def _groups(step: int, seeds: list[int]) -> list[str]:
-    return [f"step{step}-seed{s}" for s in seeds]
 
 
 def _own_trajectories(par: Parallel, config: TrainConfig) -> range:
