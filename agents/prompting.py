@@ -184,7 +184,7 @@ PROMPTS.add(
         # The format without a value to copy: no element number, point or text that could be
         # the answer on some page (an example's number was answered on every page).
         instruction="Reply with one action: click_element(N) clicks the element numbered [N] "
-        "in the list above, click(X, Y) clicks a point, type(\"TEXT\") types into the "
+        'in the list above, click(X, Y) clicks a point, type("TEXT") types into the '
         'focused field and press("KEY") presses a key.',
         assistant_prefix="Action:",
         history=2,
