@@ -24,7 +24,7 @@ TASKS = [
 ]  # fmt: skip
 
 
-def _config(tmp_path, **kw) -> TrainConfig:
+def _fields(tmp_path, **kw) -> dict:
     base = dict(
         model="tiny",
         tasks=TASKS,
@@ -43,7 +43,11 @@ def _config(tmp_path, **kw) -> TrainConfig:
         seed=0,
     )
     base.update(kw)
-    return TrainConfig(**base)
+    return base
+
+
+def _config(tmp_path, **kw) -> TrainConfig:
+    return TrainConfig(**_fields(tmp_path, **kw))
 
 
 def test_entries_take_the_runs_settings_where_they_leave_them_out():
@@ -171,3 +175,20 @@ def test_the_packaged_mixture_config_is_valid():
 def test_env_and_tasks_together_are_refused():
     with pytest.raises(ConfigError, match="either env"):
         TrainConfig(env="mmopsd/Sokoban-v0", tasks=TASKS)
+
+
+@pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo"])
+def test_every_method_preset_trains_on_a_mixture_and_compare_reads_it(tmp_path, method):
+    from mmopsd.config import from_dict
+    from mmopsd.evaluation.compare import _run_numbers
+
+    fields = _fields(tmp_path, steps=1, save_every=0, save_rollouts=False, group_size=2)
+    config = from_dict({**fields, "method": method})  # the preset fills its own fields
+    trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
+    numbers = _run_numbers(tmp_path / "run")
+    assert numbers["episodes"]["held_out"] == 4  # two tasks of two episodes each
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n")
+               if x]  # fmt: skip
+    last = [r for r in records if r["kind"] == "eval"][-1]
+    assert numbers["final"]["held_out"] == last["student"]["success"]
+    assert set(last["student"]["per_task"]) == {"one-room", "two-rooms"}
