@@ -102,9 +102,9 @@ class TrainConfig:
         eval_episodes: held-out episodes per evaluation.
         eval_teacher: also evaluate the teacher with privileged information.
         eval_batch_size: held-out episodes played (and environments open) at a time; the
-            ``ood`` and ``retain`` environments are played together in one batch. None: 8
-            on a CPU (larger batches generate no faster there), 32 elsewhere. Lower it to
-            save memory.
+            ``ood`` and ``retain`` environments are played together in one batch. None: 32,
+            of them at most 8 in browsers (MiniWoB++) for a model on a CPU. Lower it to save
+            memory.
         eval_cache: the file (relative to ``out_dir``, or absolute) that keeps evaluations
             that cannot change: the initial model's, the frozen teacher's with a static
             provider, the initial ``ood``/``retain`` results. Each is keyed by everything it

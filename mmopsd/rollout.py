@@ -250,8 +250,11 @@ def play(
     leak_keys: Sequence[str] | None = (),
     engine: Engine | None = None,
     on_done: Callable[[int, Trajectory], None] | None = None,
+    concurrent_slots: int | None = None,
 ) -> list[Trajectory]:
-    """Play every job, at most ``slots`` episodes at a time, in any environments.
+    """Play every job, at most ``slots`` episodes at a time, in any environments, of them
+    at most ``concurrent_slots`` (None: no other bound) in environments that step in threads
+    (:func:`concurrent`: browsers, each a process of its own).
 
     Each turn every live episode gets its response from one batched generation (split into
     calls of at most ``batch_size`` prompts, default ``slots``, grouped by answer prefix and
@@ -265,15 +268,15 @@ def play(
     """
     if on_env_error not in ("raise", "end"):
         raise ValueError(f"on_env_error must be 'raise' or 'end', got {on_env_error!r}")
-    if slots < 1:
-        raise ValueError(f"slots must be at least 1, got {slots}")
+    if slots < 1 or (concurrent_slots is not None and concurrent_slots < 1):
+        raise ValueError(f"slots must be at least 1, got {slots} and {concurrent_slots}")
     engine = engine or policy.default_engine()
     # Episodes with the most turns start first, so that a batch never ends on one long episode.
     queue = sorted(enumerate(jobs), key=lambda pair: (pair[1].max_turns, -pair[0]))
     live: dict[int, _Episode] = {}
     trajectories: dict[int, Trajectory] = {}
     while queue or live:
-        starting = [queue.pop() for _ in range(min(slots - len(live), len(queue)))]
+        starting = _next_jobs(queue, live, stable, slots, concurrent_slots)
         live.update(_start_all(policy, stable, starting))
         failures = _turn(policy, engine, list(live.values()), batch_size or slots, leak_keys)
         for i in [i for i, ep in live.items() if ep.done]:
@@ -287,6 +290,32 @@ def play(
             ordered = [trajectories[i] for i in sorted(trajectories)]
             raise RolloutError(str(failures[0]), ordered) from failures[0].__cause__
     return [trajectories[i] for i in range(len(jobs))]
+
+
+def _next_jobs(
+    queue: list[tuple[int, Job]],
+    live: dict[int, _Episode],
+    stable: Stable,
+    slots: int,
+    concurrent_slots: int | None,
+) -> list[tuple[int, Job]]:
+    """Take the jobs that start now from the end of ``queue``: as many as there are free
+    slots, skipping (and leaving queued) those of environments that step in threads while
+    ``concurrent_slots`` of them are live."""
+    free = slots - len(live)
+    if concurrent_slots is None:
+        return [queue.pop() for _ in range(min(free, len(queue)))]
+    room = concurrent_slots - sum(stable.concurrent(ep.job.env) for ep in live.values())
+    taken: list[int] = []
+    for at in range(len(queue) - 1, -1, -1):
+        if len(taken) == free:
+            break
+        threaded = stable.concurrent(queue[at][1].env)
+        if threaded and room <= 0:
+            continue
+        room -= threaded
+        taken.append(at)
+    return [queue.pop(at) for at in taken]  # descending positions: each pop leaves the rest
 
 
 def _start_all(

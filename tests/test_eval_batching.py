@@ -119,10 +119,10 @@ def test_a_batch_size_below_one_is_refused(policy):
         evaluate_all(policy, _plans(), batch_size=0)
 
 
-def test_without_a_batch_size_a_cpu_model_plays_eight_at_a_time(policy):
-    assert core.default_batch_size(policy) == 8
+def test_without_a_batch_size_a_cpu_model_holds_eight_browsers_of_32_episodes(policy):
+    assert core.DEFAULT_BATCH_SIZE == 32 and core.browser_slots(policy) == 8
     served = mock.Mock(spec=[])  # no device: a served model, whose server batches
-    assert core.default_batch_size(served) == 32
+    assert core.browser_slots(served) is None
     peak, live = [0], [0]
     real_lend, real_back = core.EnvStable.lend, core.EnvStable.take_back
 
@@ -142,4 +142,36 @@ def test_without_a_batch_size_a_cpu_model_plays_eight_at_a_time(policy):
         mock.patch.object(core.EnvStable, "take_back", take_back),
     ):
         (result,) = evaluate_all(policy, plans)
-    assert peak[0] == 8 and result.episodes == 12
+    assert peak[0] == 12 and result.episodes == 12  # a text environment: all at once
+
+
+def test_browsers_are_bounded_apart_and_the_actions_do_not_change(policy):
+    """With ``concurrent_slots``, at most that many episodes of threaded environments (here
+    the Sokoban plan, standing for a browser) are live, the others fill the remaining slots,
+    and every episode plays what it plays alone."""
+    sokoban = core.env_key("mmopsd/Sokoban-v0", {"split": "test"})
+    live, peak, most = {}, [0], [0]
+    real_lend, real_back = core.EnvStable.lend, core.EnvStable.take_back
+
+    def lend(self, key):
+        live[key] = live.get(key, 0) + 1
+        peak[0] = max(peak[0], live.get(sokoban, 0))
+        most[0] = max(most[0], sum(live.values()))
+        return real_lend(self, key)
+
+    def take_back(self, key, env):
+        live[key] -= 1
+        real_back(self, key, env)
+
+    concurrent = mock.patch.object(core.EnvStable, "concurrent", lambda self, key: key == sokoban)
+    with (
+        concurrent,
+        mock.patch.object(core, "browser_slots", lambda policy: 1),
+        mock.patch.object(core.EnvStable, "lend", lend),
+        mock.patch.object(core.EnvStable, "take_back", take_back),
+    ):
+        results, seen = _played(policy, _plans(), batch_size=None)
+    assert peak[0] == 1 and most[0] > 1
+    env, kw, turns, tokens, n = SUITE[2]
+    assert _actions(seen[2]) == _actions(_alone(policy, env, kw, turns, tokens, n))
+    assert [r.episodes for r in results] == [n for *_, n in SUITE]

@@ -59,7 +59,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=at_least_one,
         help="episodes played (and environments open) at a time, across a suite's "
-        "environments; lower it to save memory (default: 8 on a CPU, 32 elsewhere)",
+        "environments; lower it to save memory (default: 32, on a CPU at most 8 in browsers)",
     )
     ev.add_argument("--max-new-tokens", type=at_least_one)
     ev.add_argument("--max-turns", type=at_least_one)

@@ -90,9 +90,10 @@ def evaluate(
 
     ``provider`` evaluates the policy *with* privileged information (the teacher's view);
     leave it None to evaluate the student. At most ``batch_size`` episodes are played at a
-    time (None: :func:`default_batch_size`). In a data-parallel run (``parallel``) each rank
-    plays a block of the episodes and every rank gets the result of all of them. ``engine``
-    samples instead of the policy's own ``generate`` (e.g. vLLM holding the policy's weights).
+    time (None: :data:`DEFAULT_BATCH_SIZE`, of them at most :func:`browser_slots` in
+    browsers). In a data-parallel run (``parallel``) each rank plays a block of the episodes
+    and every rank gets the result of all of them. ``engine`` samples instead of the policy's
+    own ``generate`` (e.g. vLLM holding the policy's weights).
     """
     plan = EvalPlan(
         env_id, spec, episodes, dict(env_kwargs or {}), split, max_turns, max_new_tokens, provider
@@ -107,16 +108,21 @@ def evaluate(
     )[0]
 
 
-def default_batch_size(policy: Policy) -> int:
-    """Episodes evaluated at a time when none is asked for: 8 for a model on a CPU, 32
-    elsewhere. A CPU's generation is bounded by its arithmetic, so prompts batched beyond 8
-    are generated no faster, while every open environment holds memory and, for a browser,
-    CPU time of its own (an idle headless Chromium uses a few percent of a core)."""
+DEFAULT_BATCH_SIZE = 32  # episodes evaluated at a time when none is asked for
+
+
+def browser_slots(policy: Policy) -> int | None:
+    """How many of the episodes evaluated at a time may hold a browser (an environment
+    that steps in threads) when no batch size is asked for: 8 for a model on a CPU, no
+    other bound elsewhere. On 2 cores, starting a headless Chromium costs about a second of
+    CPU and an open one a share of a core, which 32 open browsers took from generation
+    (MiniWoB++ click-button: 32 at a time 134 s, 8 at a time 102 s); text environments
+    gain from 32 (KeyDoor: 7.3 s against 12.5 s)."""
     try:
         on_cpu = policy.device.type == "cpu"
     except (AttributeError, StopIteration):  # a served model: its server batches
         on_cpu = False
-    return 8 if on_cpu else 32
+    return 8 if on_cpu else None
 
 
 def evaluate_all(
@@ -131,12 +137,14 @@ def evaluate_all(
 ) -> list[EvalResult]:
     """Evaluate several environments together: every live episode of every plan shares one
     batched generation per turn, at most ``batch_size`` episodes (and environments) alive at
-    a time (the memory setting; None: :func:`default_batch_size`). Each plan's episodes play
+    a time (the memory setting; None: :data:`DEFAULT_BATCH_SIZE`, of them at most
+    :func:`browser_slots` in browsers). Each plan's episodes play
     seeds ``seed_offset ..`` of its split, as :func:`evaluate` would play them alone.
     ``on_result(index, result)`` is called as each plan's last episode ends; the results come
     back in the order of ``plans``.
     """
-    batch_size = default_batch_size(policy) if batch_size is None else batch_size
+    browsers = browser_slots(policy) if batch_size is None else None
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     par = parallel or Parallel()
@@ -173,7 +181,7 @@ def evaluate_all(
 
     with EnvStable(job.env for job in jobs) as stable:
         play(policy, jobs, stable, slots=batch_size, on_env_error="end", engine=engine,
-             on_done=done)  # fmt: skip
+             on_done=done, concurrent_slots=browsers)  # fmt: skip
     for n in range(len(plans)):
         if n not in results:  # data-parallel (every rank gathers), or a plan of no episodes
             mine = [finished[n][i] for i in sorted(finished[n])]

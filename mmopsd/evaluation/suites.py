@@ -56,7 +56,7 @@ def run_suite(
 
     All entries are played together (:func:`~mmopsd.evaluation.core.evaluate_all`): one
     batched generation per turn over the live episodes of every environment, at most
-    ``batch_size`` at a time (None: 8 on a CPU, 32 elsewhere). An entry's ``seconds`` run
+    ``batch_size`` at a time (None: 32, on a CPU at most 8 in browsers). An entry's ``seconds`` run
     from the start to its last episode's end; ``progress(score)`` is called as each entry
     finishes.
     """
