@@ -30,8 +30,10 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest
 
+# SLOW="slow and not sweep": the slow suite without its sweep over every MiniWoB++ task.
+SLOW ?= slow
 test-slow: setup browser
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m "$(SLOW)"
 
 # The tests whose numbers depend on the CPU's kernels (losses, scoring, generation, training
 # steps), run again with torch's portable kernels: another summation order, as on another CPU.

@@ -74,9 +74,7 @@ def _pin_prompts() -> None:
     from mmopsd.agents.prompting import PROMPTS
 
     spec = PROMPTS.get("mmopsd/MiniWoB")
-    PROMPTS._items["mmopsd/MiniWoB"] = dataclasses.replace(
-        spec, instruction=MINIWOB_INSTRUCTION
-    )
+    PROMPTS._items["mmopsd/MiniWoB"] = dataclasses.replace(spec, instruction=MINIWOB_INSTRUCTION)
 
 
 def _policy() -> Any:

@@ -25,7 +25,8 @@ from mmopsd.rollout import skip_images
 
 SEEDS = 20
 FAST = ("click-button", "login-user", "click-checkboxes", "click-tab-2")
-TASKS = [t if t in FAST else pytest.param(t, marks=pytest.mark.slow) for t in sorted(EXPERTS)]
+SWEEP = [pytest.mark.slow, pytest.mark.sweep]
+TASKS = [t if t in FAST else pytest.param(t, marks=SWEEP) for t in sorted(EXPERTS)]
 
 
 @pytest.mark.parametrize("task", TASKS)

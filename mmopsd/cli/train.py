@@ -16,6 +16,7 @@ DEMOS = {
     "alfworld": "alfworld_expert_plan.yaml",
     "keydoor-skills": "keydoor_skills.yaml",
     "babyai": "babyai_bot.yaml",
+    "miniwob": "miniwob_opsd.yaml",
 }
 
 
@@ -30,7 +31,8 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         default="keydoor",
         choices=sorted(DEMOS),
         help="keydoor (one room), keydoor-multiroom (multi-turn), alfworld (expert plans), "
-        "keydoor-skills (skills the model writes itself) or babyai (the BabyAI bot's moves)",
+        "keydoor-skills (skills the model writes itself), babyai (the BabyAI bot's moves) or "
+        "miniwob (eight MiniWoB++ click tasks, the experts' next actions)",
     )
     add_overrides(demo)
     demo.set_defaults(run=run_demo)

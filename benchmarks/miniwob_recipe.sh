@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The MiniWoB++ recipe search: mmopsd/configs/miniwob_opsd.yaml, one variant at a time
+# (rollout temperature, learning rate, LoRA, loss, the teacher's share of episodes λ).
+#   bash benchmarks/miniwob_recipe.sh [VARIANT ...]     # default: every variant, in order
+# Each run lives in runs/miniwob-recipe/VARIANT and resumes from its last checkpoint when
+# started again (a finished run is skipped), so the same command continues a stopped search.
+# The table of every finished or stopped run: benchmarks/results/miniwob_recipe.md
+# (python benchmarks/miniwob_recipe.py). Hours of 2 cores: run nothing else meanwhile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+declare -A VARIANTS=(
+  [base]=""
+  [lr2e-5]="--set lr=2e-5"
+  [t1.0]="--set temperature=1.0"
+  [lora]="--set lora=true --set lr=2e-4"
+  [topk]="--set loss_kwargs.top_k=20"
+  [jsd]="--set loss=jsd"
+  [lambda0.25]="--set teacher_share=0.25"
+  [lambda0.5]="--set teacher_share=0.5"
+)
+ORDER=(base lambda0.5 lr2e-5 t1.0 topk lambda0.25 jsd lora)
+[ "$#" -gt 0 ] && ORDER=("$@")
+for name in "${ORDER[@]}"; do
+  [ -n "${VARIANTS[$name]+x}" ] || { echo "unknown variant $name; known: ${!VARIANTS[*]}" >&2; exit 2; }
+  out="runs/miniwob-recipe/$name"
+  if [ -f "$out/summary.json" ]; then echo "== $name: done" >&2; continue; fi
+  echo "== $name" >&2
+  # shellcheck disable=SC2086
+  .venv/bin/mmopsd train --config mmopsd/configs/miniwob_opsd.yaml --set "out_dir=$out" \
+    ${VARIANTS[$name]} --quiet
+  pkill -f chromedriver || true
+  .venv/bin/python benchmarks/miniwob_recipe.py
+done
