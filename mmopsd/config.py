@@ -84,7 +84,8 @@ class TrainConfig:
             model trains).
         steps: optimizer steps.
         batch_size: episodes sampled per step.
-        micro_batch_size: turns per forward/backward pass (gradient accumulation).
+        micro_batch_size: sequences per forward/backward pass (gradient accumulation); the
+            earlier turns of a conversation that a later turn's sequence holds ride along.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: steps of linear learning-rate warm-up from 0 (transformers'

@@ -287,6 +287,49 @@ class Policy:
             mask = torch.zeros_like(ids)
         return Scored(logits=logits, mask=mask, ids=ids)
 
+    def score_spans(
+        self, sequences: Sequence[Encoded], spans: Sequence[tuple[int, int, int]]
+    ) -> Scored:
+        """Logits of token spans inside whole text sequences, in one padded batch.
+
+        ``spans[k] = (row, start, length)`` asks for the logits predicting
+        ``sequences[row].ids[start : start + length]`` (``start >= 1``); row k of the result
+        holds them, as :meth:`score` would for that span's tokens after the ids before it.
+        Several spans may lie in one sequence (the turns of a conversation,
+        :mod:`mmopsd.training.nesting`). Logits are computed at the union of the asked
+        positions of all rows, so ``[rows, positions, vocabulary]`` floats live at once.
+        """
+        if not sequences or not spans:
+            raise AlignmentError("score_spans needs at least one sequence and one span")
+        for row, start, length in spans:
+            if not 0 <= row < len(sequences) or start < 1 or start + length > len(sequences[row]):
+                raise AlignmentError(
+                    f"span (row {row}, start {start}, length {length}) is not inside the "
+                    f"{len(sequences)} sequences given"
+                )
+        self._check_responses([sequences[r].ids[s : s + n] for r, s, n in spans])
+        batch = self._collate(sequences, [[] for _ in sequences])
+        width = batch["input_ids"].shape[1]
+        r_len = max(1, max(n for _, _, n in spans))
+        # Row r's token j sits at column width - len(r) + j; the logits predicting it one before.
+        cols = [[width - len(sequences[r]) + s + j - 1 for j in range(n)] for r, s, n in spans]
+        keep = sorted({c for cs in cols for c in cs}) or [width - 1]
+        where = {c: k for k, c in enumerate(keep)}
+        model = self.forward_model if self.forward_model is not None else self.model
+        keep_t = torch.tensor(keep, dtype=torch.long, device=self.device)
+        out = model(**batch, logits_to_keep=keep_t, use_cache=False)
+        rows = torch.tensor([[r] * r_len for r, _, _ in spans], device=self.device)
+        index = torch.tensor(
+            [[where[c] for c in cs] + [0] * (r_len - len(cs)) for cs in cols], device=self.device
+        )
+        ids = torch.full((len(spans), r_len), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(spans), r_len), dtype=torch.long)
+        for k, (r, s, n) in enumerate(spans):
+            ids[k, :n] = torch.tensor(sequences[r].ids[s : s + n], dtype=torch.long)
+            mask[k, :n] = 1
+        return Scored(logits=out.logits[rows, index], mask=mask.to(self.device),
+                      ids=ids.to(self.device))  # fmt: skip
+
     def _check_responses(self, responses: Sequence[Sequence[int]]) -> None:
         bad = self.forbidden_response_ids()
         for i, r in enumerate(responses):

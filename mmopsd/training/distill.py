@@ -22,7 +22,8 @@ from mmopsd.losses.policy_gradient import (
     policy_gradient,
 )
 from mmopsd.losses.weighting import WEIGHTINGS
-from mmopsd.policies.base import Policy
+from mmopsd.policies.base import Policy, Scored
+from mmopsd.training.nesting import Family, families, sequence
 from mmopsd.training.teachers import Teacher
 from mmopsd.training.turn_plan import TurnSample
 from mmopsd.types import Encoded, Turn
@@ -65,6 +66,7 @@ def distill_backward(
     micro_batches: int | None = None,
     accumulate: Callable[[bool], AbstractContextManager] | None = None,
     always_teacher: bool = False,
+    nest: bool = True,
 ) -> dict[str, float]:
     """Accumulate the gradient of ``scale * (sum_k distill_k * L_k + rl_k * PG_k)`` over
     ``samples``.
@@ -74,20 +76,21 @@ def distill_backward(
     that many backward passes, empty ones where it has no more samples) and ``accumulate``
     (``accumulate(last)`` is the context of each backward: only the last synchronises);
     sharded ranks also pass ``always_teacher`` (the teacher scores every micro-batch, so
-    every rank runs the same forwards). Returns the distillation and RL terms (unscaled)
-    and the token count, plus, over tokens whose engine log-prob is known, the summed
-    ``|log p_engine - log S|`` (``mismatch``), importance weights (``importance``) and their
-    count (``engine_tokens``).
+    every rank runs the same forwards); ``nest`` False scores every turn in its own sequence
+    (:mod:`mmopsd.training.nesting`: same gradient, more compute). Returns the distillation
+    and RL terms (unscaled) and the token count, plus, over tokens whose engine log-prob is
+    known, the summed ``|log p_engine - log S|`` (``mismatch``), importance weights
+    (``importance``) and their count (``engine_tokens``).
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
-    # Micro-batches of similar lengths pad little; the objective is a sum, so order is free.
-    order = sorted(range(len(samples)), key=lambda i: len(samples[i].turn.prompt))
-    samples = [samples[i] for i in order]
-    teacher_prompts = [teacher_prompts[i] for i in order]
+    # Turns inside a later turn's sequence are scored there (nesting); micro-batches of
+    # similar lengths pad little; the objective is a sum, so order is free.
+    groups = families(samples, nest=nest and not student.sees_images)
+    groups.sort(key=lambda f: len(samples[f.root].turn.prompt))
     totals = dict.fromkeys(("loss", "rl_loss", "kl", "tokens", "mismatch", "importance"), 0.0)
     totals["engine_tokens"] = 0.0
-    starts = list(range(0, len(samples), micro_batch_size))
+    starts = list(range(0, len(groups), micro_batch_size))
     count = len(starts) if micro_batches is None else micro_batches
     if count < len(starts):
         raise ValueError(f"{len(starts)} micro-batches of samples but only {count} allowed")
@@ -97,8 +100,9 @@ def distill_backward(
                 forwards = 1 + (loss.kl_coef > 0)  # the teacher, and the initial model
                 _empty_backward(student, teacher if always_teacher else None, forwards)
                 continue
+            chosen = groups[starts[n] : starts[n] + micro_batch_size]
             _micro_batch(
-                student, teacher, samples, teacher_prompts, loss, starts[n], micro_batch_size,
+                student, teacher, samples, teacher_prompts, loss, chosen, micro_batch_size,
                 scale, totals, always_teacher,
             )  # fmt: skip
     return totals
@@ -110,15 +114,17 @@ def _micro_batch(
     samples: Sequence[TurnSample],
     teacher_prompts: Sequence[Encoded | None],
     loss: LossSpec,
-    start: int,
+    chosen: Sequence[Family],
     micro_batch_size: int,
     scale: float,
     totals: dict[str, float],
     always_teacher: bool = False,
 ) -> None:
-    """Forward and backward of one micro-batch; adds its terms to ``totals``."""
-    part = samples[start : start + micro_batch_size]
-    prompts = teacher_prompts[start : start + micro_batch_size]
+    """Forward and backward of one micro-batch (the samples of ``chosen`` families); adds
+    its terms to ``totals``."""
+    order = [i for f in chosen for i, _ in f.members]
+    part = [samples[i] for i in order]
+    prompts = [teacher_prompts[i] for i in order]
     responses = [s.turn.response_ids for s in part]
     distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
     rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
@@ -126,8 +132,9 @@ def _micro_batch(
     distilling = bool(distill.any()) and loss.needs_teacher
     if distilling or loss.weighting != "none" or always_teacher:
         # Teacher first: its temporaries are freed before the student's activations are kept.
-        target = teacher.score([_teacher_prompt(p, s) for p, s in zip(prompts, part)], responses)
-    scored = student.score([s.turn.prompt for s in part], responses)  # with grad
+        teacher_in = [_teacher_prompt(p, s) for p, s in zip(prompts, part)]
+        target = _chunked(teacher.score, teacher_in, responses, micro_batch_size)
+    scored = _student_scores(student, samples, chosen)  # with grad
     mask = scored.mask * _response_mask([s.turn for s in part], scored.mask)
     per_turn = _per_turn_weights(mask, scored.logits, target, loss)
     if any(s.turn.sampled_logprobs for s in part):  # the rollout engine gave log-probs
@@ -153,13 +160,63 @@ def _micro_batch(
         share = torch.tensor([s.share for s in part], dtype=torch.float64)
         weights = per_turn * loss.kl_coef * share.to(device, per_turn.dtype)[:, None]
         with torch.no_grad():
-            reference = teacher.score([s.turn.prompt for s in part], responses)
+            reference = _chunked(
+                teacher.score, [s.turn.prompt for s in part], responses, micro_batch_size
+            )
         ref = _token_logprobs(reference.logits, scored.ids)
         term = kl_to_reference(scored.logits, mask, scored.ids, ref_logprobs=ref, weights=weights)
         totals["kl"] += term.item()
         value = value + term
     (value * scale if scale != 1.0 else value).backward()
     totals["tokens"] += float(mask.sum())
+
+
+def _student_scores(
+    student: Policy, samples: Sequence[TurnSample], chosen: Sequence[Family]
+) -> Scored:
+    """The student's logits of every sample of ``chosen`` (root first, family by family):
+    one sequence per family, nested turns read inside it."""
+    if all(len(f.members) == 1 for f in chosen):
+        part = [samples[f.root] for f in chosen]
+        return student.score([s.turn.prompt for s in part], [s.turn.response_ids for s in part])
+    spans = [
+        (row, start, len(samples[i].turn.response_ids))
+        for row, f in enumerate(chosen)
+        for i, start in f.members
+    ]
+    return student.score_spans([sequence(samples[f.root]) for f in chosen], spans)
+
+
+def _chunked(
+    score: Callable[[Sequence[Encoded], Sequence[Sequence[int]]], Scored],
+    prompts: Sequence[Encoded],
+    responses: Sequence[Sequence[int]],
+    size: int,
+) -> Scored:
+    """``score`` over at most ``size`` rows at a time (a micro-batch of families holds more
+    turns than sequences), prompts of similar lengths together, joined in the given order
+    with responses padded to one length."""
+    if len(prompts) <= size:
+        return score(prompts, responses)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    parts = [
+        score([prompts[i] for i in chunk], [responses[i] for i in chunk])
+        for chunk in (order[k : k + size] for k in range(0, len(order), size))
+    ]
+    width = max(p.logits.shape[1] for p in parts)
+
+    def joined(name: str) -> torch.Tensor:
+        tensors = [getattr(p, name) for p in parts]
+        tensors = [
+            torch.cat([t, t.new_zeros((t.shape[0], width - t.shape[1], *t.shape[2:]))], dim=1)
+            if t.shape[1] < width
+            else t
+            for t in tensors
+        ]
+        back = torch.tensor(order, device=tensors[0].device).argsort()
+        return torch.cat(tensors)[back]
+
+    return Scored(logits=joined("logits"), mask=joined("mask"), ids=joined("ids"))
 
 
 @torch.no_grad()
