@@ -191,17 +191,28 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {}
     if args.append and path.is_file():
         runs = {k: m["runs"] for k, m in json.loads(path.read_text())["measures"].items()}
+    code = _commit(args.code or Path(__file__).parent.parent)
     for rep in range(args.repeats):
         for key, fn, name in measures:
             print(f"[{rep + 1}/{args.repeats}] {key}", file=sys.stderr, flush=True)
-            runs.setdefault(key, []).append(fn(name))
+            runs.setdefault(key, []).append({**fn(name), "code": code})
             _save(path, runs)  # after every run: a stopped benchmark keeps what it measured
     if args.leaderboard:
         for rep in range(args.leaderboard_repeats or args.repeats):
             print(f"[{rep + 1}] leaderboard all", file=sys.stderr, flush=True)
-            runs.setdefault("leaderboard:all", []).append(measure_leaderboard())
+            runs.setdefault("leaderboard:all", []).append({**measure_leaderboard(), "code": code})
             _save(path, runs)
     return write_table()
+
+
+def _commit(root: Path) -> str:
+    """The commit a checkout is at (each run records the code it timed)."""
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
 
 
 def use_code(root: Path) -> None:

@@ -5,7 +5,9 @@
 # checkout can change while the script runs. Results go to
 # benchmarks/results/throughput_{before,after}.json (runs appended: a stopped script keeps
 # what it measured; start it again to add runs) and throughput.md.
-# LEADERBOARD=1 also times the all row once a round (after only). Run nothing else meanwhile.
+# LEADERBOARD=1 also times the all row once a round (after only); SIDES=after times only the
+# after side (a round that completes the after runs). Each run records the commit it timed.
+# Run nothing else meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 before=$(git rev-parse --short "${1:?the commit before the changes}")
@@ -19,11 +21,12 @@ py=.venv/bin/python
 for rep in $(seq "$repeats"); do
   for m in ${measures//,/ }; do
     echo "== run $rep: $m" >&2
-    $py benchmarks/throughput.py --label before --code ".bench/$before" --only "$m" --repeats 1 --append
-    pkill -f chromedriver || true  # nothing of one side's browsers outlives its run
-    $py benchmarks/throughput.py --label after --code ".bench/$after" --only "$m" --repeats 1 \
-      --append
-    pkill -f chromedriver || true
+    for side in ${SIDES:-before after}; do
+      code=$before; [ "$side" = after ] && code=$after
+      $py benchmarks/throughput.py --label "$side" --code ".bench/$code" --only "$m" --repeats 1 \
+        --append
+      pkill -f chromedriver || true  # nothing of one side's browsers outlives its run
+    done
   done
   if [ "${LEADERBOARD:-0}" != 0 ]; then  # the all row, after only (before: about 29 min)
     echo "== run $rep: leaderboard:all" >&2

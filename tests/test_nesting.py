@@ -9,6 +9,8 @@ from mmopsd.envs.keydoor import KeyDoorEnv
 
 from mmopsd import losses
 from mmopsd.errors import AlignmentError
+from mmopsd.policies import spans
+from mmopsd.policies.spans import Group, shared_groups
 from mmopsd.rollout import Sampling, rollout
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training.distill import LossSpec, distill_backward
@@ -65,11 +67,11 @@ def test_spans_inside_one_sequence_score_as_their_own_prompts():
         policy.score_spans([short], [(0, 1, len(short))])
 
 
-@pytest.mark.parametrize("micro", [1, 2, 8])
-def test_nested_scoring_gives_the_turn_by_turn_gradient(micro):
+@pytest.mark.parametrize(("micro", "history"), [(1, None), (2, None), (8, None), (8, 1)])
+def test_nested_scoring_gives_the_turn_by_turn_gradient(micro, history):
     policy = _policy()
     teacher = build_teacher("frozen", policy)
-    samples = plan_turns(_episodes(policy, None), rl="add", turn_weighting="discount")
+    samples = plan_turns(_episodes(policy, history), rl="add", turn_weighting="discount")
     teacher_prompts = [policy.encode([user(f"hint {i}")]) for i in range(len(samples))]
     spec = LossSpec(fn=losses.get("forward_kl"), kl_coef=0.1)
     grads, totals = [], []
@@ -88,3 +90,45 @@ def test_nested_scoring_gives_the_turn_by_turn_gradient(micro):
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-9)
     for key in ("loss", "rl_loss", "kl", "tokens"):
         assert totals[1][key] == pytest.approx(totals[0][key], rel=1e-9)
+
+
+def test_rows_that_begin_alike_are_grouped_by_their_shared_beginning():
+    a, b = list(range(100, 140)), list(range(200, 240))
+    seqs = [[*a, 1, 2], [*b, 3], [*a, 5], [*a, 1, 7], [9, 9]]
+    groups = shared_groups(seqs, [len(s) - 1 for s in seqs])
+    assert [(sorted(g.rows), g.length) for g in groups] == [([0, 2, 3], 40)]
+    limits = [len(s) - 1 for s in seqs]
+    limits[2] = 35  # a span of row 2 starts at 36: its logits must come from the fed part
+    assert [g.length for g in shared_groups(seqs, limits)] == [35]
+    assert shared_groups(seqs, [len(s) - 1 for s in seqs], min_shared=41) == [Group((0, 3), 41)]
+
+
+@pytest.mark.parametrize("per_row", [True, False])
+def test_a_shared_beginning_is_fed_once_with_the_same_logits_and_gradient(per_row, monkeypatch):
+    # per_row False: a model whose forward keeps only the same columns in every row.
+    policy = _policy()
+    monkeypatch.setitem(spans._PER_ROW, type(policy.model), per_row)
+    long = "the task: " + " ".join(f"w{i}" for i in range(40))
+    prompts = [policy.encode([user(long + tail)]) for tail in (" a", " b c", " d e f")]
+    prompts.append(policy.encode([user("something else")]))
+    responses = [[40, 41], [42], [43, 44, 45], [46]]
+    calls = []
+    hook = policy.model.register_forward_hook(lambda *_: calls.append(1))
+    shared = policy.score(prompts, responses)
+    hook.remove()
+    assert len(calls) == 2  # the shared beginning, then the rest of every row
+    gen = torch.Generator().manual_seed(0)
+    weights = torch.randn(shared.logits.shape, dtype=shared.logits.dtype, generator=gen)
+    (shared.logits * weights * shared.mask[..., None]).sum().backward()
+    got = torch.cat([p.grad.flatten() for p in policy.model.parameters()])
+    policy.model.zero_grad()
+    total = 0.0
+    for i, (p, r) in enumerate(zip(prompts, responses)):  # each row alone
+        alone = policy.score([p], [r])
+        n = len(r)
+        torch.testing.assert_close(shared.logits[i, :n], alone.logits[0, :n], rtol=1e-9, atol=1e-9)
+        total = total + (alone.logits[0, :n] * weights[i, :n]).sum()
+    total.backward()
+    want = torch.cat([p.grad.flatten() for p in policy.model.parameters()])
+    # RMSNorm's float32 rounds sums taken in another order (~1e-8 of the largest gradient).
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-8 * float(want.abs().max()))

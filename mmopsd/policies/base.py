@@ -20,6 +20,7 @@ from transformers import GenerationConfig
 from mmopsd.engines.base import Engine, Generation
 from mmopsd.engines.prefix_cache import PrefixCache
 from mmopsd.errors import AlignmentError
+from mmopsd.policies import spans as spans_mod
 from mmopsd.types import Encoded, Message
 
 _SENTINEL = "\u2063mmopsd-turn\u2063"
@@ -265,7 +266,9 @@ class Policy:
 
     # ---------------------------------------------------------------------- scoring
     def score(self, prompts: Sequence[Encoded], responses: Sequence[Sequence[int]]) -> Scored:
-        """Logits of the given response ids after each prompt, in one padded batch.
+        """Logits of the given response ids after each prompt, in one padded batch (text
+        prompts that share a beginning of at least ``spans.MIN_SHARED`` ids: through
+        :meth:`score_spans`, which feeds it once).
 
         Runs with gradients when the caller allows them (wrap in ``torch.no_grad()`` for a
         teacher). Raises :class:`AlignmentError` if a response holds vision special tokens or
@@ -274,6 +277,10 @@ class Policy:
         if len(prompts) != len(responses):
             raise AlignmentError(f"{len(prompts)} prompts but {len(responses)} responses")
         self._check_responses(responses)
+        if self._shares(prompts):
+            sequences = [Encoded(ids=[*p.ids, *r]) for p, r in zip(prompts, responses)]
+            spans = [(i, len(p), len(r)) for i, (p, r) in enumerate(zip(prompts, responses))]
+            return self.score_spans(sequences, spans)
         batch = self._collate(prompts, responses)
         p_len = max(len(p) for p in prompts)
         r_len = max(1, max(len(r) for r in responses))
@@ -290,14 +297,14 @@ class Policy:
     def score_spans(
         self, sequences: Sequence[Encoded], spans: Sequence[tuple[int, int, int]]
     ) -> Scored:
-        """Logits of token spans inside whole text sequences, in one padded batch.
+        """Logits of token spans inside whole text sequences.
 
         ``spans[k] = (row, start, length)`` asks for the logits predicting
         ``sequences[row].ids[start : start + length]`` (``start >= 1``); row k of the result
         holds them, as :meth:`score` would for that span's tokens after the ids before it.
         Several spans may lie in one sequence (the turns of a conversation,
-        :mod:`mmopsd.training.nesting`). Logits are computed at the union of the asked
-        positions of all rows, so ``[rows, positions, vocabulary]`` floats live at once.
+        :mod:`mmopsd.training.nesting`), and beginnings that rows share are fed once
+        (:mod:`mmopsd.policies.spans`).
         """
         if not sequences or not spans:
             raise AlignmentError("score_spans needs at least one sequence and one span")
@@ -308,27 +315,28 @@ class Policy:
                     f"{len(sequences)} sequences given"
                 )
         self._check_responses([sequences[r].ids[s : s + n] for r, s, n in spans])
-        batch = self._collate(sequences, [[] for _ in sequences])
-        width = batch["input_ids"].shape[1]
-        r_len = max(1, max(n for _, _, n in spans))
-        # Row r's token j sits at column width - len(r) + j; the logits predicting it one before.
-        cols = [[width - len(sequences[r]) + s + j - 1 for j in range(n)] for r, s, n in spans]
-        keep = sorted({c for cs in cols for c in cs}) or [width - 1]
-        where = {c: k for k, c in enumerate(keep)}
         model = self.forward_model if self.forward_model is not None else self.model
-        keep_t = torch.tensor(keep, dtype=torch.long, device=self.device)
-        out = model(**batch, logits_to_keep=keep_t, use_cache=False)
-        rows = torch.tensor([[r] * r_len for r, _, _ in spans], device=self.device)
-        index = torch.tensor(
-            [[where[c] for c in cs] + [0] * (r_len - len(cs)) for cs in cols], device=self.device
+        share = spans_mod.can_share(model) and not self.sees_images
+        logits = spans_mod.forward_spans(
+            model, sequences, spans, self.pad_id, self.device, share=share
         )
+        r_len = logits.shape[1]
         ids = torch.full((len(spans), r_len), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(spans), r_len), dtype=torch.long)
         for k, (r, s, n) in enumerate(spans):
             ids[k, :n] = torch.tensor(sequences[r].ids[s : s + n], dtype=torch.long)
             mask[k, :n] = 1
-        return Scored(logits=out.logits[rows, index], mask=mask.to(self.device),
-                      ids=ids.to(self.device))  # fmt: skip
+        return Scored(logits=logits, mask=mask.to(self.device), ids=ids.to(self.device))
+
+    def _shares(self, prompts: Sequence[Encoded]) -> bool:
+        """Whether text prompts share beginnings worth feeding once (:meth:`score_spans`)."""
+        if self.sees_images or len(prompts) < 2 or any(p.mm or p.images for p in prompts):
+            return False
+        if not spans_mod.can_share(self.forward_model or self.model):
+            return False
+        return bool(
+            spans_mod.shared_groups([p.ids for p in prompts], [len(p) - 1 for p in prompts])
+        )
 
     def _check_responses(self, responses: Sequence[Sequence[int]]) -> None:
         bad = self.forbidden_response_ids()

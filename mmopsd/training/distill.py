@@ -84,10 +84,12 @@ def distill_backward(
     """
     if len(samples) != len(teacher_prompts):
         raise ValueError(f"{len(samples)} samples but {len(teacher_prompts)} teacher prompts")
-    # Turns inside a later turn's sequence are scored there (nesting); micro-batches of
-    # similar lengths pad little; the objective is a sum, so order is free.
+    # Turns inside a later turn's sequence are scored there (nesting). Sequences in order of
+    # their ids: those that begin alike (one episode's turns) share micro-batches, where
+    # their common beginning is fed once (Policy.score_spans). The objective is a sum, so
+    # order is free.
     groups = families(samples, nest=nest and not student.sees_images)
-    groups.sort(key=lambda f: len(samples[f.root].turn.prompt))
+    groups.sort(key=lambda f: sequence(samples[f.root]).ids)
     totals = dict.fromkeys(("loss", "rl_loss", "kl", "tokens", "mismatch", "importance"), 0.0)
     totals["engine_tokens"] = 0.0
     starts = list(range(0, len(groups), micro_batch_size))
@@ -194,11 +196,11 @@ def _chunked(
     size: int,
 ) -> Scored:
     """``score`` over at most ``size`` rows at a time (a micro-batch of families holds more
-    turns than sequences), prompts of similar lengths together, joined in the given order
+    turns than sequences), prompts that begin alike together, joined in the given order
     with responses padded to one length."""
     if len(prompts) <= size:
         return score(prompts, responses)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i].ids)  # alike ones together
     parts = [
         score([prompts[i] for i in chunk], [responses[i] for i in chunk])
         for chunk in (order[k : k + size] for k in range(0, len(order), size))
