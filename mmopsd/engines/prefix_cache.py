@@ -23,6 +23,7 @@ oldest-first beyond ``max_bytes``. Text models with a plain (full-attention) cac
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,8 +161,8 @@ class PrefixCache:
             positions[i] = torch.arange(c, c + width)
         cache = self._cache(found, t, model, width) if t else None
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                    position_ids=positions.to(device), cache=cache, use_cache=True,
-                    logits_to_keep=1)  # fmt: skip
+                    position_ids=positions.to(device), use_cache=True, logits_to_keep=1,
+                    **{cache_keyword(model): cache})  # fmt: skip
         layers = out.cache.layers if hasattr(out, "cache") else out.past_key_values.layers
         for i, (head, (_, c)) in enumerate(items):
             cut = slice(t - c, t + len(head) - c)
@@ -313,6 +314,25 @@ def _grown(buffer: torch.Tensor, length: int, room: int) -> torch.Tensor:
     out = buffer.new_zeros(shape)
     out[:, :, :length] = buffer[:, :, :length]
     return out
+
+
+def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The model under data-parallel and adapter wrappers."""
+    while True:
+        if isinstance(getattr(model, "module", None), torch.nn.Module):
+            model = model.module
+        elif callable(getattr(model, "get_base_model", None)):
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The keyword a model's forward takes a cache by: ``cache`` since transformers renamed
+    it, ``past_key_values`` before (a keyword the forward does not know would be dropped
+    into its ``**kwargs`` and the cache silently ignored)."""
+    params = inspect.signature(type(unwrapped(model)).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def _device(model: torch.nn.Module) -> torch.device:

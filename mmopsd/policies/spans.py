@@ -18,13 +18,13 @@ positions of all rows; each span's rows are then read out of them.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from mmopsd.engines.prefix_cache import PrefixCache, cache_keyword, unwrapped
 from mmopsd.types import Encoded
 
 MIN_SHARED = 32  # tokens: a shorter common beginning is not worth a second forward pass
@@ -116,7 +116,7 @@ def forward_spans(
         kwargs: dict[str, object] = {"use_cache": False}
         if cache is not None:  # a fresh copy: a failed call may have written into the last
             kwargs = {
-                _cache_name(model): _expanded(model, cache, groups, len(ids)),
+                cache_keyword(model): _expanded(model, cache, groups, len(ids)),
                 "use_cache": True,
             }
         out = model(
@@ -156,7 +156,7 @@ def _kept_logits(
     model's forward supports it (transformers' ``slice_logits_to_keep``), else the union of
     all rows' columns for every row (more vocabulary-sized rows: the turns of a conversation
     sit at other columns in each row)."""
-    kind = type(inner(model))
+    kind = type(unwrapped(model))
     if len(wanted) > 1 and _PER_ROW.get(kind, True):
         width = max(len(w) for w in wanted)
         keep = torch.tensor([[*w, *[w[-1]] * (width - len(w))] for w in wanted])
@@ -215,7 +215,7 @@ def _expanded(
         for row in g.rows:
             pick[row] = i
     pick = pick.to(shared[0].device)
-    cache = DynamicCache(config=_config(model))
+    cache = DynamicCache(config=unwrapped(model).config)
     for layer in range(len(shared) // 2):
         keys, values = shared[2 * layer], shared[2 * layer + 1]
         zero = keys.new_zeros((1, *keys.shape[1:]))
@@ -229,30 +229,6 @@ def can_share(model: torch.nn.Module) -> bool:
     """Whether rows of ``model`` may take a shared beginning's keys and values: a plain
     full-attention cache on every layer, and one process (data-parallel wrappers and FSDP2
     expect one forward pass per backward)."""
-    from mmopsd.engines.prefix_cache import PrefixCache
-
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return False
-    return PrefixCache.supports(inner(model))
-
-
-def inner(model: torch.nn.Module) -> torch.nn.Module:
-    """The model under data-parallel and adapter wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-            model = model.module
-        elif callable(getattr(model, "get_base_model", None)):
-            model = model.get_base_model()
-        else:
-            return model
-
-
-def _config(model: torch.nn.Module) -> object:
-    return inner(model).config
-
-
-def _cache_name(model: torch.nn.Module) -> str:
-    """The keyword a model's forward takes its cache by: ``cache`` in recent transformers,
-    ``past_key_values`` before."""
-    params = inspect.signature(type(inner(model)).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    return PrefixCache.supports(unwrapped(model))
