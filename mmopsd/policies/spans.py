@@ -19,6 +19,7 @@ positions of all rows; each span's rows are then read out of them.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -114,7 +115,7 @@ def forward_spans(
 
     def call(logits_to_keep: torch.Tensor) -> torch.Tensor:
         kwargs: dict[str, object] = {"use_cache": False}
-        if cache is not None:  # a fresh copy: a failed call may have written into the last
+        if cache is not None:
             kwargs = {
                 cache_keyword(model): _expanded(model, cache, groups, len(ids)),
                 "use_cache": True,
@@ -145,6 +146,16 @@ def forward_spans(
 _PER_ROW: dict[type, bool] = {}
 
 
+def _per_row(model: torch.nn.Module) -> bool:
+    """Whether the model's forward slices logits with transformers' ``slice_logits_to_keep``
+    (which takes per-row positions): its defining module imports it."""
+    kind = type(unwrapped(model))
+    if kind not in _PER_ROW:
+        module = sys.modules.get(kind.__module__)
+        _PER_ROW[kind] = getattr(module, "slice_logits_to_keep", None) is not None
+    return _PER_ROW[kind]
+
+
 def _kept_logits(
     model: torch.nn.Module,
     call: Callable[[torch.Tensor], torch.Tensor],
@@ -156,18 +167,10 @@ def _kept_logits(
     model's forward supports it (transformers' ``slice_logits_to_keep``), else the union of
     all rows' columns for every row (more vocabulary-sized rows: the turns of a conversation
     sit at other columns in each row)."""
-    kind = type(unwrapped(model))
-    if len(wanted) > 1 and _PER_ROW.get(kind, True):
+    if len(wanted) > 1 and _per_row(model):
         width = max(len(w) for w in wanted)
         keep = torch.tensor([[*w, *[w[-1]] * (width - len(w))] for w in wanted])
-        try:
-            logits = call(keep)
-        except (IndexError, RuntimeError, TypeError, ValueError):
-            logits = None
-        if logits is not None and logits.dim() == 3 and logits.shape[:2] == keep.shape:
-            _PER_ROW[kind] = True
-            return logits, [{c: k for k, c in enumerate(w)} for w in wanted]
-        _PER_ROW[kind] = False
+        return call(keep), [{c: k for k, c in enumerate(w)} for w in wanted]
     union = sorted({c for w in wanted for c in w})
     where = {c: k for k, c in enumerate(union)}
     return call(torch.tensor(union)), [where for _ in wanted]
