@@ -161,10 +161,13 @@ def _patches(clock: Clock) -> list:
     import mmopsd.rollout as rollout_module
     import mmopsd.training.components as components
     import mmopsd.training.loop as loop
+    import mmopsd.training.mixture as mixture
     import mmopsd.training.step as step
     import mmopsd.training.views as views
     from mmopsd.engines.hf import HFEngine
     from mmopsd.policies.base import Policy
+
+    ROLLOUTS = "_rollouts" if hasattr(step, "_rollouts") else "rollout"  # a step's episodes
 
     def scoring(*args: Any, **kwargs: Any) -> str:
         return "student forward" if torch.is_grad_enabled() else "teacher scoring"
@@ -186,11 +189,15 @@ def _patches(clock: Clock) -> list:
             torch.autograd, "backward", clock.wrap(torch.autograd.backward, "student backward")
         ),
         mock.patch.object(step, "teacher_views", clock.wrap(views.teacher_views, "providers")),
-        mock.patch.object(components, "make_envs", _timed_envs(clock, components.make_envs)),
+        *(
+            mock.patch.object(m, "make_envs", _timed_envs(clock, m.make_envs))
+            for m in (components, mixture)  # where training makes its environments
+            if hasattr(m, "make_envs")
+        ),
         mock.patch.object(
             rollout_module, "make_envs", _timed_envs(clock, rollout_module.make_envs)
         ),
-        mock.patch.object(step, "rollout", _recorded(clock, step.rollout)),
+        mock.patch.object(step, ROLLOUTS, _recorded(clock, getattr(step, ROLLOUTS))),
         *_eval_patches(clock, core),
         mock.patch.object(loop, "build", built),
         mock.patch.object(loop, "run_eval", evaluating),

@@ -153,6 +153,8 @@ def measure_leaderboard() -> dict[str, Any]:
         "seconds": seconds,
         "episodes": episodes,
         "scores": {r["name"]: r["score"] for r in rows},
+        # the work each side did: turns and generated tokens per episode, per task
+        "turns": {r["name"]: [r["mean_turns"], r["tokens_per_episode"]] for r in rows},
     }
 
 

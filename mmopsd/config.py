@@ -23,7 +23,7 @@ from mmopsd.errors import ConfigError
 from mmopsd.evaluation import tasks as eval_tasks
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "dtype": ("auto", "float32", "bfloat16", "float16", "bf16-mixed"),
     "rl": ("none", "add", "route"),
     "rl_advantage": ("grpo", "rloo"),
     "parallel": ("auto", "none", "ddp", "fsdp"),
@@ -44,7 +44,9 @@ class TrainConfig:
         imports: modules imported before the run, e.g. the one that registers your own
             environments, providers or losses (``[mypkg.envs]``).
         model: ``smollm2-135m`` (packaged), a local model directory, or a cached hub id.
-        dtype: ``auto`` (bf16 on capable GPUs, fp32 elsewhere), ``float32``, ``bfloat16``.
+        dtype: ``auto`` (bf16 on capable GPUs; on a CPU with bf16 matrix units, fp32
+            weights whose products run in bf16; fp32 elsewhere), ``float32``, ``bfloat16``,
+            ``bf16-mixed`` (fp32 weights, bf16 products; :mod:`mmopsd.policies.precision`).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         env: a registered gymnasium id, e.g. ``mmopsd/KeyDoor-v0``.
         env_kwargs: keyword arguments for ``gymnasium.make`` (both splits).

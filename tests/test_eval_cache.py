@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from mmopsd.config import TrainConfig
 from mmopsd.evaluation.cache import EvalCache, fingerprint
+from mmopsd.policies.precision import bf16_kernels
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training.loop import train
 
@@ -89,3 +91,22 @@ def test_an_empty_setting_turns_the_cache_off(tmp_path):
     train(_config(tmp_path, "a", eval_cache=""), policy=tiny_text_policy(), progress=False)
     assert "eval_cache" not in _first_eval(tmp_path, "a")
     assert not (tmp_path / "shared.json").exists()
+
+
+@pytest.mark.skipif(not bf16_kernels(), reason="torch runs no bfloat16 attention on this CPU")
+def test_mixed_precision_recomputes_and_a_draw_weight_does_not(tmp_path):
+    train(_config(tmp_path, "a"), policy=tiny_text_policy(), progress=False)
+    mixed = tiny_text_policy()
+    mixed.compute_dtype = torch.bfloat16  # the same weights, other products: other episodes
+    train(_config(tmp_path, "b"), policy=mixed, progress=False)
+    assert not _first_eval(tmp_path, "b")["eval_cache"]["reused"]
+
+    def tasks(weight):
+        return [{"env": "mmopsd/KeyDoor-v0", "name": "a", "weight": weight},
+                {"env": "mmopsd/KeyDoor-v0", "env_kwargs": {"n_doors": 3}, "name": "b"}]  # fmt: skip
+
+    for name, weight in (("c", 1.0), ("d", 3.0)):
+        config = _config(tmp_path, name, env=TrainConfig.env, tasks=tasks(weight))
+        train(config, policy=tiny_text_policy(), progress=False)
+    d = _first_eval(tmp_path, "d")["eval_cache"]
+    assert sorted(k.split("-")[0] for k in d["reused"]) == ["student", "teacher"]

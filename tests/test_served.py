@@ -30,6 +30,12 @@ SECRET = "sk-mmopsd-test-0f7d3c9a61b24e85"
 KEYDOOR = "mmopsd/KeyDoor-v0"
 
 
+def _local():
+    """The packaged model here, computing in float32 as the server does (mixed precision
+    would pick other greedy tokens where two are nearly tied)."""
+    return load_policy("smollm2-135m", dtype="float32")
+
+
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
     return packaged_model_path("smollm2-135m")
@@ -55,7 +61,7 @@ def _play(policy, seeds, max_turns=3):
 
 def test_served_greedy_episodes_act_exactly_as_the_local_model(server, model_dir):
     seeds = list(range(8))
-    local = _play(load_policy("smollm2-135m"), seeds)
+    local = _play(_local(), seeds)
     served = _play(load_served_policy(server, str(model_dir)), seeds)
     turns = 0
     for a, b in zip(local, served, strict=True):
@@ -156,7 +162,7 @@ def test_training_rollouts_can_come_from_a_served_model(server, server_log, mode
     ids = [[t["response_ids"] for t in json.loads(line)["turns"]] for line in saved]
     sampling = Sampling(max_new_tokens=config.max_new_tokens, greedy=True)
     local = rollout(
-        load_policy("smollm2-135m"), make_envs(KEYDOOR, 4), [0, 1, 2, 3], prompt_for(KEYDOOR),
+        _local(), make_envs(KEYDOOR, 4), [0, 1, 2, 3], prompt_for(KEYDOOR),
         sampling,
     )  # fmt: skip
     assert ids == [[t.response_ids for t in tr.turns] for tr in local]
@@ -183,7 +189,7 @@ def test_chat_mode_acts_as_the_local_model_on_text(server, model_dir):
         sampling = Sampling(max_new_tokens=8, greedy=True)
         return rollout(policy, envs, seeds, spec, sampling, max_turns=2)
 
-    local = play(load_policy("smollm2-135m"))
+    local = play(_local())
     chat = load_served_policy(server, str(model_dir), chat=True)
     served = play(chat)
     for a, b in zip(local, served, strict=True):
@@ -205,7 +211,7 @@ def test_a_served_teacher_acts_with_privileged_information_as_the_local_one(serv
         provider = build_provider("hint")
         return rollout(policy, envs, seeds, prompt_for(KEYDOOR), sampling, provider=provider)
 
-    local = play(load_policy("smollm2-135m"))
+    local = play(_local())
     served = play(load_served_policy(server, str(model_dir)))
     assert [t.turns[0].response_ids for t in local] == [t.turns[0].response_ids for t in served]
     assert [t.turns[0].action for t in local] == [t.turns[0].action for t in served]

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from mmopsd.cli.args import at_least_one
+from mmopsd.config import CHOICES
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.tasks import EvalTask
 
 DEFAULT = EvalTask()  # what an evaluation without flags or a run's config measures
 DEFAULT_MODEL = "smollm2-135m"
 # What a run's config.yaml contributes to the evaluation of its checkpoint.
-RUN_FIELDS = ("model", "env", "env_kwargs", "max_new_tokens", "max_turns", "imports",
+RUN_FIELDS = ("model", "dtype", "env", "env_kwargs", "max_new_tokens", "max_turns", "imports",
               "provider", "provider_kwargs", "history")  # fmt: skip
 
 
@@ -60,6 +61,12 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         type=at_least_one,
         help="episodes played (and environments open) at a time, across a suite's "
         "environments; lower it to save memory (default: 32, on a CPU at most 8 in browsers)",
+    )
+    ev.add_argument(
+        "--dtype",
+        choices=CHOICES["dtype"],
+        help="precision (default: the run's, else auto: bf16 on capable GPUs, bf16-mixed on "
+        "CPUs with bf16 matrix units, float32 elsewhere)",
     )
     ev.add_argument("--max-new-tokens", type=at_least_one)
     ev.add_argument("--max-turns", type=at_least_one)
@@ -195,7 +202,7 @@ def _load(args: argparse.Namespace, settings: dict[str, Any]):
     if args.tokenizer or args.chat:
         flag = "--tokenizer" if args.tokenizer else "--chat"
         raise ConfigError(f"{flag} is for served models: pass --base-url too")
-    policy = load_policy(settings["model"])
+    policy = load_policy(settings["model"], dtype=settings["dtype"])
     if args.checkpoint is not None:
         path = (
             checkpoint.latest(args.checkpoint / "checkpoints")
@@ -272,6 +279,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     run = _run_config(args.checkpoint) if args.checkpoint is not None else {}
     out: dict[str, Any] = {
         "model": DEFAULT_MODEL,
+        "dtype": "auto",
         "imports": [],
         "history": None,
         "env": DEFAULT.env,
@@ -285,7 +293,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     out.update({k: run[k] for k in RUN_FIELDS if k in run})
     if "eval_split" in run:
         out["split"] = run["eval_split"]
-    for key in ("model", "env", "split", "max_new_tokens", "max_turns", "history"):
+    for key in ("model", "dtype", "env", "split", "max_new_tokens", "max_turns", "history"):
         if vars(args)[key] is not None:
             out[key] = vars(args)[key]
     out["imports"] = [*out["imports"], *args.imports]

@@ -10,6 +10,7 @@ model's own rope-index routine (Qwen-VL M-RoPE), so padding never moves a token.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,6 +22,7 @@ from mmopsd.engines.base import Engine, Generation
 from mmopsd.engines.prefix_cache import PrefixCache
 from mmopsd.errors import AlignmentError
 from mmopsd.policies import spans as spans_mod
+from mmopsd.policies.precision import computing
 from mmopsd.types import Encoded, Message
 
 _SENTINEL = "\u2063mmopsd-turn\u2063"
@@ -53,6 +55,9 @@ class Policy:
     """
 
     sees_images: bool = False  # text-only models read only the text of observations
+    # The dtype forward passes run in under autocast when it differs from the weights'
+    # (mixed precision, :mod:`mmopsd.policies.precision`); None: the weights' own.
+    compute_dtype: torch.dtype | None = None
 
     def __init__(self, model: torch.nn.Module, tokenizer: object) -> None:
         self.model = model
@@ -153,6 +158,10 @@ class Policy:
         """Device of the model's parameters."""
         return next(self.model.parameters()).device
 
+    def _computing(self) -> AbstractContextManager[None]:
+        """Forward passes inside run in :attr:`compute_dtype` (mixed precision)."""
+        return computing(self.compute_dtype, self.device)
+
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
         """Text of ``ids``."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)  # type: ignore[attr-defined]
@@ -226,15 +235,16 @@ class Policy:
         was_training = self.model.training
         self.model.eval()
         try:
-            if reuse:
-                ids = [p.ids for p in prompts]
-                laid = prefix_cache.layout(self.model, ids, self.pad_id, max_new_tokens)  # type: ignore[union-attr]
-                batch = {"input_ids": laid.input_ids, "attention_mask": laid.attention_mask}
-                if laid.cache is not None:
-                    batch["cache"] = laid.cache
-            else:
-                batch = self._collate(prompts, None)
-            out = self.model.generate(**batch, generation_config=config)
+            with self._computing():
+                if reuse:
+                    ids = [p.ids for p in prompts]
+                    laid = prefix_cache.layout(self.model, ids, self.pad_id, max_new_tokens)  # type: ignore[union-attr]
+                    batch = {"input_ids": laid.input_ids, "attention_mask": laid.attention_mask}
+                    if laid.cache is not None:
+                        batch["cache"] = laid.cache
+                else:
+                    batch = self._collate(prompts, None)
+                out = self.model.generate(**batch, generation_config=config)
         finally:
             self.model.train(was_training)
         sequences = out.sequences if config.return_dict_in_generate else out
@@ -285,7 +295,8 @@ class Policy:
         p_len = max(len(p) for p in prompts)
         r_len = max(1, max(len(r) for r in responses))
         model = self.forward_model if self.forward_model is not None else self.model
-        out = model(**batch, logits_to_keep=r_len + 1, use_cache=False)
+        with self._computing():
+            out = model(**batch, logits_to_keep=r_len + 1, use_cache=False)
         logits = out.logits[:, :r_len]  # [B, R, V]: position P-1+j predicts response token j
         ids = batch["input_ids"][:, p_len : p_len + r_len]
         mask = batch["attention_mask"][:, p_len : p_len + r_len]
@@ -317,9 +328,10 @@ class Policy:
         self._check_responses([sequences[r].ids[s : s + n] for r, s, n in spans])
         model = self.forward_model if self.forward_model is not None else self.model
         share = spans_mod.can_share(model) and not self.sees_images
-        logits = spans_mod.forward_spans(
-            model, sequences, spans, self.pad_id, self.device, share=share
-        )
+        with self._computing():
+            logits = spans_mod.forward_spans(
+                model, sequences, spans, self.pad_id, self.device, share=share
+            )
         r_len = logits.shape[1]
         ids = torch.full((len(spans), r_len), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(spans), r_len), dtype=torch.long)

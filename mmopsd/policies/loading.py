@@ -11,10 +11,11 @@ import torch
 from mmopsd.errors import ModelNotFoundError
 from mmopsd.policies.base import Policy
 from mmopsd.policies.packaged import PACKAGED, packaged_model_path
+from mmopsd.policies.precision import MIXED, compute_dtype, float_logits
 from mmopsd.policies.text import TextPolicy
 from mmopsd.policies.vision import VISION_MODEL_TYPES, VisionLanguagePolicy
 
-DType = Literal["auto", "float32", "bfloat16", "float16"]
+DType = Literal["auto", "float32", "bfloat16", "float16", "bf16-mixed"]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -25,9 +26,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
-    """``auto`` is bfloat16 on GPUs that support it, float32 elsewhere."""
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+    """The weights' dtype: ``auto`` is bfloat16 on GPUs that support it, float32 elsewhere;
+    ``bf16-mixed`` keeps float32 weights (its products run in bfloat16, see
+    :mod:`mmopsd.policies.precision`)."""
+    if dtype == "auto" or dtype == MIXED:
+        if dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
     try:
@@ -36,7 +39,7 @@ def resolve_dtype(dtype: DType, device: torch.device) -> torch.dtype:
         ]
     except KeyError:
         raise ValueError(
-            f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16"
+            f"unknown dtype {dtype!r}; use auto, float32, bfloat16, float16 or {MIXED}"
         ) from None
 
 
@@ -69,8 +72,9 @@ def load_policy(
     Args:
         name: ``smollm2-135m`` (packaged), a local model directory, or a hub id already in
             the local Hugging Face cache.
-        dtype: ``auto`` (bf16 on capable GPUs, else fp32), ``float32``, ``bfloat16``,
-            ``float16``.
+        dtype: ``auto`` (bf16 weights on capable GPUs; fp32 weights elsewhere, computing
+            in bf16 on CPUs with bf16 matrix units), ``float32``, ``bfloat16``, ``float16``,
+            ``bf16-mixed`` (fp32 weights, bf16 products; :mod:`mmopsd.policies.precision`).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
         image_backend: image resizing path for VLMs (``auto``, ``qwen_vl_utils``, ``pil``).
     """
@@ -88,12 +92,18 @@ def load_policy(
         ) from err
     torch_dtype = resolve_dtype(dtype, dev)
     if config.model_type in VISION_MODEL_TYPES:
-        return _load_vision(where, torch_dtype, dev, image_backend, kw)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+        policy: Policy = _load_vision(where, torch_dtype, dev, image_backend, kw)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(where, **kw)
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, **kw).to(dev)
-    return TextPolicy(model, tokenizer)
+        tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, **kw).to(dev)
+        policy = TextPolicy(model, tokenizer)
+    if torch_dtype == torch.float32:
+        policy.compute_dtype = compute_dtype(dtype, dev)
+        if policy.compute_dtype is not None:
+            float_logits(policy.model)
+    return policy
 
 
 def _load_vision(where, torch_dtype, dev, image_backend, kw) -> VisionLanguagePolicy:

@@ -73,9 +73,18 @@ def _settings(c: Components, config: TrainConfig) -> dict[str, Any]:
               "max_new_tokens", "history", "engine", "engine_kwargs")  # fmt: skip
     return {
         **{name: getattr(config, name) for name in fields},
+        "tasks": [_played(t) for t in config.tasks],
         "spec": repr(c.spec),
         "seed_offset": SEED_OFFSET,
+        "compute_dtype": str(c.policy.compute_dtype),  # mixed precision plays other episodes
     }
+
+
+def _played(task: Any) -> Any:
+    """A mixture task as evaluation sees it: its draw weight changes nothing there."""
+    if isinstance(task, dict):
+        return {k: v for k, v in task.items() if k != "weight"}
+    return task
 
 
 def _held_out(
