@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import GenerationConfig
 
 from mmopsd.engines.base import Engine, Generation
-from mmopsd.engines.prefix_cache import PrefixCache
+from mmopsd.engines.prefix_cache import PrefixCache, cache_keyword
 from mmopsd.errors import AlignmentError
 from mmopsd.policies import spans as spans_mod
 from mmopsd.policies.precision import computing
@@ -241,7 +241,7 @@ class Policy:
                     laid = prefix_cache.layout(self.model, ids, self.pad_id, max_new_tokens)  # type: ignore[union-attr]
                     batch = {"input_ids": laid.input_ids, "attention_mask": laid.attention_mask}
                     if laid.cache is not None:
-                        batch["cache"] = laid.cache
+                        batch[cache_keyword(self.model)] = laid.cache
                 else:
                     batch = self._collate(prompts, None)
                 out = self.model.generate(**batch, generation_config=config)
@@ -252,7 +252,10 @@ class Policy:
         rows = [self.cut_at_eos(row) for row in new.tolist()]
         if reuse:
             prefix_cache.keep(  # type: ignore[union-attr]
-                out.cache, batch["input_ids"], batch["attention_mask"], rows
+                getattr(out, cache_keyword(self.model)),  # the cache, by its name in this version
+                batch["input_ids"],
+                batch["attention_mask"],
+                rows,
             )
         if not logprobs:
             return [Generation(ids=row) for row in rows]
