@@ -21,6 +21,8 @@ from mmopsd import methods
 from mmopsd.agents.history import check_window
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation import tasks as eval_tasks
+from mmopsd.policies.loading import resolve_device
+from mmopsd.policies.precision import MIXED, compute_dtype
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "bfloat16", "float16", "bf16-mixed"),
@@ -259,6 +261,11 @@ class TrainConfig:
                 )
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.dtype == MIXED:  # refused now, not after the weights load
+            try:
+                compute_dtype(self.dtype, resolve_device(self.device))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         nonnegative = ("curriculum_every", "eval_every", "save_every", "warmup_steps")
         nonnegative += ("max_grad_norm", "weight_decay", "rl_coef", "importance_cap")
         for name in (*nonnegative, "distill_coef", "clip_eps", "kl_coef"):

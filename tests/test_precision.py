@@ -35,7 +35,9 @@ def test_the_setting_resolves_per_device(monkeypatch):
     assert resolve_dtype("bf16-mixed", CPU) is torch.float32  # the weights stay float32
     with pytest.raises(ValueError, match="bf16-mixed"):
         resolve_dtype("bf8", CPU)  # type: ignore[arg-type]
-    assert TrainConfig(dtype="bf16-mixed").dtype == "bf16-mixed"
+    with pytest.raises(ConfigError, match="AVX-512.*float32"):
+        TrainConfig(dtype="bf16-mixed", device="cpu")  # refused before the weights load
+    assert TrainConfig(dtype="bf16-mixed", device="cuda").dtype == "bf16-mixed"
     with pytest.raises(ConfigError, match="dtype"):
         TrainConfig(dtype="mixed")
 
