@@ -35,6 +35,15 @@ from unittest import mock
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+RECIPE_TASKS = [
+    "click-test",
+    "click-test-2",
+    "click-button",
+    "click-link",
+    "focus-text",
+    "click-dialog",
+]
+RECIPE_TASKS += ["click-widget", "click-tab"]
 CASES: dict[str, dict[str, Any]] = {
     "keydoor": dict(
         env="mmopsd/KeyDoor-v0",
@@ -55,6 +64,21 @@ CASES: dict[str, dict[str, Any]] = {
         max_new_tokens=16,
         max_turns=1,
         eval_episodes=16,
+    ),
+    "miniwob-mixture": dict(  # mmopsd/configs/miniwob_opsd.yaml's training, small evaluations
+        tasks=[{"env": f"mmopsd/MiniWoB-{t}-v0"} for t in RECIPE_TASKS],
+        provider="reference",
+        provider_kwargs={
+            "kind": "next_action",
+            "template": "The correct action is {value}.\nAction: {value}\nReply with that action.",
+        },
+        lr=5e-5,
+        temperature=0.7,
+        batch_size=8,
+        micro_batch_size=8,
+        max_new_tokens=12,
+        max_turns=2,
+        eval_episodes=2,
     ),
     "babyai-gotolocal": dict(
         env="mmopsd/BabyAI-GoToLocal-v0",
@@ -222,7 +246,7 @@ def _eval_patches(clock: Clock, core: Any) -> list:
     ]
 
 
-def profile(case: str, steps: int) -> dict[str, Any]:
+def profile(case: str, steps: int, dtype: str = "auto") -> dict[str, Any]:
     """Train ``steps`` steps of ``case`` (one evaluation before and one after) and split
     the time."""
     from mmopsd.config import from_dict
@@ -243,6 +267,7 @@ def profile(case: str, steps: int) -> dict[str, Any]:
                 "save_every": 0,
                 "out_dir": out,
                 "seed": 0,
+                "dtype": dtype,
                 **CASES[case],
             }
         )
@@ -264,7 +289,7 @@ def _report(case: str, steps: int, clock: Clock, wall: float, summary: Any) -> d
     train_eps = steps * config["batch_size"]
     out: dict[str, Any] = {
         "case": case,
-        "env": config["env"],
+        "env": config.get("env", "mixture"),
         "steps": steps,
         "wall_seconds": round(wall, 1),
         "train_seconds_per_step": round(sum(split["train"].values()) / steps, 2),
@@ -312,15 +337,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="after", help="result file suffix (before, after)")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
     parser.add_argument("--steps", type=int, default=1, help="training steps per case")
+    parser.add_argument("--dtype", default="auto", help="the policy's precision (config dtype)")
     args = parser.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     rows = []
     for case in args.cases.split(","):
         print(f"profiling {case} ...", file=sys.stderr, flush=True)
-        rows.append(profile(case, args.steps))
+        rows.append(profile(case, args.steps, args.dtype))
         print(json.dumps(rows[-1], indent=2), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    record = {"machine": platform.machine(), "threads": torch.get_num_threads(), "rows": rows}
+    record = {
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "dtype": args.dtype,
+        "rows": rows,
+    }
     path = RESULTS / f"step_profile_{args.label}.json"
     path.write_text(json.dumps(record, indent=2))
     (RESULTS / f"step_profile_{args.label}.md").write_text(_table(rows) + "\n")
