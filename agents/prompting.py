@@ -184,8 +184,9 @@ PROMPTS.add(
         # The format without a value to copy: no element number, point or text that could be
         # the answer on some page (an example's number was answered on every page).
         instruction="Reply with one action: click_element(N) clicks the element numbered [N] "
-        'in the list above, click(X, Y) clicks a point, type("TEXT") types into the '
-        'focused field and press("KEY") presses a key.',
+        'in the list above, click_text("WORDS") clicks the element whose text is WORDS, '
+        'click(X, Y) clicks a point, type("TEXT") types into the focused field and '
+        'press("KEY") presses a key.',
         assistant_prefix="Action:",
         history=2,
     ),

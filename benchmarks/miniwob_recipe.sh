@@ -24,8 +24,11 @@ declare -A VARIANTS=(
   # three times the episodes for the tasks base left weakest (matching a quoted word to an
   # element's number: click-button 0.12, click-link 0.19, click-widget 0.19, click-tab 0.25)
   [weak3]="--set tasks=$WEAK3 --set eval_every=24"
+  # base's config once the grammar has click_text("words") and the experts click by the
+  # task's words (click-button, click-link, click-tab, click-test-2): base ran before that
+  [words]=""
 )
-ORDER=(base lambda0.5 weak3 lr2e-5 t1.0 topk lambda0.25 jsd lora)
+ORDER=(base lambda0.5 weak3 words lr2e-5 t1.0 topk lambda0.25 jsd lora)
 [ "$#" -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   [ -n "${VARIANTS[$name]+x}" ] || { echo "unknown variant $name; known: ${!VARIANTS[*]}" >&2; exit 2; }

@@ -6,8 +6,9 @@ The benchmark stays the benchmark: MiniWoB's own pages, reset, step and reward. 
   as text (``[ref] tag "text" at (x, y)``) for text-only models (``dom_text=False`` leaves it
   out);
 - actions are text: ``click(x, y)`` (screenshot pixels), ``click_element(ref)``,
-  ``type("text")`` and ``press("key")`` (``<Enter>``, ``<Tab>``, ...); other text is answered
-  with feedback and ``info["invalid"]`` without touching the page;
+  ``click_text("words")`` (the element with those words), ``type("text")`` and
+  ``press("key")`` (``<Enter>``, ``<Tab>``, ...); other text is answered with feedback and
+  ``info["invalid"]`` without touching the page;
 - ``info["privileged"]`` holds the target element's box (the task's fields matched against the
   DOM) as ``target_box`` and ``boxes`` (so ``image_crop`` zooms on it), the DOM as an
   accessibility-style list under ``a11y`` (for ``reference``), the task's ``fields``, a
@@ -30,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +39,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import RecordConstructorArgs
 from mmopsd.envs.browsers import pooled
-from mmopsd.envs.miniwob_experts import EXPERTS, typed
+from mmopsd.envs.miniwob_experts import EXPERTS, elements_of, named, typed
 from mmopsd.envs.miniwob_experts import Page as ExpertPage
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
@@ -70,11 +72,12 @@ def make_miniwob(
     _find_chromium()
     gym.register_envs(miniwob)
     inner = _page(task)
-    env = SuccessInfo(Browser(inner, episode_seconds), fn=_raw_success)
-    env = TargetInfo(env, task)
+    browser = Browser(inner, episode_seconds)
+    env = TargetInfo(SuccessInfo(browser, fn=_raw_success), task)
     shape = tuple(inner.observation_space["screenshot"].shape)
     env = DescribeObservations(env, Page(dom_text), image_shape=shape)
-    env = TextActions(env, parser=Actions(inner.unwrapped), max_steps=max_steps)
+    parser = Actions(inner.unwrapped, shown=browser.shown)
+    env = TextActions(env, parser=parser, max_steps=max_steps)
     return SeedSplits(env, split)
 
 
@@ -110,6 +113,10 @@ class Browser(gym.Wrapper, RecordConstructorArgs):
         obs, info = self.env.reset(**kwargs)
         self._last = obs
         return obs, info
+
+    def shown(self) -> list[dict[str, Any]]:
+        """The elements of the page as the agent last saw it (empty before a reset)."""
+        return [] if self._last is None else list(self._last["dom_elements"])
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Act in the page; a dead browser ends the episode with ``info["error"]``."""
@@ -312,11 +319,14 @@ def _click_coords(page: Any, action: Any) -> tuple[float, float] | None:
 # ------------------------------------------------------------------------------ actions
 @dataclass
 class Actions:
-    """Text to MiniWoB actions: ``click(x, y)``, ``click_element(ref)``, ``type("text")``,
-    ``press("key")``; None for anything else (a click outside the screenshot included).
+    """Text to MiniWoB actions: ``click(x, y)``, ``click_element(ref)``,
+    ``click_text("words")`` (the element :func:`~mmopsd.envs.miniwob_experts.named` picks
+    among ``shown()``, the page as the agent saw it), ``type("text")``, ``press("key")``; None
+    for anything else (a click outside the screenshot, or on words no element has, included).
     Parsers compare equal, so ``env.spec`` rebuilds the same stack."""
 
     page: Any = field(compare=False)
+    shown: Callable[[], list[dict[str, Any]]] = field(default=list, compare=False)
     keys: tuple[str, ...] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -356,6 +366,10 @@ class Actions:
             return self.page.create_action(ActionTypes.TYPE_TEXT, text=value)
         if verb == "press" and value in self.keys:
             return self.page.create_action(ActionTypes.PRESS_KEY, key=self.keys.index(value))
+        if verb == "click_text":
+            hit = named(elements_of(self.shown()), value)
+            if hit is not None:
+                return self.page.create_action(ActionTypes.CLICK_ELEMENT, ref=hit["ref"])
         return None
 
 

@@ -2,10 +2,13 @@
 
 An expert gets the page as it is now (:class:`Page`: the DOM elements, the task's fields and
 the actions taken so far this episode) and returns the actions, in mmopsd's grammar
-(``click_element(ref)``, ``type("text")``, ``press("key")``), that finish the task from here.
-It is asked again after every step, so a plan that depends on what a click reveals (a tab's
-links, a menu's items) names only the actions it can see; an expert never reads the page's
-hidden answer, only what the agent could read, plus the task's parsed fields.
+(``click_element(ref)``, ``click_text("words")``, ``type("text")``, ``press("key")``), that
+finish the task from here. Where the task names an element by its words (click-button's
+"cancel", click-tab's "Tab #2") and ``click_text`` of those words picks that element
+(:func:`named`), the expert clicks it by those words. It is asked again after every step, so
+a plan that depends on what a click reveals (a tab's links, a menu's items) names only the
+actions it can see; an expert never reads the page's hidden answer, only what the agent could
+read, plus the task's parsed fields.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class Page:
     @classmethod
     def of(cls, obs: dict[str, Any], done: Iterable[str] = ()) -> Page:
         """The page of a miniwob observation."""
-        elements = [_element(e) for e in obs["dom_elements"]]
+        elements = elements_of(obs["dom_elements"])
         fields = {str(k): str(v) for k, v in obs.get("fields", ())}
         return cls(elements, fields, str(obs.get("utterance", "")), list(done))
 
@@ -84,6 +87,12 @@ class Page:
             return ""
         return " ".join(c["text"] for c in self.children(label) if c["tag"] == "t").strip()
 
+    def click_by_text(self, e: dict[str, Any]) -> str:
+        """Click ``e`` by its text where that text names ``e`` alone on the page (what
+        :func:`named` picks), else by its number."""
+        text = e["text"].strip()
+        return click_text(text) if text and named(self.elements, text) is e else click(e)
+
     def clicked(self, e: dict[str, Any]) -> bool:
         """Whether ``e`` was clicked this episode."""
         return click(e) in self.done
@@ -107,13 +116,39 @@ def _element(raw: dict[str, Any]) -> dict[str, Any]:
         "classes": str(raw.get("classes", "")),
         "box": (left, top, left + w, top + h),
         "focused": bool(flags[0]),
+        "leaf": bool(flags[-1]),
     }
+
+
+def elements_of(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The elements of a miniwob observation's ``dom_elements``, as experts read them."""
+    return [_element(e) for e in raw]
+
+
+def named(elements: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    """The element ``click_text(text)`` clicks: a visible element (a box of some size) whose
+    text is ``text`` (outer spaces ignored; the same case first, else any case); among several,
+    an element before a bare text node, a leaf before a container, then the first on the page.
+    None when no element has that text."""
+    want = text.strip()
+    shown = [e for e in elements if e["box"][2] > e["box"][0] and e["box"][3] > e["box"][1]]
+    for same in (str.__eq__, lambda a, b: a.casefold() == b.casefold()):
+        hits = [e for e in shown if want and same(e["text"].strip(), want)]
+        if hits:
+            return min(hits, key=lambda e: (e["tag"] == "t", not e["leaf"]))
+    return None
 
 
 # ------------------------------------------------------------------------------ actions
 def click(e: dict[str, Any]) -> str:
     """Click element ``e``."""
     return f"click_element({e['ref']})"
+
+
+def click_text(text: str) -> str:
+    """Click the element whose text is ``text`` (quoted with ``'`` if it holds ``"``)."""
+    quote = "'" if '"' in text else '"'
+    return f"click_text({quote}{text}{quote})"
 
 
 def typed(text: str) -> str:
@@ -158,7 +193,7 @@ def click_named(page: Page) -> list[str]:
         return [click(close)] if close else []
     hits = [e for e in page.find(target) if e["tag"] != "t"]
     buttons = [e for e in hits if e["tag"] in ("button", "a")]
-    return [click((buttons or hits)[0])] if hits else []
+    return [page.click_by_text((buttons or hits)[0])] if hits else []
 
 
 @expert("click-dialog")
@@ -179,7 +214,7 @@ def click_me(page: Page) -> list[str]:
 def click_one(page: Page) -> list[str]:
     """Click button ONE."""
     b = page.one("ONE", "button")
-    return [click(b)] if b else []
+    return [page.click_by_text(b)] if b else []
 
 
 @expert("click-button-sequence")
@@ -188,7 +223,8 @@ def one_then_two(page: Page) -> list[str]:
     one, two = page.one("ONE", "button"), page.one("TWO", "button")
     if one is None or two is None:
         return []
-    return ([] if page.clicked(one) else [click(one)]) + [click(two)]
+    first = [] if page.clicked(one) else [page.click_by_text(one)]
+    return [*first, page.click_by_text(two)]
 
 
 @expert("click-checkboxes", "click-checkboxes-large", "click-checkboxes-transfer")
@@ -253,7 +289,7 @@ def click_tab(page: Page) -> list[str]:
     """Click the tab named by the target number."""
     target = page.fields.get("target", "")
     tab = next((e for e in page.find(tag="a") if e["text"].strip() == f"Tab #{target}"), None)
-    return [click(tab)] if tab else []
+    return [page.click_by_text(tab)] if tab else []
 
 
 @expert("focus-text")

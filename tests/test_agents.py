@@ -95,7 +95,7 @@ def test_the_miniwob_prompt_teaches_the_format_with_nothing_to_copy():
         spec = prompt_for(f"mmopsd/MiniWoB-{task}-v0")
         text = spec.instruction + (spec.followup or "")
         assert not re.search(r"\d", text)  # no element number or point to answer with
-        for verb in ("click_element", "click", "type", "press"):
+        for verb in ("click_element", "click_text", "click", "type", "press"):
             assert f"{verb}(" in text
         quoted = re.findall(r'"([^"]*)"', text)
         assert all(q.isupper() for q in quoted)  # placeholders, never a value (TEXT, KEY)

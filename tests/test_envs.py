@@ -160,3 +160,25 @@ def test_agent_env_base_gives_admissible_commands_feedback_and_truncation():
 def test_unknown_env_id_lists_known_ones():
     with pytest.raises(UnknownNameError, match="mmopsd/KeyDoor-v0"):
         make_envs("mmopsd/NoSuchEnv-v0", 1)
+
+
+def _el(ref, text, tag="button", leaf=True, size=10.0):
+    return {"ref": ref, "text": text, "tag": tag, "leaf": leaf, "box": (0.0, 0.0, size, size)}
+
+
+def test_click_text_picks_the_element_with_those_words():
+    from mmopsd.envs.miniwob_experts import Page, named
+
+    hidden, node = _el(1, "Ok", size=0.0), _el(2, "Ok", tag="t")
+    box, button, later = _el(3, "Ok", tag="div", leaf=False), _el(4, " Ok "), _el(5, "Ok")
+    page = [hidden, node, box, button, later, _el(6, "OK"), _el(7, "cancel")]
+    assert named(page, "Ok") is button  # seen, not a text node, a leaf, the first
+    assert named(page, "OK")["ref"] == 6  # the same case first
+    assert named(page, "CANCEL")["ref"] == 7  # else any case
+    assert named(page, "Submit") is None and named(page, " ") is None
+    experts = Page(page, {})
+    assert experts.click_by_text(button) == 'click_text("Ok")'
+    assert experts.click_by_text(later) == "click_element(5)"  # its words pick another
+    assert experts.click_by_text(_el(8, 'say "hi"')) == "click_element(8)"  # not on the page
+    quoted = _el(9, 'say "hi"')
+    assert Page([quoted], {}).click_by_text(quoted) == "click_text('say \"hi\"')"

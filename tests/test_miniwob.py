@@ -60,7 +60,8 @@ def test_a_killed_browser_ends_its_episode_with_an_error_and_the_next_reset_work
 
 def test_bad_actions_are_invalid_and_never_reach_the_page(click_button):
     obs, _ = click_button.reset(seed=5)
-    for bad in ["click(-5, 99999)", 'type("', 'press("<Nope>")', "click_element(x)", ""]:
+    bad_calls = ["click(-5, 99999)", 'type("', 'press("<Nope>")', "click_element(x)", ""]
+    for bad in [*bad_calls, 'click_text("no element has these words")', "click_text(Ok)"]:
         new, reward, terminated, _, out = click_button.step(bad)
         assert out["invalid"] and not terminated and reward == 0.0
         assert new["text"].endswith(obs["text"]) and "is not a valid action" in new["text"]
@@ -153,3 +154,16 @@ def test_a_text_only_agent_skips_the_screenshots_and_keeps_the_text():
         assert not obs["image"].any() and obs["text"].startswith("Task: ")
     finally:
         env.close()
+
+
+def test_a_click_by_words_clicks_the_element_with_them_and_is_graded(click_button):
+    obs, info = click_button.reset(seed=11)
+    assert info["privileged"]["next_action"].startswith("click_text(")  # the task names it
+    target = info["privileged"]["fields"]["target"]
+    words = re.findall(r'^\[\d+\] button "([^"]+)"', obs["text"], re.M)
+    other = next(w for w in words if w.lower() != target.lower())
+    *_, out = click_button.step(f'click_text("{other}")')
+    assert out.get("grounded") is False and not out["invalid"]
+    _, info = click_button.reset(seed=11)
+    *_, terminated, _, out = click_button.step(f"click_text('{target.upper()}')")  # any case
+    assert out["grounded"] is True and terminated and out["success"]
