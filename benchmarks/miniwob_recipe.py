@@ -19,11 +19,24 @@ ROOT = Path("runs/miniwob-recipe")
 RESULTS = Path(__file__).parent / "results"
 
 
+# What each run ran on, where the code moved under the search (the variants themselves are in
+# miniwob_recipe.sh).
+CODE = {
+    "base": "float32; before click_text",
+    "lambda0.5": "float32; before click_text",
+    "weak3": "bf16-mixed; before click_text",
+}
+DEFAULT_CODE = "bf16-mixed; click_text"
+
+
 def read_run(run: Path) -> dict[str, Any]:
     """A run's settings (from its variant's name) and its evaluation records."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r.get("kind") == "eval"]
-    return {"name": run.name, "finished": (run / "summary.json").is_file(),
+    summary = run / "summary.json"
+    minutes = json.loads(summary.read_text())["seconds"] / 60 if summary.is_file() else None
+    return {"name": run.name, "finished": summary.is_file(), "minutes": minutes,
+            "code": CODE.get(run.name, DEFAULT_CODE),
             "evals": [_row(r) for r in evals]}  # fmt: skip
 
 
@@ -50,24 +63,41 @@ def _fmt(x: float | None) -> str:
 def table(runs: list[dict[str, Any]]) -> str:
     """The markdown table: one line per run and evaluation."""
     lines = [
-        "| run | step | student (trained tasks) | teacher | student / teacher | ood mean | retain |",
-        "|---|---|---|---|---|---|---|",
+        "| run | precision; grammar | minutes | step | student (trained tasks) | teacher "
+        "| student / teacher | ood mean | retain |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         name = run["name"] + ("" if run["finished"] else " (stopped)")
+        minutes = "—" if run["minutes"] is None else f"{run['minutes']:.1f}"
         for row in run["evals"]:
             lines.append(
-                f"| {name} | {row['step']} | {_fmt(row['student'])} | {_fmt(row['teacher'])} "
-                f"| {_fmt(row['share'])} | {_fmt(row['ood'])} | {_fmt(row['retain'])} |"
+                f"| {name} | {run['code']} | {minutes} | {row['step']} | {_fmt(row['student'])} "
+                f"| {_fmt(row['teacher'])} | {_fmt(row['share'])} | {_fmt(row['ood'])} "
+                f"| {_fmt(row['retain'])} |"
             )
+    lines += ["", *per_task(runs)]
     note = (
         "\nHeld-out greedy episodes (16 per task) of `mmopsd/configs/miniwob_opsd.yaml` with "
         "each variant's overrides (`benchmarks/miniwob_recipe.sh`); SmolLM2-135M-Instruct on "
-        "2 CPU cores, seed 0. `ood` (click-dialog-2, focus-text-2, identify-shape, "
+        "2 CPU cores, seed 0. Minutes: the whole run, evaluations included. `ood` (click-dialog-2, focus-text-2, identify-shape, "
         "click-option) and `retain` (KeyDoor) are evaluated before and after training only. "
         "Curves: `miniwob_recipe_<variant>_curve.png`.\n"
     )
     return "\n".join(lines) + "\n" + note
+
+
+def per_task(runs: list[dict[str, Any]]) -> list[str]:
+    """Markdown: each run's last evaluation, task by task."""
+    tasks = list(dict.fromkeys(t for run in runs for row in run["evals"] for t in row["per_task"]))
+    short = [t.removeprefix("MiniWoB-").removesuffix("-v0") for t in tasks]
+    lines = ["| run | step | " + " | ".join(short) + " |", "|---|---|" + "---|" * len(tasks)]
+    for run in runs:
+        if run["evals"]:
+            last = run["evals"][-1]
+            cells = " | ".join(_fmt(last["per_task"].get(t)) for t in tasks)
+            lines.append(f"| {run['name']} | {last['step']} | {cells} |")
+    return lines
 
 
 def main() -> int:
