@@ -365,7 +365,13 @@ def load_data(path: str | Path | None = None, overrides: list[str] | None = None
                 f"{path} must hold a mapping of config fields, got {type(loaded).__name__}"
             )
         data.update(loaded)
-    for item in overrides or []:
+    return apply_overrides(data, overrides or [])
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``data`` with each ``key=value`` (a YAML value; ``head.key`` sets inside a mapping)
+    set in place; returns ``data``."""
+    for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} must look like key=value")

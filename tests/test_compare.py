@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mmopsd.errors import ConfigError
-from mmopsd.evaluation.compare import arms_for_methods
+from mmopsd.evaluation.compare import arm_of, arms_for_methods
 
 
 def test_method_arms_replace_the_fields_their_preset_defines():
@@ -27,6 +27,42 @@ def test_method_arms_replace_the_fields_their_preset_defines():
         arms_for_methods(base, ["ppo"])
     with pytest.raises(ConfigError, match="lists a method twice"):
         arms_for_methods(base, ["grpo", "grpo"])
+
+
+def test_an_arm_is_the_base_config_with_its_own_overrides():
+    base = {"loss": "jsd", "rl": "add", "lr": 1e-4, "loss_kwargs": {"top_k": 5}}
+    mixed = arm_of(base, ["opsd-mixed", "method=opsd", "teacher_share=0.5", "loss_kwargs.beta=1"])
+    assert mixed.name == "opsd-mixed"
+    assert mixed.data == {
+        "loss": "jsd", "lr": 1e-4, "method": "opsd", "teacher_share": 0.5,
+        "loss_kwargs": {"top_k": 5, "beta": 1},
+    }  # fmt: skip
+    assert base["loss_kwargs"] == {"top_k": 5}  # the base is left as it was
+    grpo = arm_of(base, ["grpo4", "method=grpo", "group_size=4", "rl=add"]).data
+    assert grpo["group_size"] == 4 and grpo["rl"] == "add" and "loss" in grpo
+    assert arm_of(base, ["slow", "lr=2.0e-5"]).data == {**base, "lr": 2e-5}
+    with pytest.raises(ConfigError, match="needs a name first"):
+        arm_of(base, ["lr=1e-5"])
+    with pytest.raises(ConfigError, match="key=value"):
+        arm_of(base, ["x", "lr"])
+
+
+def test_the_cli_takes_arms_beside_methods(tmp_path, monkeypatch, capsys):
+    from mmopsd.cli import main
+    from mmopsd.evaluation import compare
+
+    seen = {}
+    monkeypatch.setattr(compare, "run_compare", lambda arms, *a, **k: seen.setdefault("a", arms))
+    assert main(["compare", "--out", str(tmp_path), "--seeds", "0"]) != 0
+    assert "either --methods or --arm" in capsys.readouterr().err
+    monkeypatch.setattr("mmopsd.evaluation.report.compare_table", lambda summary: "")
+    config = tmp_path / "c.yaml"
+    config.write_text("lr: 0.001\n")
+    main(["compare", "--config", str(config), "--methods", "opsd", "--out", str(tmp_path),
+          "--arm", "mixed", "teacher_share=0.25", "--arm", "slow", "lr=2.0e-5"])  # fmt: skip
+    assert [(a.name, a.data.get("teacher_share"), a.data["lr"]) for a in seen["a"]] == [
+        ("opsd", None, 0.001), ("mixed", 0.25, 0.001), ("slow", None, 2e-5)
+    ]  # fmt: skip
 
 
 def _command(out: Path, demo: Path) -> list[str]:

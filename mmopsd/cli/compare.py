@@ -23,6 +23,15 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
         help="comma-separated method presets run on --config, e.g. opsd,sft_teacher,grpo",
     )
     cmp.add_argument(
+        "--arm",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="NAME KEY=VALUE",
+        help="an arm on --config with its own overrides, beside --methods or alone; "
+        "repeatable: --arm opsd-mixed method=opsd teacher_share=0.5",
+    )
+    cmp.add_argument(
         "--configs", type=Path, nargs="+", help="or: YAML configs compared as they are"
     )
     cmp.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
@@ -37,13 +46,16 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmopsd.evaluation import compare
     from mmopsd.evaluation.report import compare_table
 
-    if bool(args.methods) == bool(args.configs):
-        raise ConfigError("pass either --methods (with --config) or --configs")
+    on_base = bool(args.methods or args.arm)
+    if on_base == bool(args.configs):
+        raise ConfigError("pass either --methods or --arm (with --config), or --configs")
     if args.configs:
         arms = [compare.Arm(p.stem, load_data(p, args.overrides)) for p in args.configs]
     else:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        arms = compare.arms_for_methods(load_data(args.config, args.overrides), methods)
+        base = load_data(args.config, args.overrides)
+        methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+        arms = compare.arms_for_methods(base, methods) if methods else []
+        arms += [compare.arm_of(base, spec) for spec in args.arm]
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:

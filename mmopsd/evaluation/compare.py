@@ -14,6 +14,7 @@ arm) and ``out/compare.json``.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,28 @@ def arms_for_methods(base: dict[str, Any], methods: list[str]) -> list[Arm]:
         data = {k: v for k, v in base.items() if k not in PRESETS[m]}
         arms.append(Arm(m, {**data, "method": m}))
     return arms
+
+
+def arm_of(base: dict[str, Any], spec: list[str]) -> Arm:
+    """The arm ``spec`` names: ``[NAME, KEY=VALUE, ...]``, the ``base`` config fields with
+    these overrides set (``teacher_share=0.5``, ``loss_kwargs.top_k=20``). A ``method=``
+    among them picks a preset whose own fields replace the base's, as in
+    :func:`arms_for_methods`."""
+    from mmopsd.config import apply_overrides
+    from mmopsd.methods import PRESETS
+
+    if not spec or "=" in spec[0]:
+        raise ConfigError(
+            f"--arm needs a name first, then KEY=VALUE overrides, e.g. --arm opsd-mixed "
+            f"method=opsd teacher_share=0.5; got {' '.join(spec)!r}"
+        )
+    name, overrides = spec[0], spec[1:]
+    data = apply_overrides(copy.deepcopy(base), overrides)
+    method = data.get("method")
+    if method in PRESETS and method != base.get("method"):
+        given = {item.partition("=")[0].strip().split(".")[0] for item in overrides}
+        data = {k: v for k, v in data.items() if k not in PRESETS[method] or k in given}
+    return Arm(name, data)
 
 
 def run_compare(
