@@ -13,7 +13,8 @@ task() { printf '{"env":"mmopsd/MiniWoB-%s-v0"%s}' "$1" "${2:+,\"weight\":$2}"; 
 WEAK3="[$(task click-test),$(task click-test-2),$(task click-button 3),$(task click-link 3),\
 $(task focus-text),$(task click-dialog),$(task click-widget 3),$(task click-tab 3)]"
 declare -A VARIANTS=(
-  [base]=""
+  # base, weak3 and words ran 48 steps, before the config settled on 32
+  [base]="--set steps=48"
   [lr2e-5]="--set lr=2e-5"
   [t1.0]="--set temperature=1.0"
   [lora]="--set lora=true --set lr=2e-4"
@@ -23,12 +24,12 @@ declare -A VARIANTS=(
   [lambda0.5]="--set teacher_share=0.5"
   # three times the episodes for the tasks base left weakest (matching a quoted word to an
   # element's number: click-button 0.12, click-link 0.19, click-widget 0.19, click-tab 0.25)
-  [weak3]="--set tasks=$WEAK3 --set eval_every=24"
+  [weak3]="--set tasks=$WEAK3 --set eval_every=24 --set steps=48"
   # base's config once the grammar has click_text("words") and the experts click by the
   # task's words (click-button, click-link, click-tab, click-test-2): base ran before that
-  [words]=""
+  [words]="--set steps=48"
 )
-ORDER=(base lambda0.5 weak3 words lr2e-5 t1.0 topk lambda0.25 jsd lora)
+ORDER=(base lambda0.5 weak3 words lambda0.25 lr2e-5 t1.0 topk jsd lora)
 [ "$#" -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   [ -n "${VARIANTS[$name]+x}" ] || { echo "unknown variant $name; known: ${!VARIANTS[*]}" >&2; exit 2; }
