@@ -33,9 +33,9 @@ def read_run(run: Path) -> dict[str, Any]:
     """A run's settings (from its variant's name) and its evaluation records."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r.get("kind") == "eval"]
-    summary = run / "summary.json"
-    minutes = json.loads(summary.read_text())["seconds"] / 60 if summary.is_file() else None
-    return {"name": run.name, "finished": summary.is_file(), "minutes": minutes,
+    steps = [r["seconds"] for r in records if r.get("kind") != "eval" and "loss" in r]
+    return {"name": run.name, "finished": (run / "summary.json").is_file(),
+            "minutes": sum(steps) / 60 if steps else None,  # training steps, not evaluations
             "code": CODE.get(run.name, DEFAULT_CODE),
             "evals": [_row(r) for r in evals]}  # fmt: skip
 
@@ -63,7 +63,7 @@ def _fmt(x: float | None) -> str:
 def table(runs: list[dict[str, Any]]) -> str:
     """The markdown table: one line per run and evaluation."""
     lines = [
-        "| run | precision; grammar | minutes | step | student (trained tasks) | teacher "
+        "| run | precision; grammar | minutes of steps | step | student (trained tasks) | teacher "
         "| student / teacher | ood mean | retain |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -80,7 +80,7 @@ def table(runs: list[dict[str, Any]]) -> str:
     note = (
         "\nHeld-out greedy episodes (16 per task) of `mmopsd/configs/miniwob_opsd.yaml` with "
         "each variant's overrides (`benchmarks/miniwob_recipe.sh`); SmolLM2-135M-Instruct on "
-        "2 CPU cores, seed 0. Minutes: the whole run, evaluations included. `ood` (click-dialog-2, focus-text-2, identify-shape, "
+        "2 CPU cores, seed 0. Minutes of steps: the training steps' wall time (rollouts, scoring, updates), without the evaluations (a resumed run counts each step once). `ood` (click-dialog-2, focus-text-2, identify-shape, "
         "click-option) and `retain` (KeyDoor) are evaluated before and after training only. "
         "Curves: `miniwob_recipe_<variant>_curve.png`.\n"
     )

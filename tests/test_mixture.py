@@ -192,3 +192,12 @@ def test_every_method_preset_trains_on_a_mixture_and_compare_reads_it(tmp_path, 
     last = [r for r in records if r["kind"] == "eval"][-1]
     assert numbers["final"]["held_out"] == last["student"]["success"]
     assert set(last["student"]["per_task"]) == {"one-room", "two-rooms"}
+
+
+def test_a_mixture_run_is_titled_by_its_tasks():
+    from mmopsd.config import TrainConfig
+    from mmopsd.training.loop import run_title
+
+    mixture = TrainConfig(tasks=[{"env": "mmopsd/KeyDoor-v0"}, {"env": "mmopsd/Sokoban-v0"}])
+    assert run_title(mixture).startswith("2 tasks (mmopsd/KeyDoor-v0, ...) · ")
+    assert run_title(TrainConfig(env="mmopsd/Sokoban-v0")).startswith("mmopsd/Sokoban-v0 · ")

@@ -138,9 +138,15 @@ def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Para
         if not any(r["kind"] == "summary" and r["step"] == config.steps for r in log.read()):
             log.write({"kind": "summary", "step": config.steps, **record})
         (out / "summary.json").write_text(json.dumps(record, indent=2))
-        title = f"{config.env} · {config.model} · {config.loss}"
-        plot_run(log.read(), out / "curve.png", title=title)
+        plot_run(log.read(), out / "curve.png", title=run_title(config))
     par.barrier()
+
+
+def run_title(config: TrainConfig) -> str:
+    """A run's curve title: its environment (or its mixture's), model and loss."""
+    tasks = config.train_tasks()
+    where = tasks[0].env if len(tasks) == 1 else f"{len(tasks)} tasks ({tasks[0].env}, ...)"
+    return f"{where} · {config.model} · {config.loss}"
 
 
 def _say(show: bool, text: str) -> None:
