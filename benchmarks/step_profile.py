@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -35,15 +36,18 @@ from unittest import mock
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-RECIPE_TASKS = [
-    "click-test",
-    "click-test-2",
-    "click-button",
-    "click-link",
-    "focus-text",
-    "click-dialog",
-]
-RECIPE_TASKS += ["click-widget", "click-tab"]
+RUN_FIELDS = ("steps", "eval_every", "save_every", "out_dir", "seed", "ood", "retain")
+
+
+def recipe_fields(name: str) -> dict[str, Any]:
+    """A packaged config's fields but those the profile sets (its budget, evaluations apart
+    from the held-out one, its output)."""
+    from mmopsd.config import load_data
+
+    with resources.as_file(resources.files("mmopsd.configs") / name) as path:
+        return {k: v for k, v in load_data(path).items() if k not in RUN_FIELDS}
+
+
 CASES: dict[str, dict[str, Any]] = {
     "keydoor": dict(
         env="mmopsd/KeyDoor-v0",
@@ -65,21 +69,8 @@ CASES: dict[str, dict[str, Any]] = {
         max_turns=1,
         eval_episodes=16,
     ),
-    "miniwob-mixture": dict(  # mmopsd/configs/miniwob_opsd.yaml's training, small evaluations
-        tasks=[{"env": f"mmopsd/MiniWoB-{t}-v0"} for t in RECIPE_TASKS],
-        provider="reference",
-        provider_kwargs={
-            "kind": "next_action",
-            "template": "The correct action is {value}.\nAction: {value}\nReply with that action.",
-        },
-        lr=5e-5,
-        temperature=0.7,
-        batch_size=8,
-        micro_batch_size=8,
-        max_new_tokens=12,
-        max_turns=2,
-        eval_episodes=2,
-    ),
+    # mmopsd/configs/miniwob_opsd.yaml's training (its eight tasks), with small evaluations
+    "miniwob-mixture": {**recipe_fields("miniwob_opsd.yaml"), "eval_episodes": 2},
     "babyai-gotolocal": dict(
         env="mmopsd/BabyAI-GoToLocal-v0",
         provider="reference",
