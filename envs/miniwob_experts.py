@@ -88,8 +88,8 @@ class Page:
         return " ".join(c["text"] for c in self.children(label) if c["tag"] == "t").strip()
 
     def click_by_text(self, e: dict[str, Any]) -> str:
-        """Click ``e`` by its text where that text names ``e`` alone on the page (what
-        :func:`named` picks), else by its number."""
+        """Click ``e`` by its text where ``click_text`` of that text picks ``e``
+        (:func:`named`), else by its number."""
         text = e["text"].strip()
         return click_text(text) if text and named(self.elements, text) is e else click(e)
 
@@ -145,16 +145,20 @@ def click(e: dict[str, Any]) -> str:
     return f"click_element({e['ref']})"
 
 
-def click_text(text: str) -> str:
-    """Click the element whose text is ``text`` (quoted with ``'`` if it holds ``"``)."""
+def _quoted(text: str) -> str:
+    """``text`` in quotes: ``'`` if it holds ``"``, else ``"``."""
     quote = "'" if '"' in text else '"'
-    return f"click_text({quote}{text}{quote})"
+    return f"{quote}{text}{quote}"
+
+
+def click_text(text: str) -> str:
+    """Click the element whose text is ``text``."""
+    return f"click_text({_quoted(text)})"
 
 
 def typed(text: str) -> str:
-    """Type ``text`` into the focused element (quoted with ``'`` if it holds ``"``)."""
-    quote = "'" if '"' in text else '"'
-    return f"type({quote}{text}{quote})"
+    """Type ``text`` into the focused element."""
+    return f"type({_quoted(text)})"
 
 
 def fill(page: Page, e: dict[str, Any], text: str) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,14 @@ def arms_for_methods(base: dict[str, Any], methods: list[str]) -> list[Arm]:
     unknown = [m for m in methods if m not in PRESETS]
     if unknown:
         raise ConfigError(f"unknown method {unknown[0]!r}; methods: {', '.join(PRESETS)}")
-    arms = []
-    for m in methods:
-        data = {k: v for k, v in base.items() if k not in PRESETS[m]}
-        arms.append(Arm(m, {**data, "method": m}))
-    return arms
+    return [Arm(m, {**_without_preset(base, m), "method": m}) for m in methods]
+
+
+def _without_preset(data: dict[str, Any], method: str, keep: Collection[str] = ()) -> dict:
+    """``data`` without the fields ``method``'s preset defines (but those in ``keep``)."""
+    from mmopsd.methods import PRESETS
+
+    return {k: v for k, v in data.items() if k not in PRESETS[method] or k in keep}
 
 
 def arm_of(base: dict[str, Any], spec: list[str]) -> Arm:
@@ -73,7 +77,7 @@ def arm_of(base: dict[str, Any], spec: list[str]) -> Arm:
     method = data.get("method")
     if method in PRESETS and method != base.get("method"):
         given = {item.partition("=")[0].strip().split(".")[0] for item in overrides}
-        data = {k: v for k, v in data.items() if k not in PRESETS[method] or k in given}
+        data = _without_preset(data, method, keep=given)
     return Arm(name, data)
 
 
