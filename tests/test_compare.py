@@ -47,20 +47,20 @@ def test_an_arm_is_the_base_config_with_its_own_overrides():
         arm_of(base, ["x", "lr"])
 
 
-def test_the_cli_takes_arms_beside_methods(tmp_path, monkeypatch, capsys):
-    from mmopsd.cli import main
-    from mmopsd.evaluation import compare
+def test_the_cli_takes_arms_beside_methods(tmp_path):
+    from mmopsd.cli import parser
+    from mmopsd.cli.compare import arms_of
 
-    seen = {}
-    monkeypatch.setattr(compare, "run_compare", lambda arms, *a, **k: seen.setdefault("a", arms))
-    assert main(["compare", "--out", str(tmp_path), "--seeds", "0"]) != 0
-    assert "either --methods or --arm" in capsys.readouterr().err
-    monkeypatch.setattr("mmopsd.evaluation.report.compare_table", lambda summary: "")
+    def arms(*argv):
+        return arms_of(parser().parse_args(["compare", "--out", str(tmp_path), *argv]))
+
+    with pytest.raises(ConfigError, match="either --methods or --arm"):
+        arms("--seeds", "0")
     config = tmp_path / "c.yaml"
     config.write_text("lr: 0.001\n")
-    main(["compare", "--config", str(config), "--methods", "opsd", "--out", str(tmp_path),
-          "--arm", "mixed", "teacher_share=0.25", "--arm", "slow", "lr=2.0e-5"])  # fmt: skip
-    assert [(a.name, a.data.get("teacher_share"), a.data["lr"]) for a in seen["a"]] == [
+    got = arms("--config", str(config), "--methods", "opsd", "--arm", "mixed",
+               "teacher_share=0.25", "--arm", "slow", "lr=2.0e-5")  # fmt: skip
+    assert [(a.name, a.data.get("teacher_share"), a.data["lr"]) for a in got] == [
         ("opsd", None, 0.001), ("mixed", 0.25, 0.001), ("slow", None, 2e-5)
     ]  # fmt: skip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from mmopsd.cli.args import add_overrides
 from mmopsd.errors import ConfigError
@@ -40,22 +41,28 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     cmp.set_defaults(run=run_compare)
 
 
+def arms_of(args: argparse.Namespace) -> list[Any]:
+    """The compared arms the arguments name: ``--methods`` and ``--arm`` on ``--config``, or
+    ``--configs``."""
+    from mmopsd.config import load_data
+    from mmopsd.evaluation import compare
+
+    if bool(args.methods or args.arm) == bool(args.configs):
+        raise ConfigError("pass either --methods or --arm (with --config), or --configs")
+    if args.configs:
+        return [compare.Arm(p.stem, load_data(p, args.overrides)) for p in args.configs]
+    base = load_data(args.config, args.overrides)
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    arms = compare.arms_for_methods(base, methods) if methods else []
+    return arms + [compare.arm_of(base, spec) for spec in args.arm]
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """Run (or resume) every arm on every seed; print the table."""
-    from mmopsd.config import load_data
     from mmopsd.evaluation import compare
     from mmopsd.evaluation.report import compare_table
 
-    on_base = bool(args.methods or args.arm)
-    if on_base == bool(args.configs):
-        raise ConfigError("pass either --methods or --arm (with --config), or --configs")
-    if args.configs:
-        arms = [compare.Arm(p.stem, load_data(p, args.overrides)) for p in args.configs]
-    else:
-        base = load_data(args.config, args.overrides)
-        methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
-        arms = compare.arms_for_methods(base, methods) if methods else []
-        arms += [compare.arm_of(base, spec) for spec in args.arm]
+    arms = arms_of(args)
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
