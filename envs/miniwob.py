@@ -9,10 +9,11 @@ The benchmark stays the benchmark: MiniWoB's own pages, reset, step and reward. 
   ``click_text("words")`` (the element with those words), ``type("text")`` and
   ``press("key")`` (``<Enter>``, ``<Tab>``, ...); other text is answered with feedback and
   ``info["invalid"]`` without touching the page;
-- ``info["privileged"]`` holds the target element's box (the task's fields matched against the
-  DOM) as ``target_box`` and ``boxes`` (so ``image_crop`` zooms on it), the DOM as an
-  accessibility-style list under ``a11y`` (for ``reference``), the task's ``fields``, a
-  ``hint`` in words, and ``next_action`` where a target was found; ``info["grounded"]`` says
+- ``info["privileged"]`` holds the target element's box (the element the task's expert clicks
+  next, else the task's fields matched against the DOM) as ``target_box`` and ``boxes`` (so
+  ``image_crop`` zooms on it), the DOM as an accessibility-style list under ``a11y`` (for
+  ``reference``), the task's ``fields``, a ``hint`` in words, and ``next_action`` (the
+  expert's, or a click on the target) where one was found; ``info["grounded"]`` says
   whether a click hit the target: ``click(x, y)`` inside its box, or ``click_element(ref)``
   naming it;
 - one browser per environment, reused across resets; ``env.close()`` gives it back to a
@@ -189,8 +190,10 @@ def _element_line(e: dict[str, Any]) -> str:
 
 # -------------------------------------------------------------------- privileged info
 class TargetInfo(gym.Wrapper, RecordConstructorArgs):
-    """``info["privileged"]`` from the task's fields matched against the DOM, and
-    ``info["grounded"]`` for clicks."""
+    """``info["privileged"]`` from the task's expert and its fields matched against the DOM,
+    and ``info["grounded"]`` for clicks. The target is the element the expert clicks next
+    (:func:`expert_click`); where it types, or the task has no expert, the element the task's
+    fields name (:func:`target_elements`)."""
 
     def __init__(self, env: gym.Env, task: str = "") -> None:
         RecordConstructorArgs.__init__(self, task=task)
@@ -222,7 +225,9 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
     def _with_privileged(self, obs: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-        found = target_elements(obs)
+        plan = self._plan(obs)
+        clicked = expert_click(obs["dom_elements"], plan[0]) if plan else None
+        found = [clicked] if clicked is not None else target_elements(obs)
         privileged: dict[str, Any] = {
             "fields": {str(k): str(v) for k, v in obs.get("fields", ())},
             "a11y": "\n".join(_element_line(e) for e in visible(obs["dom_elements"])),
@@ -238,11 +243,15 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             ref = found[0]["ref"]
             notes.insert(0, f"the target is element [{ref}] at ({x}, {y}): click_element({ref})")
         privileged["hint"] = "; ".join(notes) or "no target on this page"
-        if self.expert is not None and obs["utterance"]:
-            plan = self.expert(ExpertPage.of(obs, self._done))
-            if plan:
-                privileged["next_action"], privileged["expert_plan"] = plan[0], plan
+        if plan:
+            privileged["next_action"], privileged["expert_plan"] = plan[0], plan
         return {**info, "privileged": privileged}
+
+    def _plan(self, obs: dict[str, Any]) -> list[str]:
+        """The expert's remaining actions on this page ([] for a task without an expert)."""
+        if self.expert is None or not obs["utterance"]:
+            return []
+        return self.expert(ExpertPage.of(obs, self._done)) or []
 
 
 def target_elements(obs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -259,6 +268,23 @@ def target_elements(obs: dict[str, Any]) -> list[dict[str, Any]]:
     if not found:
         found = [e for e in elements if e["tag"] in INPUTS][:1]
     return found
+
+
+def expert_click(raw: list[dict[str, Any]], action: str) -> dict[str, Any] | None:
+    """The element of ``raw`` (a page's ``dom_elements``) that ``action``, an expert's action,
+    clicks: ``click_element(ref)`` or ``click_text("words")``; None for any other action."""
+    found = CALL.match(action.strip())
+    if not found:
+        return None
+    verb, args = found.group(1).lower(), found.group(2).strip()
+    if verb == "click_element" and args.isdigit():
+        ref: int | None = int(args)
+    elif verb == "click_text" and len(args) >= 2 and args[0] == args[-1] and args[0] in "\"'":
+        hit = named(elements_of(raw), args[1:-1])
+        ref = None if hit is None else int(hit["ref"])
+    else:
+        return None
+    return next((e for e in raw if int(e["ref"]) == ref), None)
 
 
 def _named(elements: list[dict[str, Any]], value: str) -> dict[str, Any] | None:

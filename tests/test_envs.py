@@ -182,3 +182,28 @@ def test_click_text_picks_the_element_with_those_words():
     assert experts.click_by_text(_el(8, 'say "hi"')) == "click_element(8)"  # not on the page
     quoted = _el(9, 'say "hi"')
     assert Page([quoted], {}).click_by_text(quoted) == "click_text('say \"hi\"')"
+
+
+def _raw(ref, text, tag="button", size=10.0):
+    flags = [0, 0, 0, 1]
+    return {
+        "ref": ref,
+        "text": text,
+        "tag": tag,
+        "left": 0.0,
+        "top": 0.0,
+        "width": size,
+        "height": size,
+        "flags": flags,
+    }
+
+
+def test_the_target_is_the_element_the_expert_clicks_next():
+    from mmopsd.envs.miniwob import expert_click
+
+    page = [_raw(1, "Ok", size=0.0), _raw(2, "Ok"), _raw(3, "cancel", tag="div")]
+    assert expert_click(page, "click_element(3)") is page[2]
+    assert expert_click(page, 'click_text("ok")') is page[1]  # the one click_text picks
+    assert expert_click(page, "click_text('cancel')") is page[2]
+    for other in ("click_element(9)", 'click_text("Submit")', 'type("Ok")', "click(5, 5)", "?"):
+        assert expert_click(page, other) is None

@@ -167,3 +167,19 @@ def test_a_click_by_words_clicks_the_element_with_them_and_is_graded(click_butto
     _, info = click_button.reset(seed=11)
     *_, terminated, _, out = click_button.step(f"click_text('{target.upper()}')")  # any case
     assert out["grounded"] is True and terminated and out["success"]
+
+
+def test_the_target_is_the_element_the_expert_clicks_on_click_widget():
+    # click-widget names its widget by kind ("button"), which no element has as text: the
+    # fields alone point at the wrong element, the expert's click does not
+    env = gym.make("mmopsd/MiniWoB-click-widget-v0", disable_env_checker=True)
+    try:
+        for seed in range(4):
+            _, info = env.reset(seed=seed)
+            action = info["privileged"]["next_action"]
+            ref = re.fullmatch(r"click_element\((\d+)\)", action).group(1)
+            assert f"[{ref}]" in info["privileged"]["hint"]
+            *_, out = env.step(action)
+            assert out["grounded"] is True and out["success"]
+    finally:
+        env.close()
