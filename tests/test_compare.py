@@ -103,3 +103,43 @@ def test_compare_of_two_presets_resumes_after_a_kill_without_redoing_finished_ru
     table = (out / "compare.md").read_text()
     assert "| opsd |" in table and "| sft_teacher |" in table and "retain change rule7" in table
     assert (out / "compare.png").stat().st_size > 1000
+
+
+def _mixture_run(run: Path, before: float, after: float, per_task: dict[str, float]) -> None:
+    """A finished run's files: a mixture of tasks, two timed steps, two timed evaluations,
+    and step 2 played twice (a resumed run)."""
+
+    def evaluation(step, success, tasks):
+        tasks = {t: {"success": v, "episodes": 4.0} for t, v in tasks.items()}
+        student = {"success": success, "episodes": 4 * len(tasks), "per_task": tasks}
+        return {"kind": "eval", "step": step, "student_success": success, "student": student,
+                "seconds": 60.0}  # fmt: skip
+
+    records = [
+        evaluation(0, before, {t: before for t in per_task}),
+        {"kind": "train", "step": 1, "seconds": 30.0},
+        {"kind": "train", "step": 2, "seconds": 999.0},  # killed; played again below
+        {"kind": "train", "step": 2, "seconds": 30.0},
+        evaluation(2, after, per_task),
+    ]
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "config.yaml").write_text("batch_size: 4\n")
+
+
+def test_a_comparison_of_mixtures_shows_each_task_and_each_run_minutes(tmp_path):
+    from mmopsd.evaluation.compare import Arm, summarise
+    from mmopsd.evaluation.report import compare_table
+
+    tasks = ("MiniWoB-click-test-v0", "MiniWoB-click-tab-v0")
+    for seed, tab in ((0, 0.5), (1, 1.0)):
+        _mixture_run(tmp_path / "opsd" / f"seed-{seed}", 0.0, (1.0 + tab) / 2, dict(zip(tasks, (1.0, tab))))  # fmt: skip
+    summary = summarise([Arm("opsd", {})], [0, 1], tmp_path)
+    (run,) = summary["arms"]["opsd"]["runs"][:1]
+    assert run["minutes"] == 3.0  # two evaluations and two steps, step 2 counted once
+    tab = summary["arms"]["opsd"]["final"]["task MiniWoB-click-tab-v0"]
+    assert tab["mean"] == 0.75 and tab["episodes"] == 8 and tab["per_seed"] == [0.5, 1.0]
+    table = compare_table(summary)
+    assert "| method | click-test | click-tab |" in table
+    assert "| opsd | 1.00 [0.68, 1.00] | 0.75 [0.41, 0.93] |" in table
+    assert table.count("3.0, 3.0") == 1 and "task MiniWoB" not in table

@@ -6,8 +6,9 @@ checkpoints and a finished run is not redone, so a killed comparison continues w
 stopped. The runs share one evaluation cache, ``out/eval_cache.json``: the initial model and a
 frozen teacher are evaluated once for the whole comparison, not once per run.
 The result is ``out/compare.md`` (per arm held-out, out-of-distribution and retained success
-pooled over the seeds' evaluation episodes with 95% Wilson intervals, each seed's value beside it;
-per pair of arms the probability that one beats the other),
+pooled over the seeds' evaluation episodes with 95% Wilson intervals, each seed's value beside it,
+and each run's minutes; a mixture's trained tasks one by one; per pair of arms the probability
+that one beats the other),
 ``out/compare.png`` (held-out success against environment episodes consumed, one line per
 arm) and ``out/compare.json``.
 """
@@ -26,6 +27,8 @@ from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import compare_table, plot_compare
 from mmopsd.evaluation.stats import pooled_difference, pooled_rate, probability_of_improvement
 from mmopsd.training.metrics import MetricsLog
+
+TIMED = ("train", "eval")  # the records whose seconds make up a run's wall time
 
 
 @dataclass(frozen=True)
@@ -188,8 +191,8 @@ def _improvement(x: dict[str, Any], y: dict[str, Any]) -> dict[str, float]:
 
 
 def _run_numbers(run: Path) -> dict[str, Any]:
-    """Held-out, OOD and retained success before and after (with the episodes each rests
-    on), and the held-out curve."""
+    """Held-out success before and after (and per task of a mixture), OOD and retained
+    success (with the episodes each rests on), the held-out curve and the run's minutes."""
     records = MetricsLog(run / "metrics.jsonl").read()
     evals = [r for r in records if r.get("kind") == "eval"]
     if not evals:
@@ -204,6 +207,8 @@ def _run_numbers(run: Path) -> dict[str, Any]:
     teacher = last.get("teacher") or first.get("teacher")
     if teacher is not None:
         final["teacher"], episodes["teacher"] = teacher["success"], teacher["episodes"]
+    for name, res in last["student"].get("per_task", {}).items():  # a mixture's tasks
+        final[f"task {name}"], episodes[f"task {name}"] = res["success"], int(res["episodes"])
     for name, res in last.get("ood", {}).items():
         final[f"ood {name}"], episodes[f"ood {name}"] = res["success"], res["episodes"]
     for name, res in last.get("retain", {}).items():
@@ -217,7 +222,18 @@ def _run_numbers(run: Path) -> dict[str, Any]:
         "episodes": episodes,
         "curve": [(r["step"], r["student_success"]) for r in evals],
         "episodes_per_step": config["batch_size"],
+        "minutes": _minutes(records),
     }
+
+
+def _minutes(records: list[dict[str, Any]]) -> float | None:
+    """A run's wall time in minutes: its training steps and evaluations, each counted once
+    (the last record of a step that a resumed run played again). None where the metrics
+    predate timed evaluations."""
+    last = {(r.get("kind"), r.get("step")): r for r in records if r.get("kind") in TIMED}
+    if not last or any("seconds" not in r for r in last.values()):
+        return None
+    return sum(r["seconds"] for r in last.values()) / 60
 
 
 def _yaml(path: Path) -> dict[str, Any]:

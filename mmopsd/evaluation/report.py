@@ -159,9 +159,13 @@ def compare_table(summary: dict[str, Any]) -> str:
     its interval and each seed's value), then the probability that each arm beats each other
     one on held-out success."""
     arms = summary["arms"]
-    keys = sorted({k for a in arms.values() for k in a["final"]}, key=_column_order)
-    header = ["method", *(_column(k, arms) for k in keys)]
-    rows = [[name, *(_cell(arm["final"].get(k)) for k in keys)] for name, arm in arms.items()]
+    every = sorted({k for a in arms.values() for k in a["final"]}, key=_column_order)
+    keys = [k for k in every if not k.startswith("task ")]
+    header = ["method", *(_column(k, arms) for k in keys), "minutes per run"]
+    rows = [
+        [name, *(_cell(arm["final"].get(k)) for k in keys), _minutes(arm["runs"])]
+        for name, arm in arms.items()
+    ]
     caption = (
         f"Seeds {', '.join(map(str, summary['seeds']))}. Each cell pools the evaluation "
         "episodes of every seed: their success, its 95% Wilson interval in brackets (for a "
@@ -170,12 +174,39 @@ def compare_table(summary: dict[str, Any]) -> str:
         "training varies between seeds: the per-seed values show that, and the probabilities "
         "of improvement below account for it. Column headers give seeds × episodes per seed. "
         "Every method plays the same evaluation episodes and consumes the same number of "
-        "environment episodes."
+        "environment episodes. Minutes per run: each seed's training steps and evaluations "
+        "(an evaluation another run had cached costs nothing)."
     )
     parts = [caption, "", markdown_table(header, rows)]
+    ran = (k for a in arms.values() for r in a["runs"] for k in r["final"])  # config order
+    tasks = list(dict.fromkeys(k for k in ran if k.startswith("task ")))
+    if tasks:
+        parts += ["", _task_table(arms, tasks)]
     if summary.get("improvement"):
         parts += ["", _improvement_table(summary["improvement"])]
     return "\n".join(parts) + "\n"
+
+
+def _task_table(arms: dict[str, Any], tasks: list[str]) -> str:
+    """Held-out success after training on each task of a mixture, pooled over seeds."""
+    names = [k.removeprefix("task ").removeprefix("MiniWoB-").rsplit("-v", 1)[0] for k in tasks]
+    rows = [[name, *(_rate(arm["final"].get(k)) for k in tasks)] for name, arm in arms.items()]
+    caption = (
+        "Held-out success after training on each trained task (pooled over seeds, 95% Wilson "
+        "interval)."
+    )
+    return f"{caption}\n\n{markdown_table(['method', *names], rows)}"
+
+
+def _rate(value: dict[str, Any] | None) -> str:
+    if value is None or value["seeds"] == 0:
+        return "—"
+    return f"{value['mean']:.2f} [{value['low']:.2f}, {value['high']:.2f}]"
+
+
+def _minutes(runs: list[dict[str, Any]]) -> str:
+    """Each seed's wall time in minutes (training and evaluations); "—" where not recorded."""
+    return ", ".join("—" if r.get("minutes") is None else f"{r['minutes']:.1f}" for r in runs)
 
 
 def _improvement_table(improvement: dict[str, dict[str, Any]]) -> str:

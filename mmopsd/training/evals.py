@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
@@ -16,12 +17,13 @@ SEED_OFFSET = 10_000_000  # evaluation seeds never meet training seeds
 
 
 def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) -> dict[str, Any]:
-    """The evaluation record at ``step`` (0: before training).
+    """The evaluation record at ``step`` (0: before training), with the ``seconds`` it took.
 
     The initial model's results (held-out, ``ood``, ``retain``) and a static teacher's come
     from the run's evaluation cache when an earlier run (or the same run, before a restart)
     computed them with the same model, settings, seeds and code.
     """
+    start = time.perf_counter()
     kw = dict(
         episodes=config.eval_episodes,
         env_kwargs=config.env_kwargs,
@@ -64,6 +66,7 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
                 )
     if c.eval_cache.path is not None:
         record["eval_cache"] = c.eval_cache.record()
+    record["seconds"] = time.perf_counter() - start
     return record
 
 
