@@ -33,7 +33,7 @@ MINIWOB = (
     "email-inbox",
 )
 # Further tasks with an expert (``envs/miniwob_experts.py``; each won at least 18 of 20
-# held-out episodes, ``benchmarks/results/miniwob_experts.md``), registered but not in a suite.
+# held-out episodes, ``benchmarks/results/miniwob_experts.md``); the ``gui`` suite plays both.
 MINIWOB_MORE = (
     "click-button-sequence",
     "click-checkboxes-large",

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 ACTIONS_PER_ENV = 200
 EXAMPLES = 10
 # Each MiniWoB++ task costs a browser and about half a minute of steps: the fast suite fuzzes
-# two (one click, one form), the slow suite the other tasks of the gui suite. The further
-# registered tasks share every wrapper and the action parser with these; each is played by
+# two (one click, one form), the slow suite the other ten of ``MINIWOB``. The further tasks
+# (``MINIWOB_MORE``) share every wrapper and the action parser with these; each is played by
 # its expert in the slow suite (tests/test_miniwob_experts.py) instead.
 FAST_MINIWOB = ("mmopsd/MiniWoB-click-button-v0", "mmopsd/MiniWoB-login-user-v0")
 MORE = {f"mmopsd/MiniWoB-{t}-v0" for t in mmopsd.envs.MINIWOB_MORE}

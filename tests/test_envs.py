@@ -16,7 +16,7 @@ from mmopsd.envs.keydoor import KeyDoorEnv
 from mmopsd.errors import UnknownNameError
 from mmopsd.rollout import make_envs
 
-# The MiniWoB++ tasks outside the suites are checked in the slow suite (a browser each).
+# The further MiniWoB++ tasks (``MINIWOB_MORE``) are checked in the slow suite (a browser each).
 MORE = {f"mmopsd/MiniWoB-{t}-v0" for t in mmopsd.envs.MINIWOB_MORE}
 ENV_IDS = [pytest.param(k, marks=[pytest.mark.slow, pytest.mark.sweep]) if k in MORE else k
            for k in sorted(mmopsd.envs.REGISTERED)]  # fmt: skip

@@ -32,9 +32,11 @@ def test_success_and_progression_with_their_standard_errors_by_hand():
 
 def test_suites_hold_the_benchmarks():
     names = [e.env for e in SUITES.get("all")]
-    assert len([n for n in names if "MiniWoB" in n]) == 12
+    assert len([n for n in names if "MiniWoB" in n]) == 54  # every task with an expert
     assert {"mmopsd/Crafter-v0", "mmopsd/ALFWorld-v0", "mmopsd/BabyAI-SynthSeq-v0"} <= set(names)
     assert SUITES.get("all") == SUITES.get("gui") + SUITES.get("embodied")
+    teachers = {(e.provider, e.provider_kwargs["kind"]) for e in SUITES.get("gui")}
+    assert teachers == {("reference", "next_action")}  # told the expert's next action
 
 
 def test_leaderboard_adds_and_replaces_rows(tmp_path):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
-from mmopsd.envs import MINIWOB
+from mmopsd.envs import MINIWOB, MINIWOB_MORE
 from mmopsd.evaluation.core import EvalPlan, EvalResult, evaluate_all
 from mmopsd.evaluation.scores import EnvScore, score_of
 from mmopsd.evaluation.tasks import EvalTask
@@ -24,9 +24,22 @@ from mmopsd.registry import Registry
 from mmopsd.types import Message, TeacherContext
 
 SUITES: Registry[tuple[EvalTask, ...]] = Registry("suite")
+# The GUI teacher is told its task expert's next action, in the wording a 135M model follows
+# (benchmarks/results/miniwob_teacher_wording.md), as mmopsd/configs/miniwob_opsd.yaml trains.
+NEXT_ACTION = {
+    "kind": "next_action",
+    "template": "The correct action is {value}.\nAction: {value}\nReply with that action.",
+}
 GUI = tuple(
-    EvalTask(f"mmopsd/MiniWoB-{task}-v0", episodes=8, max_turns=4, max_new_tokens=16)
-    for task in MINIWOB
+    EvalTask(
+        f"mmopsd/MiniWoB-{task}-v0",
+        episodes=8,
+        max_turns=4,
+        max_new_tokens=16,
+        provider="reference",
+        provider_kwargs=NEXT_ACTION,
+    )
+    for task in MINIWOB + MINIWOB_MORE
 )
 EMBODIED = (
     *(
