@@ -98,3 +98,18 @@ def test_single_env_eval_with_privileged_uses_the_provider(tmp_path, capsys):
     # The teacher's view asks the provider (hint) for a key Sokoban does not give.
     assert main([*args, "--with-privileged"]) == 2
     assert "provider 'hint' needs info['privileged']['hint']" in capsys.readouterr().err
+
+
+def test_a_leaderboard_of_many_environments_gives_each_a_row(tmp_path):
+    from mmopsd.evaluation.report import WIDE
+
+    envs = [f"mmopsd/MiniWoB-task{i}-v0" for i in range(WIDE + 1)]
+    scores = [score_of(EvalTask(e, 4, 1), _result(success=0.5), 1.0) for e in envs]
+    update(tmp_path / "board.md", "a", scores)
+    png = update(tmp_path / "board.md", "a + privileged", scores[:-1])
+    lines = (tmp_path / "board.md").read_text().splitlines()
+    assert lines[0] == "| environment | a | a + privileged |"
+    assert lines[2] == "| MiniWoB-task0 | 0.50 ± 0.25 | 0.50 ± 0.25 |"
+    assert lines[2 + WIDE] == f"| MiniWoB-task{WIDE} | 0.50 ± 0.25 | |"  # not played
+    assert lines[3 + WIDE].startswith("| average | **0.500 ± ")
+    assert png.stat().st_size > 1000

@@ -136,9 +136,13 @@ def suite_table(scores: Sequence[EnvScore]) -> str:
     return markdown_table(header, rows)
 
 
+WIDE = 24  # a leaderboard of more environments than this is written an environment a row
+
+
 def leaderboard_table(rows: dict[str, Any]) -> str:
     """A leaderboard's rows (label -> ``{"scores": [...], "note": ...}``), one column per
-    environment, the average last; the note and each row's own note below."""
+    environment, the average last (more than ``WIDE`` environments: one row per environment
+    and one column per model); the note and each row's own note below."""
     columns = _columns(rows)
     body = []
     for label, row in rows.items():
@@ -149,7 +153,10 @@ def leaderboard_table(rows: dict[str, Any]) -> str:
         ]
         mean, err = average([EnvScore(**s) for s in row["scores"]])
         body.append([label, *cells, f"**{mean:.3f} ± {err:.3f}**"])
-    table = markdown_table(["model", *columns, "average"], body)
+    header = ["model", *columns, "average"]
+    if len(columns) > WIDE:
+        header, body = ["environment", *rows], [list(c) for c in zip(header, *body)][1:]
+    table = markdown_table(header, body)
     notes = [f"- {label}: {row['note']}" for label, row in rows.items() if row.get("note")]
     return "\n".join([table, "", LEADERBOARD_NOTE, *(["", *notes] if notes else [])]) + "\n"
 
@@ -332,7 +339,7 @@ def plot_compare(summary: dict[str, Any], path: Path) -> Path:
 def plot_leaderboard(rows: dict[str, Any], path: Path) -> Path:
     """Grouped bars: one group per environment, one bar per row, error bars of one s.e."""
     columns = _columns(rows)
-    size = (max(6, 0.55 * len(columns) * max(1, len(rows))), 4)
+    size = (min(30, max(6, 0.55 * len(columns) * max(1, len(rows)))), 4)
     width = 0.8 / max(1, len(rows))
     with figure(path, size=size) as ax:
         for k, (label, row) in enumerate(rows.items()):
@@ -341,7 +348,8 @@ def plot_leaderboard(rows: dict[str, Any], path: Path) -> Path:
             ys = [by_name[c]["score"] for c in columns if c in by_name]
             es = [by_name[c]["stderr"] for c in columns if c in by_name]
             ax.bar(xs, ys, width, yerr=es, label=label, capsize=2)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(columns))], columns, rotation=60)
+        ticks = [i + 0.4 - width / 2 for i in range(len(columns))]
+        ax.set_xticks(ticks, columns, rotation=60, fontsize=6 if len(columns) > WIDE else 9)
         ax.set(ylim=(0, 1.05), ylabel="success / progression")
         ax.legend(fontsize=8)
     return path

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The `gui` leaderboard (every MiniWoB++ task with an expert, 8 held-out episodes each):
+# SmolLM2-135M as the student, the same model told its expert's next action (the teacher),
+# and the student self-distilled on eight click tasks (mmopsd/configs/miniwob_opsd.yaml).
+#   bash benchmarks/leaderboard_gui.sh [CHECKPOINT]   # default: runs/miniwob-recipe/words
+# A row already on the board is not measured again (delete it from
+# benchmarks/results/leaderboard_gui.json to remeasure). Each row's full table:
+# benchmarks/results/leaderboard_gui_<row>.md. An hour or more of 2 cores: run nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CHECKPOINT="${1:-runs/miniwob-recipe/words}"
+BOARD=benchmarks/results/leaderboard_gui.md
+TRAINED="smollm2-135m self-distilled (miniwob_opsd.yaml)"
+has_row() {
+  [ -f "${BOARD%.md}.json" ] && .venv/bin/python -c \
+    'import json,sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1])))' \
+    "${BOARD%.md}.json" "$1"
+}
+row() {  # NAME LABEL ARGS...
+  local name="$1" label="$2"; shift 2
+  if has_row "$label"; then echo "== $label: on the board" >&2; return; fi
+  echo "== $label" >&2
+  .venv/bin/mmopsd eval --suite gui --label "$label" --leaderboard "$BOARD" \
+    --markdown "benchmarks/results/leaderboard_gui_$name.md" "$@"
+  pkill -f chromedriver || true
+}
+row student smollm2-135m --model smollm2-135m
+row teacher "smollm2-135m + privileged" --model smollm2-135m --with-privileged
+[ -d "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT: train one first" >&2; exit 2; }
+row trained "$TRAINED" --checkpoint "$CHECKPOINT"
