@@ -237,6 +237,14 @@ class TrainConfig:
     retain: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        """Every field checked now, before anything loads: a bad config costs nothing."""
+        self._check_numbers()
+        self._check_choices()
+        self._check_tasks()
+        self._check_players()
+
+    def _check_numbers(self) -> None:
+        """Counts, rates and coefficients within their ranges."""
         positive = (
             "steps", "batch_size", "micro_batch_size", "max_new_tokens", "max_turns", "ppo_epochs",
             "eval_batch_size",
@@ -249,6 +257,30 @@ class TrainConfig:
                 f"batch_size ({self.batch_size}) must be a multiple of group_size "
                 f"({self.group_size})"
             )
+        nonnegative = ("curriculum_every", "eval_every", "save_every", "warmup_steps")
+        nonnegative += ("max_grad_norm", "weight_decay", "rl_coef", "importance_cap")
+        for name in (*nonnegative, "distill_coef", "clip_eps", "kl_coef"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_episodes < 1 or self.keep_checkpoints < 1 or self.curriculum_start < 1:
+            raise ConfigError(
+                "eval_episodes, keep_checkpoints and curriculum_start must be >= 1, got "
+                f"{self.eval_episodes}, {self.keep_checkpoints}, {self.curriculum_start}"
+            )
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
+        if self.dist_timeout <= 0:
+            raise ConfigError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout}")
+        if not 0.0 <= self.teacher_share <= 1.0:
+            raise ConfigError(f"teacher_share must lie in [0, 1], got {self.teacher_share}")
+
+    def _check_choices(self) -> None:
+        """Named options: one of their choices, a device this machine has the kernels for,
+        a method preset and its fields."""
         if "reduction" in self.loss_kwargs:
             raise ConfigError(
                 "loss_kwargs.reduction is set by the trainer (per-token mean per turn, turn "
@@ -266,18 +298,15 @@ class TrainConfig:
                 compute_dtype(self.dtype, resolve_device(self.device))
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-        nonnegative = ("curriculum_every", "eval_every", "save_every", "warmup_steps")
-        nonnegative += ("max_grad_norm", "weight_decay", "rl_coef", "importance_cap")
-        for name in (*nonnegative, "distill_coef", "clip_eps", "kl_coef"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.eval_episodes < 1 or self.keep_checkpoints < 1 or self.curriculum_start < 1:
+        if self.method not in methods.PRESETS:
             raise ConfigError(
-                "eval_episodes, keep_checkpoints and curriculum_start must be >= 1, got "
-                f"{self.eval_episodes}, {self.keep_checkpoints}, {self.curriculum_start}"
+                f"method must be one of {', '.join(methods.PRESETS)}, got {self.method!r}"
             )
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"top_p must lie in (0, 1], got {self.top_p}")
+        methods.check(self)
+
+    def _check_tasks(self) -> None:
+        """One environment or a mixture, each entry's window, the ``ood`` and ``retain``
+        lists."""
         check_window(self.history, "history")
         default_env = next(f.default for f in dataclasses.fields(self) if f.name == "env")
         if self.tasks and (self.env != default_env or self.env_kwargs):
@@ -287,29 +316,19 @@ class TrainConfig:
             )
         for task in self.train_tasks():  # entries checked now, not after the model loads
             check_window(task.history, f"history of task {task.name}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
-        if self.dist_timeout <= 0:
-            raise ConfigError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout}")
-        if self.method not in methods.PRESETS:
-            raise ConfigError(
-                f"method must be one of {', '.join(methods.PRESETS)}, got {self.method!r}"
-            )
-        methods.check(self)
+        self.extra_tasks("ood")
+        self.extra_tasks("retain")
+
+    def _check_players(self) -> None:
+        """Who plays the episodes, and the teacher the KL penalty needs."""
         if self.kl_coef and self.teacher != "frozen":
             raise ConfigError(
                 "kl_coef needs teacher: frozen (the initial model the penalty is measured to)"
             )
-        self.extra_tasks("ood")
-        self.extra_tasks("retain")
         if (self.actor == "teacher" or self.teacher_share) and self.engine != "hf":
             raise ConfigError(
                 "actor: teacher and teacher_share play with the local teacher; set engine: hf"
             )
-        if not 0.0 <= self.teacher_share <= 1.0:
-            raise ConfigError(f"teacher_share must lie in [0, 1], got {self.teacher_share}")
         if self.teacher_share and self.actor == "teacher":
             raise ConfigError(
                 "teacher_share mixes teacher episodes into the student's; with actor: teacher "
