@@ -40,8 +40,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import RecordConstructorArgs
 from mmopsd.envs.browsers import pooled
-from mmopsd.envs.miniwob_experts import EXPERTS, elements_of, named, typed
-from mmopsd.envs.miniwob_experts import Page as ExpertPage
+from mmopsd.envs.miniwob_experts import EXPERTS
+from mmopsd.envs.miniwob_page import Page as ExpertPage
+from mmopsd.envs.miniwob_page import elements_of, named, typed
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
 # A call at the start of the answer; words after it (";", "." or a space first) are ignored.
@@ -346,7 +347,7 @@ def _click_coords(page: Any, action: Any) -> tuple[float, float] | None:
 @dataclass
 class Actions:
     """Text to MiniWoB actions: ``click(x, y)``, ``click_element(ref)``,
-    ``click_text("words")`` (the element :func:`~mmopsd.envs.miniwob_experts.named` picks
+    ``click_text("words")`` (the element :func:`~mmopsd.envs.miniwob_page.named` picks
     among ``shown()``, the page as the agent saw it), ``type("text")``, ``press("key")``; None
     for anything else (a click outside the screenshot, or on words no element has, included).
     Parsers compare equal, so ``env.spec`` rebuilds the same stack."""

@@ -167,7 +167,7 @@ def _el(ref, text, tag="button", leaf=True, size=10.0):
 
 
 def test_click_text_picks_the_element_with_those_words():
-    from mmopsd.envs.miniwob_experts import Page, named
+    from mmopsd.envs.miniwob_page import Page, named
 
     hidden, node = _el(1, "Ok", size=0.0), _el(2, "Ok", tag="t")
     box, button, later = _el(3, "Ok", tag="div", leaf=False), _el(4, " Ok "), _el(5, "Ok")
