@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import mmopsd.losses as L
 from mmopsd.policies import load_policy
-from mmopsd.training.runtime import tune_cpu_allocator
+from mmopsd.allocator import tune_cpu_allocator
 from mmopsd.training.teachers import build_teacher
 from mmopsd.types import Encoded
 

@@ -12,6 +12,7 @@ import torch
 from transformers import get_constant_schedule_with_warmup
 
 from mmopsd.agents.prompting import PromptSpec, prompt_for
+from mmopsd.allocator import tune_cpu_allocator
 from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting, needs_ids
 from mmopsd.config import TrainConfig, import_modules
 from mmopsd.engines.base import Engine
@@ -29,7 +30,6 @@ from mmopsd.training.curriculum import TemporalCurriculum
 from mmopsd.training.distill import LossSpec
 from mmopsd.training.mixture import ByTask, TaskEnvs, TrainTask
 from mmopsd.training.parallel import Parallel
-from mmopsd.training.runtime import tune_cpu_allocator
 from mmopsd.training.teachers import Teacher, build_teacher
 from mmopsd.training.turn_weighting import TURN_WEIGHTINGS
 

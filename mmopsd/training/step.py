@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mmopsd.allocator import give_back_if_short
 from mmopsd.config import TrainConfig
 from mmopsd.rollout import Job, Sampling, play
 from mmopsd.training.components import Components
@@ -43,6 +44,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     for _ in range(config.ppo_epochs - 1):  # more passes over the same batch
         _update(c, config, samples, teacher_prompts)
     c.engine.sync(c.policy.model)  # the next rollouts sample the updated student
+    give_back_if_short()  # the backward pass's free blocks, when the machine runs short
     c.teacher.update(step)
     record = _record(step, c, config, trajs, stats, norm)
     record["distilled_turns"] = sum(1 for s in planned if s.distill)
