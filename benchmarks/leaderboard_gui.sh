@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The `gui` leaderboard (every MiniWoB++ task with an expert, 8 held-out episodes each):
 # SmolLM2-135M as the student, the same model told its expert's next action (the teacher),
-# and the student self-distilled on eight click tasks (mmopsd/configs/miniwob_opsd.yaml).
-#   bash benchmarks/leaderboard_gui.sh [CHECKPOINT]   # default: runs/miniwob-recipe/words
+# and the student self-distilled on eight click tasks (mmopsd/configs/miniwob_opsd.yaml as it
+# ships, the comparison's opsd run of seed 0: benchmarks/miniwob_compare.sh).
+#   bash benchmarks/leaderboard_gui.sh [CHECKPOINT]   # default: runs/miniwob-compare/opsd/seed-0
 # A row already on the board is not measured again (delete it from
 # benchmarks/results/leaderboard_gui.json to remeasure). Each row's full table:
 # benchmarks/results/leaderboard_gui_<row>.md. An hour or more of 2 cores: run nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHECKPOINT="${1:-runs/miniwob-recipe/words}"
+CHECKPOINT="${1:-runs/miniwob-compare/opsd/seed-0}"
 BOARD=benchmarks/results/leaderboard_gui.md
-TRAINED="smollm2-135m self-distilled (miniwob_opsd.yaml)"
+TRAINED="smollm2-135m + opsd on 8 click tasks (miniwob_opsd.yaml, seed 0)"
 has_row() {
   [ -f "${BOARD%.md}.json" ] && .venv/bin/python -c \
     'import json,sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1])))' \
