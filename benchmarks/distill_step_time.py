@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 import mmopsd.losses as L
-from mmopsd.policies import load_policy
 from mmopsd.allocator import tune_cpu_allocator
+from mmopsd.policies import load_policy
 from mmopsd.training.teachers import build_teacher
 from mmopsd.types import Encoded
 
