@@ -15,9 +15,13 @@ import atexit
 import logging
 import os
 import threading
+import time
 from typing import Any
 
+from mmopsd.allocator import give_back_if_short
+
 log = logging.getLogger(__name__)
+START_TRIES = 3
 
 
 class BrowserPool:
@@ -47,7 +51,7 @@ class BrowserPool:
                 _quit(driver)
                 if hasattr(instance, "driver"):
                     del instance.driver
-        instance.start()
+        _start(instance)
         instance.wait()
         self.started += 1
         return instance
@@ -75,6 +79,25 @@ class BrowserPool:
     def _idle(self) -> Any:
         with self.lock:
             return self.idle.pop() if self.idle else None
+
+
+def _start(instance: Any, tries: int = START_TRIES) -> None:
+    """Start ``instance``'s Chromium; a start that fails (a machine short of memory, most
+    often) is tried again after the process gives its free heap memory back."""
+    for attempt in range(1, tries + 1):
+        try:
+            instance.start()
+            return
+        except Exception as err:
+            if attempt == tries:
+                raise RuntimeError(
+                    f"Chromium did not start in {tries} tries ({str(err).splitlines()[0]}); "
+                    "check that the machine has memory to spare and that chromium and "
+                    "chromium-driver are installed"
+                ) from err
+            log.warning("Chromium did not start (%s); trying again", str(err).splitlines()[0])
+            give_back_if_short(1.0)  # whatever the share: the heap's free memory goes back
+            time.sleep(2.0 * attempt)
 
 
 def _load(instance: Any, driver: Any) -> None:

@@ -207,3 +207,23 @@ def test_the_target_is_the_element_the_expert_clicks_next():
     assert expert_click(page, "click_text('cancel')") is page[2]
     for other in ("click_element(9)", 'click_text("Submit")', 'type("Ok")', "click(5, 5)", "?"):
         assert expert_click(page, other) is None
+
+
+def test_a_browser_that_fails_to_start_is_tried_again_then_named(monkeypatch):
+    from mmopsd.envs import browsers
+
+    class Flaky:
+        def __init__(self, failures):
+            self.failures, self.starts = failures, 0
+
+        def start(self):
+            self.starts += 1
+            if self.starts <= self.failures:
+                raise OSError("session not created\nfrom chrome not reachable")
+
+    monkeypatch.setattr(browsers.time, "sleep", lambda s: None)
+    flaky = Flaky(failures=2)
+    browsers._start(flaky)
+    assert flaky.starts == 3
+    with pytest.raises(RuntimeError, match="did not start in 3 tries .session not created.*memory"):
+        browsers._start(Flaky(failures=3))
