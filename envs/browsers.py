@@ -5,7 +5,7 @@ makes many MiniWoB environments (one per episode slot, of several tasks, again a
 evaluation point). A closed environment gives its browser back to :data:`POOL`, and the next
 environment made, of any task with the standard page size, takes it and only loads its own
 task's page. An idle browser waits on a blank page (a task page's timers keep it busy). A
-browser that died is never given back. At most ``MMOPSD_BROWSER_POOL`` (default 32) idle
+browser that died is never given back. At most ``MMOPSD_BROWSER_POOL`` (default 16) idle
 browsers are kept; the rest are closed, and all of them when the interpreter exits.
 """
 
@@ -133,7 +133,7 @@ def _quit(driver: Any) -> None:
         log.info("closing an idle browser: %s", err)
 
 
-POOL = BrowserPool(int(os.environ.get("MMOPSD_BROWSER_POOL", "32")))
+POOL = BrowserPool(int(os.environ.get("MMOPSD_BROWSER_POOL", "16")))
 atexit.register(POOL.close)
 
 

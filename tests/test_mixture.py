@@ -201,3 +201,19 @@ def test_a_mixture_run_is_titled_by_its_tasks():
     mixture = TrainConfig(tasks=[{"env": "mmopsd/KeyDoor-v0"}, {"env": "mmopsd/Sokoban-v0"}])
     assert run_title(mixture).startswith("2 tasks (mmopsd/KeyDoor-v0, ...) · ")
     assert run_title(TrainConfig(env="mmopsd/Sokoban-v0")).startswith("mmopsd/Sokoban-v0 · ")
+
+
+def test_a_run_keeps_at_most_a_steps_environments():
+    from mmopsd.training.mixture import TaskEnvs
+
+    config = TrainConfig(tasks=TASKS, batch_size=2)
+    envs = TaskEnvs(config.train_tasks(), "train", keep=2)
+    lent = [envs.lend(0), envs.lend(0), envs.lend(1)]  # one step drew task 0 twice
+    closed = []
+    lent[2].close = lambda: closed.append(2)
+    for key, env in zip((0, 0, 1), lent):
+        envs.take_back(key, env)
+    assert closed == [2] and len(envs.every) == 2  # the third is closed, not kept
+    assert [len(envs.free[k]) for k in (0, 1)] == [2, 0]
+    assert envs.lend(0) in lent[:2]  # the kept ones serve the next step
+    envs.close()

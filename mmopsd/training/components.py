@@ -70,7 +70,7 @@ def build(
     providers, loss = check(config, par)  # a mistake costs a second, not a model load
     tasks = config.train_tasks()
     provider = providers[tasks[0].name] if len(tasks) == 1 else ByTask(providers)
-    envs = TaskEnvs(tasks, config.train_split)
+    envs = TaskEnvs(tasks, config.train_split, keep=config.batch_size)
     if len(tasks) == 1:  # every episode of a step in its own environment, from the start
         envs.prepare(0, config.batch_size // par.world)
     policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]

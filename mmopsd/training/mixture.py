@@ -105,10 +105,14 @@ def draw(tasks: Sequence[TrainTask], groups: int, *, seed: int, step: int) -> li
 
 class TaskEnvs:
     """The training environments of a run, by task index: made when an episode needs one,
-    kept for the next step (a browser costs seconds to start), closed with :meth:`close`."""
+    kept for the next step (a browser costs seconds to start), closed with :meth:`close`.
+    At most ``keep`` are kept in all (a step's episodes): a task drawn more often than usual
+    in one step does not hold its extra environments, each with a browser, for the rest of
+    the run (a closed MiniWoB++ environment's browser goes back to the pool, where the next
+    environment of any task takes it)."""
 
-    def __init__(self, tasks: Sequence[TrainTask], split: str) -> None:
-        self.tasks, self.split = list(tasks), split
+    def __init__(self, tasks: Sequence[TrainTask], split: str, keep: int | None = None) -> None:
+        self.tasks, self.split, self.keep = list(tasks), split, keep
         self.free: dict[int, list[gym.Env]] = defaultdict(list)
         self.every: list[gym.Env] = []
         self.kinds: dict[int, bool] = {}
@@ -133,9 +137,15 @@ class TaskEnvs:
             return self.free[int(key)].pop()  # type: ignore[call-overload]
 
     def take_back(self, key: Hashable, env: gym.Env) -> None:
-        """``env`` is free for the next episode of its task."""
+        """``env`` is free for the next episode of its task (closed instead when ``keep``
+        environments are kept already)."""
         with self.lock:
-            self.free[int(key)].append(env)  # type: ignore[call-overload]
+            full = self.keep is not None and sum(map(len, self.free.values())) >= self.keep
+            if not full:
+                self.free[int(key)].append(env)  # type: ignore[call-overload]
+                return
+            self.every.remove(env)
+        env.close()
 
     def concurrent(self, key: Hashable) -> bool:
         """Whether task ``key``'s environments may start and step in threads."""
