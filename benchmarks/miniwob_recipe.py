@@ -28,7 +28,9 @@ CODE = {
 DEFAULT_CODE = "bf16-mixed; click_text"
 # What else shared the machine while a run's steps were timed.
 SHARED = {"lambda0.5": "its last three steps shared the machine with the test suite (76-163 s "
-                       "a step instead of about 25)"}  # fmt: skip
+                       "a step instead of about 25)",
+          "lambda0.25": "its steps from 20 on ran short of memory (the heap given back every "
+                        "turn, 40 browsers open) and beside short tests: 40-55 s a step"}  # fmt: skip
 
 
 def read_run(run: Path) -> dict[str, Any]:
