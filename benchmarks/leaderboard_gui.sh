@@ -25,7 +25,16 @@ row() {  # NAME LABEL ARGS...
     --markdown "benchmarks/results/leaderboard_gui_$name.md" "$@"
   pkill -f chromedriver || true
 }
+# The trained row first: its checkpoint lives in runs/ (gigabytes, kept on no other machine).
+if has_row "$TRAINED"; then
+  echo "== $TRAINED: on the board" >&2
+elif [ -d "$CHECKPOINT" ]; then
+  row trained "$TRAINED" --checkpoint "$CHECKPOINT"
+else
+  echo "no checkpoint at $CHECKPOINT for the trained row: train it first" \
+    "(ONLY_OPSD=1 SEEDS=0 bash benchmarks/miniwob_compare.sh)" >&2
+  missing=1
+fi
 row student smollm2-135m --model smollm2-135m
 row teacher "smollm2-135m + privileged" --model smollm2-135m --with-privileged
-[ -d "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT: train one first" >&2; exit 2; }
-row trained "$TRAINED" --checkpoint "$CHECKPOINT"
+exit "${missing:-0}"

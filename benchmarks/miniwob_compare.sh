@@ -3,17 +3,55 @@
 # playing a share LAMBDA of the episodes (the best of the recipe search), sft_teacher and grpo
 # (groups of 4 episodes per page), each on the same episodes, seeds 0 and 1.
 #   bash benchmarks/miniwob_compare.sh            # LAMBDA=0.5 by default
+#   ONLY_OPSD=1 SEEDS=0 bash benchmarks/miniwob_compare.sh   # the opsd run of seed 0 alone
 # Runs go one after another in runs/miniwob-compare/<arm>/seed-<s>; a killed comparison
-# continues where it stopped with the same command. Results: runs/miniwob-compare/compare.md,
-# copied to benchmarks/results/compare_miniwob.{md,json,png}. Hours of 2 cores: run nothing
-# else meanwhile.
+# continues where it stopped with the same command. Each finished run's metrics and config
+# (kB, not its GB of checkpoints) and the runs' shared evaluation cache are kept in
+# benchmarks/results/compare_miniwob_runs and put back into runs/ before the comparison
+# starts, so it continues on another machine too.
+# Results: runs/miniwob-compare/compare.md, copied to
+# benchmarks/results/compare_miniwob.{md,json,png}. Hours of 2 cores: run nothing else
+# meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAMBDA="${LAMBDA:-0.5}"
+SEEDS="${SEEDS:-0,1}"
 OUT=runs/miniwob-compare
-.venv/bin/mmopsd compare --config mmopsd/configs/miniwob_opsd.yaml --methods opsd,sft_teacher \
-  --arm "opsd-lambda$LAMBDA" method=opsd "teacher_share=$LAMBDA" \
-  --arm grpo method=grpo group_size=4 \
-  --seeds 0,1 --out "$OUT" --quiet "$@"
+KEEP=benchmarks/results/compare_miniwob_runs
+FILES=(metrics.jsonl config.yaml summary.json)
+
+copy_runs() {  # FROM TO: every finished run (one with summary.json) not yet in TO
+  local run dest f
+  for run in "$1"/*/seed-*; do
+    [ -f "$run/summary.json" ] || continue
+    dest="$2/${run#"$1"/}"
+    [ -f "$dest/summary.json" ] && continue
+    mkdir -p "$dest"
+    for f in "${FILES[@]}"; do cp "$run/$f" "$dest/$f"; done
+    echo "== kept $run in $dest" >&2
+  done
+}
+
+keep() {  # the finished runs and the shared evaluation cache (the first evaluation, 10 min)
+  copy_runs "$OUT" "$KEEP"
+  [ -f "$OUT/eval_cache.json" ] && cp "$OUT/eval_cache.json" "$KEEP/eval_cache.json"
+  return 0
+}
+
+copy_runs "$KEEP" "$OUT"
+[ -f "$KEEP/eval_cache.json" ] && [ ! -f "$OUT/eval_cache.json" ] && mkdir -p "$OUT" &&
+  cp "$KEEP/eval_cache.json" "$OUT/eval_cache.json"
+(while sleep 60; do keep; done) &
+keeper=$!
+trap 'kill "$keeper" 2>/dev/null || true; keep' EXIT
+if [ "${ONLY_OPSD:-0}" = 1 ]; then
+  arms=(--methods opsd)
+else
+  arms=(--methods opsd,sft_teacher --arm "opsd-lambda$LAMBDA" method=opsd "teacher_share=$LAMBDA"
+        --arm grpo method=grpo group_size=4)
+fi
+.venv/bin/mmopsd compare --config mmopsd/configs/miniwob_opsd.yaml "${arms[@]}" \
+  --seeds "$SEEDS" --out "$OUT" --quiet "$@"
 pkill -f chromedriver || true
+[ "${ONLY_OPSD:-0}" = 1 ] && exit 0
 for ext in md json png; do cp "$OUT/compare.$ext" "benchmarks/results/compare_miniwob.$ext"; done

@@ -1,5 +1,6 @@
 """The MiniWoB++ recipe search's table: every run under ``runs/miniwob-recipe`` (finished or
-stopped), its settings and its held-out results at each evaluation.
+stopped) and every run the committed table already holds, its settings and its held-out
+results at each evaluation.
 
     bash benchmarks/miniwob_recipe.sh        # the runs (hours; resumable)
     python benchmarks/miniwob_recipe.py      # results/miniwob_recipe.{md,json}
@@ -60,6 +61,13 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def kept() -> dict[str, dict[str, Any]]:
+    """The runs of the committed table, by name: a run whose directory is not on this
+    machine keeps its row (a run found under ``ROOT`` replaces it)."""
+    path = RESULTS / "miniwob_recipe.json"
+    return {r["name"]: r for r in json.loads(path.read_text())} if path.is_file() else {}
+
+
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
@@ -108,7 +116,8 @@ def per_task(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def main() -> int:
-    runs = [read_run(r) for r in sorted(ROOT.glob("*")) if (r / "metrics.jsonl").is_file()]
+    here = {r.name: read_run(r) for r in sorted(ROOT.glob("*")) if (r / "metrics.jsonl").is_file()}
+    runs = list({**kept(), **here}.values())
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "miniwob_recipe.json").write_text(json.dumps(runs, indent=1))
     (RESULTS / "miniwob_recipe.md").write_text(table(runs))

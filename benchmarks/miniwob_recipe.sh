@@ -3,7 +3,8 @@
 # (rollout temperature, learning rate, LoRA, loss, the teacher's share of episodes λ).
 #   bash benchmarks/miniwob_recipe.sh [VARIANT ...]     # default: every variant, in order
 # Each run lives in runs/miniwob-recipe/VARIANT and resumes from its last checkpoint when
-# started again (a finished run is skipped), so the same command continues a stopped search.
+# started again (a finished run is skipped, as is one the committed table holds finished), so
+# the same command continues a stopped search.
 # The table of every finished or stopped run: benchmarks/results/miniwob_recipe.md
 # (python benchmarks/miniwob_recipe.py). Hours of 2 cores: run nothing else meanwhile.
 set -euo pipefail
@@ -29,16 +30,25 @@ declare -A VARIANTS=(
   # task's words (click-button, click-link, click-tab, click-test-2): base ran before that
   [words]="--set steps=48"
 )
+# A variant the committed table holds as finished (its run dir kept on another machine)
+finished_in_table() {
+  .venv/bin/python -c 'import json,sys; sys.exit(not any(r["name"] == sys.argv[2] and
+    r["finished"] for r in json.load(open(sys.argv[1]))))' \
+    benchmarks/results/miniwob_recipe.json "$1"
+}
 ORDER=(base lambda0.5 weak3 words lambda0.25 lr2e-5 t1.0 topk jsd lora)
 [ "$#" -gt 0 ] && ORDER=("$@")
 for name in "${ORDER[@]}"; do
   [ -n "${VARIANTS[$name]+x}" ] || { echo "unknown variant $name; known: ${!VARIANTS[*]}" >&2; exit 2; }
   out="runs/miniwob-recipe/$name"
-  if [ -f "$out/summary.json" ]; then echo "== $name: done" >&2; continue; fi
+  if [ -f "$out/summary.json" ] || finished_in_table "$name"; then
+    echo "== $name: done" >&2; continue
+  fi
   echo "== $name" >&2
   # shellcheck disable=SC2086
   .venv/bin/mmopsd train --config mmopsd/configs/miniwob_opsd.yaml --set "out_dir=$out" \
     ${VARIANTS[$name]} --quiet
   pkill -f chromedriver || true
   .venv/bin/python benchmarks/miniwob_recipe.py
+  cp "$out/curve.png" "benchmarks/results/miniwob_recipe_${name}_curve.png"
 done

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.compare import arm_of, arms_for_methods
@@ -143,3 +144,27 @@ def test_a_comparison_of_mixtures_shows_each_task_and_each_run_minutes(tmp_path)
     assert "| method | click-test | click-tab |" in table
     assert "| opsd | 1.00 [0.68, 1.00] | 0.75 [0.41, 0.93] |" in table
     assert table.count("3.0, 3.0") == 1 and "task MiniWoB" not in table
+
+
+def test_runs_kept_as_metrics_alone_are_not_trained_again(tmp_path, monkeypatch):
+    """A finished run whose checkpoints are gone (its metrics and config kept, as a
+    comparison's results are kept between machines) counts as finished; a run without its
+    final summary trains."""
+    import mmopsd.training.loop as loop
+    from mmopsd.evaluation.compare import Arm, has_final_summary, run_compare
+
+    with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
+        data = {**yaml.safe_load(demo.read_text()), "steps": 2, "batch_size": 4}
+    data["micro_batch_size"] = 4
+    for seed in (0, 1):
+        _mixture_run(tmp_path / "opsd" / f"seed-{seed}", 0.0, 1.0, {"MiniWoB-click-test-v0": 1.0})
+    with (tmp_path / "opsd" / "seed-0" / "metrics.jsonl").open("a") as log:
+        log.write(json.dumps({"kind": "summary", "step": 2}) + "\n")
+    assert has_final_summary(tmp_path / "opsd" / "seed-0", 2)
+    assert not has_final_summary(tmp_path / "opsd" / "seed-0", 3)  # a longer run is not done
+    assert not has_final_summary(tmp_path / "opsd" / "seed-1", 2)
+    trained = []
+    monkeypatch.setattr(loop, "train", lambda config, progress: trained.append(config.out_dir))
+    summary = run_compare([Arm("opsd", data)], [0, 1], tmp_path, progress=False)
+    assert trained == [str(tmp_path / "opsd" / "seed-1")]
+    assert summary["arms"]["opsd"]["final"]["held_out"]["per_seed"] == [1.0, 1.0]

@@ -2,9 +2,10 @@
 several seeds, on the same evaluation episodes and the same budget of environment episodes.
 
 Runs go one after another, each in ``out/<arm>/seed-<s>``; every run resumes from its own
-checkpoints and a finished run is not redone, so a killed comparison continues where it
-stopped. The runs share one evaluation cache, ``out/eval_cache.json``: the initial model and a
-frozen teacher are evaluated once for the whole comparison, not once per run.
+checkpoints and a finished run is not redone (a run whose metrics hold its final summary
+counts as finished, checkpoints or not), so a killed comparison continues where it stopped.
+The runs share one evaluation cache, ``out/eval_cache.json``: the initial model and a frozen
+teacher are evaluated once for the whole comparison, not once per run.
 The result is ``out/compare.md`` (per arm held-out, out-of-distribution and retained success
 pooled over the seeds' evaluation episodes with 95% Wilson intervals, each seed's value beside it,
 and each run's minutes; a mixture's trained tasks one by one; per pair of arms the probability
@@ -123,8 +124,13 @@ def run_compare(
             f"(batch_size, steps): {sorted(budgets)}; give them the same budget"
         )
     for n, (arm, seed, config) in enumerate(runs, 1):
+        where = f"[{n}/{len(runs)}] {arm.name}, seed {seed}"
+        if has_final_summary(Path(config.out_dir), config.steps):
+            if progress:
+                print(f"{where}: finished ({config.out_dir} holds its final summary)", flush=True)
+            continue
         if progress:
-            print(f"[{n}/{len(runs)}] {arm.name}, seed {seed} -> {config.out_dir}", flush=True)
+            print(f"{where} -> {config.out_dir}", flush=True)
         train(config, progress=progress)
     summary = summarise(arms, seeds, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,6 +138,18 @@ def run_compare(
     (out / "compare.md").write_text(compare_table(summary))
     plot_compare(summary, out / "compare.png")
     return summary
+
+
+def has_final_summary(run: Path, steps: int) -> bool:
+    """Whether a run directory's metrics end the run: a summary at its last step and its
+    config. Such a run counts as finished without its checkpoints, so a comparison whose
+    finished runs were kept as metrics alone (a few kB each, not gigabytes of weights)
+    continues with the runs it lacks."""
+    log = run / "metrics.jsonl"
+    if not (log.is_file() and (run / "config.yaml").is_file()):
+        return False
+    records = MetricsLog(log).read()
+    return any(r.get("kind") == "summary" and r.get("step") == steps for r in records)
 
 
 def _run_dir(out: Path, arm: Arm, seed: int) -> Path:
