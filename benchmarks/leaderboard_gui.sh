@@ -4,6 +4,7 @@
 # and the student self-distilled on eight click tasks (mmopsd/configs/miniwob_opsd.yaml as it
 # ships, the comparison's opsd run of seed 0: benchmarks/miniwob_compare.sh).
 #   bash benchmarks/leaderboard_gui.sh [CHECKPOINT]   # default: runs/miniwob-compare/opsd/seed-0
+#   ROWS=trained bash benchmarks/leaderboard_gui.sh   # some rows only (trained, student, teacher)
 # A row already on the board is not measured again (delete it from
 # benchmarks/results/leaderboard_gui.json to remeasure). Each row's full table:
 # benchmarks/results/leaderboard_gui_<row>.md. An hour or more of 2 cores: run nothing else.
@@ -12,6 +13,8 @@ cd "$(dirname "$0")/.."
 CHECKPOINT="${1:-runs/miniwob-compare/opsd/seed-0}"
 BOARD=benchmarks/results/leaderboard_gui.md
 TRAINED="smollm2-135m + opsd on 8 click tasks (miniwob_opsd.yaml, seed 0)"
+ROWS="${ROWS:-trained student teacher}"
+wanted() { [[ " $ROWS " == *" $1 "* ]]; }
 has_row() {
   [ -f "${BOARD%.md}.json" ] && .venv/bin/python -c \
     'import json,sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1])))' \
@@ -26,8 +29,8 @@ row() {  # NAME LABEL ARGS...
   pkill -f chromedriver || true
 }
 # The trained row first: its checkpoint lives in runs/ (gigabytes, kept on no other machine).
-if has_row "$TRAINED"; then
-  echo "== $TRAINED: on the board" >&2
+if ! wanted trained || has_row "$TRAINED"; then
+  :
 elif [ -d "$CHECKPOINT" ]; then
   row trained "$TRAINED" --checkpoint "$CHECKPOINT"
 else
@@ -35,6 +38,8 @@ else
     "(ONLY_OPSD=1 SEEDS=0 bash benchmarks/miniwob_compare.sh)" >&2
   missing=1
 fi
-row student smollm2-135m --model smollm2-135m
-row teacher "smollm2-135m + privileged" --model smollm2-135m --with-privileged
+if wanted student; then row student smollm2-135m --model smollm2-135m; fi
+if wanted teacher; then
+  row teacher "smollm2-135m + privileged" --model smollm2-135m --with-privileged
+fi
 exit "${missing:-0}"
