@@ -2,17 +2,19 @@
 # The `gui` leaderboard (every MiniWoB++ task with an expert, 8 held-out episodes each):
 # SmolLM2-135M as the student, the same model told its expert's next action (the teacher),
 # and the student self-distilled on eight click tasks (mmopsd/configs/miniwob_opsd.yaml as it
-# ships, the comparison's opsd run of seed 0: benchmarks/miniwob_compare.sh).
-#   bash benchmarks/leaderboard_gui.sh [CHECKPOINT]   # default: runs/miniwob-compare/opsd/seed-0
+# ships, one of the comparison's opsd runs: benchmarks/miniwob_compare.sh).
+#   bash benchmarks/leaderboard_gui.sh [CHECKPOINT]   # default: runs/miniwob-compare/opsd/seed-$SEED
+#   SEED=1 bash benchmarks/leaderboard_gui.sh         # the opsd run of seed 1 (default 0)
 #   ROWS=trained bash benchmarks/leaderboard_gui.sh   # some rows only (trained, student, teacher)
 # A row already on the board is not measured again (delete it from
 # benchmarks/results/leaderboard_gui.json to remeasure). Each row's full table:
 # benchmarks/results/leaderboard_gui_<row>.md. An hour or more of 2 cores: run nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CHECKPOINT="${1:-runs/miniwob-compare/opsd/seed-0}"
+SEED="${SEED:-0}"
+CHECKPOINT="${1:-runs/miniwob-compare/opsd/seed-$SEED}"
 BOARD=benchmarks/results/leaderboard_gui.md
-TRAINED="smollm2-135m + opsd on 8 click tasks (miniwob_opsd.yaml, seed 0)"
+TRAINED="smollm2-135m + opsd on 8 click tasks (miniwob_opsd.yaml, seed $SEED)"
 ROWS="${ROWS:-trained student teacher}"
 wanted() { [[ " $ROWS " == *" $1 "* ]]; }
 has_row() {
@@ -35,7 +37,7 @@ elif [ -d "$CHECKPOINT" ]; then
   row trained "$TRAINED" --checkpoint "$CHECKPOINT"
 else
   echo "no checkpoint at $CHECKPOINT for the trained row: train it first" \
-    "(ONLY_OPSD=1 SEEDS=0 bash benchmarks/miniwob_compare.sh)" >&2
+    "(ARMS=opsd SEEDS=$SEED bash benchmarks/miniwob_compare.sh)" >&2
   missing=1
 fi
 if wanted student; then row student smollm2-135m --model smollm2-135m; fi

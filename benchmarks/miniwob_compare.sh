@@ -2,20 +2,23 @@
 # The MiniWoB++ comparison on mmopsd/configs/miniwob_opsd.yaml: opsd, opsd with the teacher
 # playing a share LAMBDA of the episodes (the best of the recipe search), sft_teacher and grpo
 # (groups of 4 episodes per page), each on the same episodes, seeds 0 and 1.
-#   bash benchmarks/miniwob_compare.sh            # LAMBDA=0.5 by default
-#   ONLY_OPSD=1 SEEDS=0 bash benchmarks/miniwob_compare.sh   # the opsd run of seed 0 alone
-# Runs go one after another in runs/miniwob-compare/<arm>/seed-<s>; a killed comparison
-# continues where it stopped with the same command. Each finished run's metrics and config
-# (kB, not its GB of checkpoints) and the runs' shared evaluation cache are kept in
-# benchmarks/results/compare_miniwob_runs and put back into runs/ before the comparison
-# starts, so it continues on another machine too.
-# Results: runs/miniwob-compare/compare.md, copied to
+#   bash benchmarks/miniwob_compare.sh                        # every run; LAMBDA=0.5 by default
+#   ARMS=sft_teacher SEEDS=0 bash benchmarks/miniwob_compare.sh   # some runs only
+# ARMS takes opsd, sft_teacher, lambda and grpo. Runs go one after another in
+# runs/miniwob-compare/<arm>/seed-<s>; a killed comparison continues where it stopped with the
+# same command. Each finished run's metrics and config (kB, not its GB of checkpoints) and the
+# runs' shared evaluation cache are kept in benchmarks/results/compare_miniwob_runs and put
+# back into runs/ before the comparison starts, so it continues on another machine too.
+# Results (every arm and seed): runs/miniwob-compare/compare.md, copied to
 # benchmarks/results/compare_miniwob.{md,json,png}. Hours of 2 cores: run nothing else
 # meanwhile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+whole=1
+[ -n "${ARMS:-}${SEEDS:-}" ] && whole=0
 LAMBDA="${LAMBDA:-0.5}"
 SEEDS="${SEEDS:-0,1}"
+ARMS="${ARMS:-opsd sft_teacher lambda grpo}"
 OUT=runs/miniwob-compare
 KEEP=benchmarks/results/compare_miniwob_runs
 FILES=(metrics.jsonl config.yaml summary.json)
@@ -38,20 +41,28 @@ keep() {  # the finished runs and the shared evaluation cache (the first evaluat
   return 0
 }
 
+methods=()
+arms=()
+for arm in $ARMS; do
+  case "$arm" in
+    opsd | sft_teacher) methods+=("$arm") ;;
+    lambda) arms+=(--arm "opsd-lambda$LAMBDA" method=opsd "teacher_share=$LAMBDA") ;;
+    grpo) arms+=(--arm grpo method=grpo group_size=4) ;;
+    *) echo "unknown arm '$arm' in ARMS: use opsd, sft_teacher, lambda, grpo" >&2; exit 2 ;;
+  esac
+done
+if [ "${#methods[@]}" -gt 0 ]; then
+  arms=(--methods "$(IFS=,; echo "${methods[*]}")" "${arms[@]}")
+fi
+
 copy_runs "$KEEP" "$OUT"
 [ -f "$KEEP/eval_cache.json" ] && [ ! -f "$OUT/eval_cache.json" ] && mkdir -p "$OUT" &&
   cp "$KEEP/eval_cache.json" "$OUT/eval_cache.json"
 (while sleep 60; do keep; done) &
 keeper=$!
 trap 'kill "$keeper" 2>/dev/null || true; keep' EXIT
-if [ "${ONLY_OPSD:-0}" = 1 ]; then
-  arms=(--methods opsd)
-else
-  arms=(--methods opsd,sft_teacher --arm "opsd-lambda$LAMBDA" method=opsd "teacher_share=$LAMBDA"
-        --arm grpo method=grpo group_size=4)
-fi
 .venv/bin/mmopsd compare --config mmopsd/configs/miniwob_opsd.yaml "${arms[@]}" \
   --seeds "$SEEDS" --out "$OUT" --quiet "$@"
 pkill -f chromedriver || true
-[ "${ONLY_OPSD:-0}" = 1 ] && exit 0
+[ "$whole" = 1 ] || exit 0
 for ext in md json png; do cp "$OUT/compare.$ext" "benchmarks/results/compare_miniwob.$ext"; done

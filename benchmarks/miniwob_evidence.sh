@@ -1,18 +1,62 @@
 #!/usr/bin/env bash
-# Every MiniWoB++ number of the docs: the opsd run of seed 0 and the gui leaderboard's row of
-# its checkpoint (benchmarks/leaderboard_gui.sh), the rest of the comparison of methods
-# (benchmarks/miniwob_compare.sh), the leaderboard's base student and teacher rows, then the
-# rest of the recipe search (benchmarks/miniwob_recipe.sh). Runs are 35-55 minutes each. Each part skips what is finished and resumes what was
-# stopped, so the same command continues after a kill:
-#   setsid nohup bash benchmarks/miniwob_evidence.sh > logs/evidence.log 2>&1 &
-# Hours of 2 cores: run nothing else meanwhile.
+# Every MiniWoB++ number of the docs: the comparison of methods, one run at a time
+# (benchmarks/miniwob_compare.sh), the gui leaderboard's base student and teacher rows and the
+# row of the comparison's opsd checkpoint of seed 1 (benchmarks/leaderboard_gui.sh), then the
+# rest of the recipe search (benchmarks/miniwob_recipe.sh). Each part skips what is finished
+# (kept in benchmarks/results) and resumes what was stopped, so the same command continues
+# after a kill:
+#   LAMBDA=0.5 UNTIL=14:20 setsid nohup bash benchmarks/miniwob_evidence.sh > logs/evidence.log 2>&1 &
+# UNTIL (any time `date -d` reads) stops the chain before a part that would not end by then: a
+# part killed on a machine that is then given up is lost whole (a run's checkpoints and a row's
+# partial results stay in runs/ alone). A run takes 35-55 minutes, a leaderboard row about 100;
+# the trained row needs its run's weights, so where that run is kept as metrics alone it is
+# trained again first (deterministic: the same model). Hours of 2 cores: run nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LAMBDA="${LAMBDA:?set LAMBDA, the teacher share the recipe search chose}"
 export LAMBDA
-# opsd of seed 0 first: the leaderboard's trained row is its checkpoint
-ONLY_OPSD=1 SEEDS=0 bash benchmarks/miniwob_compare.sh
-ROWS=trained bash benchmarks/leaderboard_gui.sh || echo "== no trained row on the board" >&2
-bash benchmarks/miniwob_compare.sh
-bash benchmarks/leaderboard_gui.sh || echo "== the gui leaderboard lacks a row" >&2
+KEEP=benchmarks/results/compare_miniwob_runs
+BOARD=benchmarks/results/leaderboard_gui.json
+
+fits() {  # MINUTES WHAT: stop here unless MINUTES are left before UNTIL
+  [ -n "${UNTIL:-}" ] || return 0
+  local left=$((($(date -d "$UNTIL" +%s) - $(date +%s)) / 60))
+  if [ "$left" -lt "$1" ]; then
+    echo "== $2 needs about $1 minutes, $left are left before $UNTIL: stopping here" >&2
+    exit 0
+  fi
+}
+on_board() {  # LABEL [prefix]: a row of the gui board of that name (or starting so)
+  [ -f "$BOARD" ] && .venv/bin/python -c '
+import json, sys
+rows, name, prefix = json.load(open(sys.argv[1])), sys.argv[2], len(sys.argv) > 3
+sys.exit(not any(r == name or (prefix and r.startswith(name)) for r in rows))' "$BOARD" "$@"
+}
+
+for arm in opsd sft_teacher lambda grpo; do
+  dir="$arm"
+  [ "$arm" = lambda ] && dir="opsd-lambda$LAMBDA"
+  for seed in 0 1; do
+    [ -f "$KEEP/$dir/seed-$seed/summary.json" ] && continue
+    fits 55 "$dir, seed $seed"
+    ARMS="$arm" SEEDS="$seed" bash benchmarks/miniwob_compare.sh
+  done
+done
+bash benchmarks/miniwob_compare.sh  # every run finished: the table, curves and JSON
+
+if ! on_board "smollm2-135m"; then fits 110 "the student's row"; ROWS=student bash benchmarks/leaderboard_gui.sh; fi
+if ! on_board "smollm2-135m + privileged"; then fits 110 "the teacher's row"; ROWS=teacher bash benchmarks/leaderboard_gui.sh; fi
+if ! on_board "smollm2-135m + opsd" prefix; then
+  trained=runs/miniwob-compare/opsd/seed-1
+  if ! compgen -G "$trained/step-*" > /dev/null; then
+    fits 160 "training the opsd run of seed 1 again and its row"
+    trained=runs/opsd-again
+    mkdir -p "$trained" && cp -n "$KEEP/eval_cache.json" "$trained/eval_cache.json"
+    ARMS=opsd SEEDS=1 bash benchmarks/miniwob_compare.sh --out "$trained"
+    trained="$trained/opsd/seed-1"
+  fi
+  fits 110 "the trained row"
+  SEED=1 ROWS=trained bash benchmarks/leaderboard_gui.sh "$trained"
+fi
+fits 55 "the recipe search"
 bash benchmarks/miniwob_recipe.sh lr2e-5 t1.0 topk jsd lora
