@@ -48,7 +48,7 @@ if ! on_board "smollm2-135m"; then fits 110 "the student's row"; ROWS=student ba
 if ! on_board "smollm2-135m + privileged"; then fits 110 "the teacher's row"; ROWS=teacher bash benchmarks/leaderboard_gui.sh; fi
 if ! on_board "smollm2-135m + opsd" prefix; then
   trained=runs/miniwob-compare/opsd/seed-1
-  if ! compgen -G "$trained/step-*" > /dev/null; then
+  if ! compgen -G "$trained/checkpoints/step-*" > /dev/null; then
     fits 160 "training the opsd run of seed 1 again and its row"
     trained=runs/opsd-again
     mkdir -p "$trained" && cp -n "$KEEP/eval_cache.json" "$trained/eval_cache.json"
