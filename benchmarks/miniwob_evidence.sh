@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Every MiniWoB++ number of the docs: the comparison of methods, one run at a time
 # (benchmarks/miniwob_compare.sh), the gui leaderboard's base student and teacher rows and the
-# row of the comparison's opsd checkpoint of seed 1 (benchmarks/leaderboard_gui.sh), then the
+# row of the comparison's opsd checkpoint of seed 1 (benchmarks/leaderboard_gui.sh; the trained
+# row first, while that run's weights may still be on the machine), then the
 # rest of the recipe search (benchmarks/miniwob_recipe.sh). Each part skips what is finished
 # (kept in benchmarks/results) and resumes what was stopped, so the same command continues
 # after a kill:
 #   LAMBDA=0.5 UNTIL=14:20 setsid nohup bash benchmarks/miniwob_evidence.sh > logs/evidence.log 2>&1 &
 # UNTIL (any time `date -d` reads) stops the chain before a part that would not end by then: a
 # part killed on a machine that is then given up is lost whole (a run's checkpoints and a row's
-# partial results stay in runs/ alone). A run takes 35-55 minutes, a leaderboard row about 100;
+# partial results stay in runs/ alone). A run takes 20-55 minutes, a leaderboard row up to 45;
 # the trained row needs its run's weights, so where that run is kept as metrics alone it is
 # trained again first (deterministic: the same model). Hours of 2 cores: run nothing else.
 set -euo pipefail
@@ -33,6 +34,8 @@ rows, name, prefix = json.load(open(sys.argv[1])), sys.argv[2], len(sys.argv) > 
 sys.exit(not any(r == name or (prefix and r.startswith(name)) for r in rows))' "$BOARD" "$@"
 }
 
+# minutes a gui leaderboard row may take: 432 episodes; the `all` board's 150 episodes took 9.4
+ROW=45
 # minutes a run took here (opsd 42-52, sft_teacher 19-23), with a margin; grpo not yet seen
 declare -A MINUTES=([opsd]=55 [sft_teacher]=30 [lambda]=50 [grpo]=55)
 for arm in opsd sft_teacher lambda grpo; do
@@ -46,19 +49,19 @@ for arm in opsd sft_teacher lambda grpo; do
 done
 bash benchmarks/miniwob_compare.sh  # every run finished: the table, curves and JSON
 
-if ! on_board "smollm2-135m"; then fits 110 "the student's row"; ROWS=student bash benchmarks/leaderboard_gui.sh; fi
-if ! on_board "smollm2-135m + privileged"; then fits 110 "the teacher's row"; ROWS=teacher bash benchmarks/leaderboard_gui.sh; fi
 if ! on_board "smollm2-135m + opsd" prefix; then
   trained=runs/miniwob-compare/opsd/seed-1
   if ! compgen -G "$trained/checkpoints/step-*" > /dev/null; then
-    fits 160 "training the opsd run of seed 1 again and its row"
+    fits $((ROW + 50)) "training the opsd run of seed 1 again and its row"
     trained=runs/opsd-again
     mkdir -p "$trained" && cp -n "$KEEP/eval_cache.json" "$trained/eval_cache.json"
     ARMS=opsd SEEDS=1 bash benchmarks/miniwob_compare.sh --out "$trained"
     trained="$trained/opsd/seed-1"
   fi
-  fits 110 "the trained row"
+  fits "$ROW" "the trained row"
   SEED=1 ROWS=trained bash benchmarks/leaderboard_gui.sh "$trained"
 fi
+if ! on_board "smollm2-135m"; then fits "$ROW" "the student's row"; ROWS=student bash benchmarks/leaderboard_gui.sh; fi
+if ! on_board "smollm2-135m + privileged"; then fits "$ROW" "the teacher's row"; ROWS=teacher bash benchmarks/leaderboard_gui.sh; fi
 fits 55 "the recipe search"
 bash benchmarks/miniwob_recipe.sh lr2e-5 t1.0 topk jsd lora
