@@ -168,3 +168,28 @@ def test_runs_kept_as_metrics_alone_are_not_trained_again(tmp_path, monkeypatch)
     summary = run_compare([Arm("opsd", data)], [0, 1], tmp_path, progress=False)
     assert trained == [str(tmp_path / "opsd" / "seed-1")]
     assert summary["arms"]["opsd"]["final"]["held_out"]["per_seed"] == [1.0, 1.0]
+
+
+def test_the_runs_share_one_cache_named_relative_to_each_run(tmp_path, monkeypatch):
+    """Every run of a comparison uses ``out/eval_cache.json``, and its config names it
+    relative to the run's directory: kept configs and metrics carry no machine's path."""
+    import mmopsd.training.loop as loop
+    from mmopsd.evaluation.compare import Arm, run_compare
+    from mmopsd.training.components import _cache_path
+    from mmopsd.training.parallel import Parallel
+
+    with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
+        data = {**yaml.safe_load(demo.read_text()), "steps": 1, "batch_size": 4}
+    data["micro_batch_size"] = 4
+    seen = []
+
+    def fake_train(config, progress):
+        seen.append(config)
+        _mixture_run(Path(config.out_dir), 0.0, 1.0, {"MiniWoB-click-test-v0": 1.0})
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    run_compare([Arm("opsd", data), Arm("slow", {**data, "lr": 1e-5})], [0, 1], Path("cmp"),
+                progress=False)  # fmt: skip
+    assert {c.eval_cache for c in seen} == {os.path.join("..", "..", "eval_cache.json")}
+    assert {_cache_path(c, Parallel()) for c in seen} == {Path("cmp") / "eval_cache.json"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,14 +101,13 @@ def run_compare(
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"two compared arms share a name: {names}")
-    shared = str((out / "eval_cache.json").resolve())  # one cache for every run
     runs = [
         (
             arm,
             seed,
             from_dict(
                 {
-                    "eval_cache": shared,
+                    "eval_cache": _shared_cache(out, _run_dir(out, arm, seed)),
                     **arm.data,
                     "seed": seed,
                     "out_dir": str(_run_dir(out, arm, seed)),
@@ -154,6 +154,12 @@ def has_final_summary(run: Path, steps: int) -> bool:
 
 def _run_dir(out: Path, arm: Arm, seed: int) -> Path:
     return out / arm.name / f"seed-{seed}"
+
+
+def _shared_cache(out: Path, run: Path) -> str:
+    """The runs' one evaluation cache, ``out/eval_cache.json``, as a run's ``eval_cache``:
+    relative to the run's directory, so that configs and metrics name no machine's path."""
+    return os.path.relpath(out / "eval_cache.json", run)
 
 
 def summarise(arms: list[Arm], seeds: list[int], out: Path) -> dict[str, Any]:

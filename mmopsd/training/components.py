@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,12 +106,12 @@ def build(
 
 
 def _cache_path(config: TrainConfig, par: Parallel) -> Path | None:
-    """The evaluation cache's file: ``eval_cache`` under ``out_dir`` (an absolute path as
-    it is); none when it is ``""`` or in a data-parallel run (its ranks must all play every
-    evaluation)."""
+    """The evaluation cache's file: ``eval_cache`` under ``out_dir`` (``..`` folded away;
+    an absolute path as it is); none when it is ``""`` or in a data-parallel run (its ranks
+    must all play every evaluation)."""
     if not config.eval_cache or par.active:
         return None
-    return Path(config.out_dir) / config.eval_cache
+    return Path(os.path.normpath(Path(config.out_dir) / config.eval_cache))
 
 
 def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], LossSpec]:
