@@ -9,7 +9,7 @@
 #   LAMBDA=0.5 UNTIL=14:20 setsid nohup bash benchmarks/miniwob_evidence.sh > logs/evidence.log 2>&1 &
 # UNTIL (any time `date -d` reads) stops the chain before a part that would not end by then: a
 # part killed on a machine that is then given up is lost whole (a run's checkpoints and a row's
-# partial results stay in runs/ alone). A run takes 20-55 minutes, a leaderboard row up to 45;
+# partial results stay in runs/ alone). A run takes 11-52 minutes, a leaderboard row about 30;
 # the trained row needs its run's weights, so where that run is kept as metrics alone it is
 # trained again first (deterministic: the same model). Hours of 2 cores: run nothing else.
 set -euo pipefail
@@ -34,10 +34,10 @@ rows, name, prefix = json.load(open(sys.argv[1])), sys.argv[2], len(sys.argv) > 
 sys.exit(not any(r == name or (prefix and r.startswith(name)) for r in rows))' "$BOARD" "$@"
 }
 
-# minutes a gui leaderboard row may take: 432 episodes; the `all` board's 150 episodes took 9.4
+# minutes a gui leaderboard row may take (432 episodes): the trained row took 26
 ROW=45
-# minutes a run took here (opsd 42-52, sft_teacher 19-23), with a margin; grpo not yet seen
-declare -A MINUTES=([opsd]=55 [sft_teacher]=30 [lambda]=50 [grpo]=55)
+# minutes a run took (opsd 41-52, sft_teacher 18-23, λ 0.5 28, grpo 11), with a margin
+declare -A MINUTES=([opsd]=55 [sft_teacher]=30 [lambda]=40 [grpo]=20)
 for arm in opsd sft_teacher lambda grpo; do
   dir="$arm"
   [ "$arm" = lambda ] && dir="opsd-lambda$LAMBDA"
