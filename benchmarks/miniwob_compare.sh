@@ -65,4 +65,11 @@ trap 'kill "$keeper" 2>/dev/null || true; keep' EXIT
   --seeds "$SEEDS" --out "$OUT" --quiet "$@"
 pkill -f chromedriver || true
 [ "$whole" = 1 ] || exit 0
-for ext in md json png; do cp "$OUT/compare.$ext" "benchmarks/results/compare_miniwob.$ext"; done
+RESULT=benchmarks/results/compare_miniwob
+# The committed table keeps its setup and discussion: everything above the generated part
+# (which starts with its "Seeds ..." line) stays, the rest is the new table.
+discussion=""
+[ -f "$RESULT.md" ] && discussion="$(sed '/^Seeds [0-9]/,$d' "$RESULT.md")"
+{ [ -n "$discussion" ] && printf '%s\n\n' "$discussion"; cat "$OUT/compare.md"; } > "$RESULT.md.new"
+mv "$RESULT.md.new" "$RESULT.md"
+for ext in json png; do cp "$OUT/compare.$ext" "$RESULT.$ext"; done
