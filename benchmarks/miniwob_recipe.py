@@ -13,11 +13,15 @@ over the tasks never trained on (``ood``) and KeyDoor (``retain``).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 ROOT = Path("runs/miniwob-recipe")
 RESULTS = Path(__file__).parent / "results"
+SCRIPT = Path(__file__).parent / "miniwob_recipe.sh"
+# The step every variant was evaluated at: the shorter variants ran this many steps only.
+COMMON_STEP = 16
 
 
 # What each run ran on, where the code moved under the search (the variants themselves are in
@@ -88,7 +92,7 @@ def table(runs: list[dict[str, Any]]) -> str:
                 f"| {_fmt(row['teacher'])} | {_fmt(row['share'])} | {_fmt(row['ood'])} "
                 f"| {_fmt(row['retain'])} |"
             )
-    lines += ["", *per_task(runs)]
+    lines += ["", *per_task(runs), "", *at_common_step(runs)]
     note = (
         "\nHeld-out greedy episodes (16 per task) of `mmopsd/configs/miniwob_opsd.yaml` with "
         "each variant's overrides (`benchmarks/miniwob_recipe.sh`); SmolLM2-135M-Instruct on "
@@ -112,6 +116,37 @@ def per_task(runs: list[dict[str, Any]]) -> list[str]:
             last = run["evals"][-1]
             cells = " | ".join(_fmt(last["per_task"].get(t)) for t in tasks)
             lines.append(f"| {run['name']} | {last['step']} | {cells} |")
+    return lines
+
+
+def overrides() -> dict[str, str]:
+    """Each variant's ``--set`` overrides, read from ``miniwob_recipe.sh``'s VARIANTS."""
+    found = re.findall(r'^\s*\[([\w.-]+)\]="([^"]*)"', SCRIPT.read_text(), flags=re.M)
+    return {name: flags.replace("--set ", "").strip() for name, flags in found}
+
+
+def at_common_step(runs: list[dict[str, Any]]) -> list[str]:
+    """Markdown: every run at ``COMMON_STEP``, best first, with its overrides."""
+    flags = overrides()
+    rows = [
+        (row["student"], run["name"], row)
+        for run in runs
+        for row in run["evals"]
+        if row["step"] == COMMON_STEP and row["student"] is not None
+    ]
+    lines = [
+        f"Every variant at step {COMMON_STEP} ({COMMON_STEP * 8} training episodes), best "
+        "first (the learning rate is constant, so a longer run's step "
+        f"{COMMON_STEP} is where a {COMMON_STEP}-step run ends):",
+        "",
+        "| run | overrides of miniwob_opsd.yaml | student (trained tasks) | student / teacher |",
+        "|---|---|---|---|",
+    ]
+    for student, name, row in sorted(rows, key=lambda r: -r[0]):
+        setting = flags.get(name, "").replace("|", "\\|")
+        if len(setting) > 60:
+            setting = setting[:57] + "..."
+        lines.append(f"| {name} | `{setting or '—'}` | {_fmt(student)} | {_fmt(row['share'])} |")
     return lines
 
 
