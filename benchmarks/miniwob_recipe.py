@@ -129,7 +129,7 @@ def at_common_step(runs: list[dict[str, Any]]) -> list[str]:
     """Markdown: every run at ``COMMON_STEP``, best first, with its overrides."""
     flags = overrides()
     rows = [
-        (row["student"], run["name"], row)
+        (run["name"], row)
         for run in runs
         for row in run["evals"]
         if row["step"] == COMMON_STEP and row["student"] is not None
@@ -142,11 +142,13 @@ def at_common_step(runs: list[dict[str, Any]]) -> list[str]:
         "| run | overrides of miniwob_opsd.yaml | student (trained tasks) | student / teacher |",
         "|---|---|---|---|",
     ]
-    for student, name, row in sorted(rows, key=lambda r: -r[0]):
-        setting = flags.get(name, "").replace("|", "\\|")
+    for name, row in sorted(rows, key=lambda r: -r[1]["student"]):
+        setting = flags.get(name, "")
         if len(setting) > 60:
             setting = setting[:57] + "..."
-        lines.append(f"| {name} | `{setting or '—'}` | {_fmt(student)} | {_fmt(row['share'])} |")
+        lines.append(
+            f"| {name} | `{setting or '—'}` | {_fmt(row['student'])} | {_fmt(row['share'])} |"
+        )
     return lines
 
 
