@@ -40,9 +40,9 @@ class TrainConfig:
     """Everything a self-distillation run needs.
 
     Attributes:
-        method: ``opsd``, ``opsd_grpo``, ``sft_teacher`` or ``grpo``: a preset that fixes
-            the fields defining the method (see :mod:`mmopsd.methods`); ``custom`` (the
-            default) leaves every field as set.
+        method: ``opsd``, ``gkd``, ``opsd_grpo``, ``sft_teacher``, ``grpo`` or ``dagger``:
+            a training method, which fixes the fields defining it (see
+            :mod:`mmopsd.methods`); ``custom`` (the default) leaves every field as set.
         imports: modules imported before the run, e.g. the one that registers your own
             environments, providers or losses (``[mypkg.envs]``).
         model: ``smollm2-135m`` (packaged), a local model directory, or a cached hub id.
@@ -298,11 +298,7 @@ class TrainConfig:
                 compute_dtype(self.dtype, resolve_device(self.device))
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-        if self.method not in methods.PRESETS:
-            raise ConfigError(
-                f"method must be one of {', '.join(methods.PRESETS)}, got {self.method!r}"
-            )
-        methods.check(self)
+        methods.build_method(self)  # its fixed fields and its own checks
 
     def _check_tasks(self) -> None:
         """One environment or a mixture, each entry's window, the ``ood`` and ``retain``

@@ -149,7 +149,7 @@ CASES = [
     ("engine-openai-url", T(*S("engine=openai")), {}, "needs engine_kwargs base_url and model"),
     ("engine-vllm-cpu", T(*S("engine=vllm")), {}, "engine: vllm needs"),
     ("importance-cap", T(*S("importance_cap=-1")), {}, "importance_cap must be >= 0"),
-    ("method-unknown", T(*S("method=ppo")), {}, "method must be one of custom, opsd"),
+    ("method-unknown", T(*S("method=ppo")), {}, "method must be one of custom, dagger"),
     ("method-clash", T(*S("method=grpo", "distill_coef=0.5")), {}, "method grpo sets distill_coef"),
     ("kl-teacher", T(*S("kl_coef=0.1", "teacher=ema")), {}, "kl_coef needs teacher: frozen"),
     ("ppo-epochs-0", T(*S("ppo_epochs=0")), {}, "ppo_epochs must be >= 1"),

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from mmopsd import losses
-from mmopsd.checks import needs_ids
 from mmopsd.config import TrainConfig
 from mmopsd.engines.build import build_engine
 from mmopsd.engines.colocated import to_generation, trained_weights, vllm_prompt
 from mmopsd.engines.hf import HFEngine
 from mmopsd.errors import ConfigError
+from mmopsd.methods.terms import CrossEntropy, Divergence, PolicyGradient
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
-from mmopsd.training.distill import LossSpec, distill_backward
+from mmopsd.training.distill import Objective, distill_backward
 from mmopsd.training.teachers import build_teacher
 from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Encoded, Trajectory, Turn, user
@@ -75,7 +75,7 @@ def test_importance_weights_match_the_hand_formula(cap):
     teacher = build_teacher("frozen", policy)
     samples = _samples(policy, DELTAS)
     teacher_prompts = [policy.encode([user("hint " + str(i))]) for i in range(3)]
-    spec = LossSpec(fn=losses.get("forward_kl"), importance_cap=cap)
+    spec = Objective(terms=(Divergence("forward_kl"), PolicyGradient()), importance_cap=cap)
     policy.model.zero_grad()
     stats = distill_backward(policy, teacher, samples, teacher_prompts, spec, micro_batch_size=2)
     got = torch.cat([p.grad.flatten() for p in policy.model.parameters()])
@@ -111,10 +111,8 @@ def test_every_registered_loss_takes_the_importance_weight():
     samples = _samples(policy, DELTAS)
     teacher_prompts = [policy.encode([user("hint " + str(i))]) for i in range(3)]
     for name in losses.names():
-        fn = losses.get(name)
-        spec = LossSpec(
-            fn=fn, needs_ids=needs_ids(fn), needs_teacher=getattr(fn, "needs_teacher", True)
-        )
+        term = CrossEntropy() if name == "sft" else Divergence(name)
+        spec = Objective(terms=(term, PolicyGradient()))
         grads = []
         for cap in (0.0, 2.0):
             policy.model.zero_grad()

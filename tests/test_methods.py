@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-from mmopsd import losses
 from mmopsd.config import from_dict
 from mmopsd.errors import ConfigError
 from mmopsd.methods import PRESETS
+from mmopsd.methods.terms import CrossEntropy, Divergence, KLPenalty, PolicyGradient
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
-from mmopsd.training.distill import LossSpec, distill_backward, old_logprobs
+from mmopsd.training.distill import Objective, distill_backward, old_logprobs
 from mmopsd.training.teachers import build_teacher
 from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Trajectory, Turn, user
@@ -42,9 +42,9 @@ def _logp(policy, prompt, ids):
 
 
 # ------------------------------------------------------------------------------ presets
-@pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo"])
+@pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo", "dagger"])
 def test_presets_expand_to_their_documented_fields(method, tmp_path):
-    config = from_dict({"method": method, "out_dir": str(tmp_path)})
+    config = from_dict({"method": method, "out_dir": str(tmp_path), "group_size": 4})
     for key, allowed in PRESETS[method].items():
         assert getattr(config, key) == allowed[0], key
     again = from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())))  # config.yaml reloads
@@ -56,14 +56,24 @@ def test_expected_preset_values():
     assert (grpo.actor, grpo.rl, grpo.distill_coef, grpo.teacher) == ("student", "add", 0.0, "frozen")  # fmt: skip
     sft = from_dict({"method": "sft_teacher", "success_only": True})
     assert (sft.actor, sft.loss, sft.rl, sft.success_only) == ("teacher", "sft", "none", True)
-    assert from_dict({"method": "opsd_grpo", "rl": "route"}).rl == "route"
+    assert from_dict({"method": "opsd_grpo", "rl": "route", "group_size": 2}).rl == "route"
+    gkd = from_dict({"method": "gkd", "teacher_share": 0.5})
+    assert (gkd.actor, gkd.teacher_share) == ("student", 0.5)
 
 
 def test_a_config_contradicting_its_method_is_named():
     with pytest.raises(ConfigError, match="method grpo sets distill_coef: 0.0, but the config"):
         from_dict({"method": "grpo", "distill_coef": 0.5})
-    with pytest.raises(ConfigError, match="method must be one of custom, opsd"):
+    with pytest.raises(ConfigError, match="method must be one of custom, dagger, gkd, grpo"):
         from_dict({"method": "ppo"})
+    with pytest.raises(ConfigError, match="method grpo compares episodes .* group_size 1"):
+        from_dict({"method": "grpo"})
+    with pytest.raises(ConfigError, match="method opsd_grpo compares episodes"):
+        from_dict({"method": "opsd_grpo", "batch_size": 3, "group_size": 1})
+    with pytest.raises(ConfigError, match="method gkd mixes .* teacher_share in"):
+        from_dict({"method": "gkd"})
+    with pytest.raises(ConfigError, match="method opsd sets teacher_share: 0.0"):
+        from_dict({"method": "opsd", "teacher_share": 0.5})
     with pytest.raises(ConfigError, match="kl_coef needs teacher: frozen"):
         from_dict({"kl_coef": 0.1, "teacher": "ema"})
     with pytest.raises(ConfigError, match="method sft_teacher needs actor"):
@@ -80,8 +90,7 @@ def test_sft_loss_is_cross_entropy_on_the_teachers_ids_under_the_student_prompt(
         Trajectory("x", "g1", [Turn([], student_prompts[0], teacher_ids[0])], True),
         Trajectory("y", "g2", [Turn([], student_prompts[1], teacher_ids[1])], False),
     ]
-    fn = losses.get("sft")
-    spec = LossSpec(fn=fn, needs_ids=True, needs_teacher=False)
+    spec = Objective(terms=(CrossEntropy(),))
     samples = plan_turns(trajs)
     policy.model.zero_grad()
     stats = distill_backward(policy, teacher, samples, [None, None], spec, micro_batch_size=2)
@@ -142,7 +151,9 @@ def test_grpo_clipped_objective_and_kl_match_the_hand_formula(shift):
         for p in policy.model.parameters():
             p.add_(torch.randn_like(p) * 0.01)
     eps, kl_coef = 0.2, 0.3
-    spec = LossSpec(fn=losses.get("forward_kl"), clip_eps=eps, kl_coef=kl_coef)
+    spec = Objective(
+        terms=(Divergence("forward_kl"), PolicyGradient(clip_eps=eps), KLPenalty(coef=kl_coef))
+    )
     policy.model.zero_grad()
     stats = distill_backward(
         policy, teacher, samples, [None] * len(samples), spec, micro_batch_size=3

@@ -11,11 +11,12 @@ import torch
 
 from mmopsd.config import TrainConfig
 from mmopsd.errors import ConfigError
+from mmopsd.methods import build_method
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import step as step_module
 from mmopsd.training.components import build
 from mmopsd.training.distill import distill_backward
-from mmopsd.training.step import teacher_episodes, train_step
+from mmopsd.training.step import train_step
 from mmopsd.training.turn_plan import plan_turns
 from mmopsd.training.views import expand_views, teacher_views
 
@@ -25,6 +26,11 @@ def _config(tmp_path, **kw):
                 micro_batch_size=4, lr=1e-3, max_new_tokens=3, eval_every=0, eval_episodes=2,
                 save_every=0, out_dir=str(tmp_path / "run"), seed=0, eval_cache="")  # fmt: skip
     return TrainConfig(**{**base, **kw})
+
+
+def teacher_episodes(episodes, config):
+    """How many of ``episodes`` the config's method has the teacher play."""
+    return build_method(config).players(episodes).count("teacher")
 
 
 def test_the_share_counts_whole_groups(tmp_path):
@@ -86,7 +92,7 @@ def test_half_the_episodes_are_the_teachers_and_all_are_scored_alike(tmp_path):
     keys = [(s.trajectory, s.index) for s in samples if s.distill]
     views = teacher_views(c.policy, c.provider, trajs, keys, failed_path=tmp_path / "f.jsonl")
     samples, prompts = expand_views(samples, views)
-    distill_backward(c.policy, c.teacher, samples, prompts, c.loss, micro_batch_size=4)
+    distill_backward(c.policy, c.teacher, samples, prompts, c.objective, micro_batch_size=4)
     for n, p in c.policy.model.named_parameters():
         assert torch.allclose(p.grad, grads[n], atol=1e-6, rtol=1e-5), n
     assert any(g.abs().sum() > 0 for g in grads.values())

@@ -7,13 +7,13 @@ import torch
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.envs.keydoor import KeyDoorEnv
 
-from mmopsd import losses
 from mmopsd.errors import AlignmentError
+from mmopsd.methods.terms import Divergence, KLPenalty, PolicyGradient
 from mmopsd.policies import spans
 from mmopsd.policies.spans import Group, shared_groups
 from mmopsd.rollout import Sampling, rollout
 from mmopsd.testing import tiny_text_policy
-from mmopsd.training.distill import LossSpec, distill_backward
+from mmopsd.training.distill import Objective, distill_backward
 from mmopsd.training.nesting import families, sequence
 from mmopsd.training.teachers import build_teacher
 from mmopsd.training.turn_plan import plan_turns
@@ -73,7 +73,7 @@ def test_nested_scoring_gives_the_turn_by_turn_gradient(micro, history):
     teacher = build_teacher("frozen", policy)
     samples = plan_turns(_episodes(policy, history), rl="add", turn_weighting="discount")
     teacher_prompts = [policy.encode([user(f"hint {i}")]) for i in range(len(samples))]
-    spec = LossSpec(fn=losses.get("forward_kl"), kl_coef=0.1)
+    spec = Objective(terms=(Divergence("forward_kl"), PolicyGradient(), KLPenalty(coef=0.1)))
     grads, totals = [], []
     for nest in (False, True):
         policy.model.zero_grad()

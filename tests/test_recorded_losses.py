@@ -2,7 +2,7 @@
 recorded before the training methods were restructured (``tests/data/recorded_losses.json``).
 
 The configs are the KeyDoor comparison (``keydoor_demo.yaml``, groups of 4, four methods) and
-the MiniWoB++ recipe (``miniwob_opsd.yaml``: opsd, opsd with λ = 0.5, sft_teacher, grpo), each
+the MiniWoB++ recipe (``miniwob_opsd.yaml``: opsd, gkd with λ = 0.5, sft_teacher, grpo), each
 on a tiny float64 model with the config's own batch and loss, whose replies are scripted
 (some win, some lose) so that every term has data. Re-record with
 ``MMOPSD_RECORD_LOSSES=1 pytest tests/test_recorded_losses.py`` only for a change that means
@@ -41,12 +41,16 @@ ARMS = {
     "keydoor-sft_teacher": (KEYDOOR, ["method=sft_teacher", "group_size=4"]),
     "keydoor-grpo": (KEYDOOR, ["method=grpo", "group_size=4"]),
     "keydoor-opsd_grpo": (KEYDOOR, ["method=opsd_grpo", "group_size=4"]),
-    "keydoor-grpo-ppo-kl": (KEYDOOR, ["method=grpo", "group_size=4", "ppo_epochs=2", "kl_coef=0.1"]),
+    "keydoor-grpo-ppo-kl": (
+        KEYDOOR,
+        ["method=grpo", "group_size=4", "ppo_epochs=2", "kl_coef=0.1"],
+    ),
     "keydoor-tip-discount": (
-        KEYDOOR, ["method=opsd", "token_weighting=tip", "turn_weighting=discount", "max_turns=2"]
+        KEYDOOR,
+        ["method=opsd", "token_weighting=tip", "turn_weighting=discount", "max_turns=2"],
     ),
     "miniwob-opsd": (MINIWOB, ["method=opsd"]),
-    "miniwob-lambda0.5": (MINIWOB, ["method=opsd", "teacher_share=0.5"]),
+    "miniwob-lambda0.5": (MINIWOB, ["method=gkd", "teacher_share=0.5"]),
     "miniwob-sft_teacher": (MINIWOB, ["method=sft_teacher"]),
     "miniwob-grpo": (MINIWOB, ["method=grpo", "group_size=4"]),
 }
@@ -78,7 +82,9 @@ def _marks(name: str) -> list:
         return []
     if os.environ.get("MMOPSD_REQUIRE_BROWSER"):
         return []  # fails loudly in the environment instead of skipping
-    return [pytest.mark.skip(reason="Chromium is missing: apt-get install chromium chromium-driver")]
+    return [
+        pytest.mark.skip(reason="Chromium is missing: apt-get install chromium chromium-driver")
+    ]
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in ARMS])

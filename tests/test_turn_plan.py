@@ -12,10 +12,11 @@ from mmopsd.privileged.base import MissingPrivilegedKey
 from mmopsd import losses
 from mmopsd.config import TrainConfig
 from mmopsd.errors import MmopsdError
+from mmopsd.methods.terms import Divergence, PolicyGradient
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
 from mmopsd.training.curriculum import TemporalCurriculum
-from mmopsd.training.distill import LossSpec, distill_backward
+from mmopsd.training.distill import Objective, distill_backward
 from mmopsd.training.teachers import build_teacher
 from mmopsd.training.turn_plan import plan_turns, route
 from mmopsd.types import Encoded, Trajectory, Turn, user
@@ -112,7 +113,7 @@ def test_micro_batches_give_the_full_batch_gradient_and_the_hand_formula():
     teacher = build_teacher("frozen", policy)
     samples = _samples_for_backward(policy)
     teacher_prompts = [policy.encode([user("hint " + str(i))]) for i in range(3)]
-    spec = LossSpec(fn=losses.get("forward_kl"))
+    spec = Objective(terms=(Divergence("forward_kl"), PolicyGradient()))
     grads = []
     for micro in (1, 3):
         policy.model.zero_grad()

@@ -20,10 +20,12 @@ def run_list(args: argparse.Namespace) -> int:
     import mmopsd.envs  # noqa: F401  (registers mmopsd/* ids)
     from mmopsd.evaluation.suites import SUITES
     from mmopsd.losses import WEIGHTINGS, names
+    from mmopsd.methods import METHODS
     from mmopsd.policies.packaged import PACKAGED
     from mmopsd.privileged import PROVIDERS
     from mmopsd.training.teachers import TEACHERS
 
+    print("methods:     ", ", ".join(METHODS.names()))
     print("losses:      ", ", ".join(names()))
     print("weightings:  ", ", ".join(["none", *WEIGHTINGS.names()]))
     print("teachers:    ", ", ".join(TEACHERS.names()))

@@ -75,7 +75,7 @@ def arm_of(base: dict[str, Any], spec: list[str]) -> Arm:
     if not spec or "=" in spec[0]:
         raise ConfigError(
             f"--arm needs a name first, then KEY=VALUE overrides, e.g. --arm opsd-mixed "
-            f"method=opsd teacher_share=0.5; got {' '.join(spec)!r}"
+            f"method=gkd teacher_share=0.5; got {' '.join(spec)!r}"
         )
     name, overrides = spec[0], spec[1:]
     data = apply_overrides(copy.deepcopy(base), overrides)

@@ -14,7 +14,7 @@ from transformers import get_constant_schedule_with_warmup
 
 from mmopsd.agents.prompting import PromptSpec, prompt_for
 from mmopsd.allocator import tune_cpu_allocator
-from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting, needs_ids
+from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting
 from mmopsd.config import TrainConfig, import_modules
 from mmopsd.engines.base import Engine
 from mmopsd.engines.build import build_engine, check_engine
@@ -22,13 +22,13 @@ from mmopsd.errors import ConfigError
 from mmopsd.evaluation.cache import EvalCache
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
+from mmopsd.methods import Method, build_method
 from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.policies.vision import freeze_vision_tower
 from mmopsd.privileged.base import Provider, build_provider
 from mmopsd.rollout import check_env
-from mmopsd.training.curriculum import TemporalCurriculum
-from mmopsd.training.distill import LossSpec
+from mmopsd.training.distill import Objective
 from mmopsd.training.mixture import ByTask, TaskEnvs, TrainTask
 from mmopsd.training.parallel import Parallel
 from mmopsd.training.teachers import Teacher, build_teacher
@@ -45,12 +45,12 @@ class Components:
     teacher: Teacher
     provider: Provider
     spec: PromptSpec
-    loss: LossSpec
+    method: Method
+    objective: Objective
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     envs: TaskEnvs
     engine: Engine
-    curriculum: TemporalCurriculum | None = None
     teacher_eval: dict[str, Any] | None = None  # reused while the teacher is static
     parallel: Parallel = dataclasses.field(default_factory=Parallel)
     eval_cache: EvalCache = dataclasses.field(default_factory=lambda: EvalCache(None))
@@ -68,7 +68,7 @@ def build(
     torch.manual_seed(config.seed)
     if resolve_device(config.device).type == "cpu":
         tune_cpu_allocator()
-    providers, loss = check(config, par)  # a mistake costs a second, not a model load
+    providers, method, objective = check(config, par)  # a mistake costs a second, not a model load
     tasks = config.train_tasks()
     provider = providers[tasks[0].name] if len(tasks) == 1 else ByTask(providers)
     envs = TaskEnvs(tasks, config.train_split, keep=config.batch_size)
@@ -91,15 +91,10 @@ def build(
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
-    curriculum = (
-        TemporalCurriculum(config.curriculum_every, config.curriculum_start)
-        if config.curriculum_every
-        else None
-    )
     specs = {t.name: prompt_for(t.env, t.history) for t in tasks}
     return Components(
-        policy, teacher, provider, specs[tasks[0].name], loss, optimizer, scheduler, envs,
-        _engine(config, policy, par), curriculum, parallel=par,
+        policy, teacher, provider, specs[tasks[0].name], method, objective, optimizer,
+        scheduler, envs, _engine(config, policy, par), parallel=par,
         eval_cache=EvalCache(_cache_path(config, par)), tasks=tasks, specs=specs,
         providers=providers,
     )  # fmt: skip
@@ -114,10 +109,11 @@ def _cache_path(config: TrainConfig, par: Parallel) -> Path | None:
     return Path(os.path.normpath(Path(config.out_dir) / config.eval_cache))
 
 
-def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], LossSpec]:
+def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Method, Objective]:
     """Everything the config names, checked before any model loads: the split of tasks over
-    processes, imports, providers, loss, weightings, engine and every trained and evaluated
-    environment. Returns each training task's provider (by task name) and the loss."""
+    processes, imports, providers, method, loss, weightings, engine and every trained and
+    evaluated environment. Returns each training task's provider (by task name), the method
+    and its objective."""
     tasks = config.batch_size // config.group_size
     if tasks % par.world:
         raise ConfigError(
@@ -127,7 +123,8 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Loss
     import_modules(config.imports)
     tasks = config.train_tasks()
     providers = {t.name: build_provider(t.provider, **t.provider_kwargs) for t in tasks}
-    loss = _loss(config)
+    method = build_method(config)
+    objective = _objective(config, method)
     if config.token_weighting != "none":
         weighting = WEIGHTINGS.get(config.token_weighting)
         check_token_weighting(config.token_weighting, weighting, config.weighting_kwargs)
@@ -139,23 +136,18 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Loss
     for kind in ("ood", "retain"):
         for task in config.extra_tasks(kind):
             check_env(task.env, task.split, dict(task.env_kwargs))
-    return providers, loss
+    return providers, method, objective
 
 
-def _loss(config: TrainConfig) -> LossSpec:
-    """The configured loss, checked against its options."""
-    loss_fn = get_loss(config.loss)
-    check_loss(config.loss, loss_fn, config.loss_kwargs)
-    return LossSpec(
-        fn=loss_fn,
-        options=dict(config.loss_kwargs),
+def _objective(config: TrainConfig, method: Method) -> Objective:
+    """The method's terms with the configured token weighting and importance cap; the
+    configured loss checked against its options."""
+    check_loss(config.loss, get_loss(config.loss), config.loss_kwargs)
+    return Objective(
+        terms=method.terms(),
         weighting=config.token_weighting,
         weighting_options=dict(config.weighting_kwargs),
-        needs_ids=needs_ids(loss_fn),
         importance_cap=config.importance_cap,
-        needs_teacher=getattr(loss_fn, "needs_teacher", True),  # sft reads no teacher
-        clip_eps=config.clip_eps,
-        kl_coef=config.kl_coef,
     )
 
 

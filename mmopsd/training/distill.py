@@ -15,43 +15,35 @@ from typing import Any
 
 import torch
 
-from mmopsd.losses.logprobs import token_logprobs
-from mmopsd.losses.policy_gradient import (
-    clipped_policy_gradient,
-    kl_to_reference,
-    policy_gradient,
-)
 from mmopsd.losses.weighting import WEIGHTINGS
+from mmopsd.methods.terms import Divergence, Term
 from mmopsd.policies.base import Policy, Scored
+from mmopsd.training.logprobs import token_logprobs_rows as _token_logprobs
 from mmopsd.training.nesting import Family, families, sequence
 from mmopsd.training.teachers import Teacher
+from mmopsd.training.terms import TermInput, compute
 from mmopsd.training.turn_plan import TurnSample
 from mmopsd.types import Encoded, Turn
 
 
 @dataclass
-class LossSpec:
-    """A loss and its options, plus an optional token weighting.
-
-    ``importance_cap`` is the truncation of the importance weight
+class Objective:
+    """A method's loss terms, plus what every term's token weights share: an optional token
+    weighting and the truncation ``importance_cap`` of the importance weight
     ``min(exp(log S(y) - log p_engine(y)), cap)`` that multiplies every token's loss when the
     rollout engine gave its log-probs (0 turns the correction off; the mismatch is logged
-    either way). ``needs_teacher`` is False for a loss that reads no teacher logits
-    (``sft``); ``clip_eps`` is the PPO clip range of the RL term, used for samples that carry
-    ``old_logprobs``; ``kl_coef`` weighs the k3 KL penalty to the initial model (the teacher
-    scoring the student's own prompt: the ``frozen`` teacher), applied with each turn's
-    ``share``.
+    either way).
     """
 
-    fn: Callable[..., torch.Tensor]
-    options: dict[str, Any] = field(default_factory=dict)
+    terms: tuple[Term, ...] = (Divergence(),)
     weighting: str = "none"
     weighting_options: dict[str, Any] = field(default_factory=dict)
-    needs_ids: bool = False
     importance_cap: float = 2.0
-    needs_teacher: bool = True
-    clip_eps: float = 0.2
-    kl_coef: float = 0.0
+
+    @property
+    def reads_reference(self) -> bool:
+        """Whether a term scores the initial model on the student's own prompts."""
+        return any(t.reads_reference for t in self.terms)
 
 
 def distill_backward(
@@ -59,7 +51,7 @@ def distill_backward(
     teacher: Teacher,
     samples: Sequence[TurnSample],
     teacher_prompts: Sequence[Encoded | None],
-    loss: LossSpec,
+    objective: Objective,
     *,
     micro_batch_size: int,
     scale: float = 1.0,
@@ -68,8 +60,9 @@ def distill_backward(
     always_teacher: bool = False,
     nest: bool = True,
 ) -> dict[str, float]:
-    """Accumulate the gradient of ``scale * (sum_k distill_k * L_k + rl_k * PG_k)`` over
-    ``samples``.
+    """Accumulate the gradient of ``scale * sum_terms sum_k c_k * L_k`` over ``samples``
+    (``c_k`` the coefficient of sample ``k`` for a term, ``L_k`` the term's per-token mean on
+    it).
 
     ``teacher_prompts[i]`` is the teacher's prompt of ``samples[i]`` (None where the sample
     has no distillation term). Data-parallel ranks pass ``micro_batches`` (every rank runs
@@ -99,12 +92,12 @@ def distill_backward(
     for n in range(count):
         with accumulate(n == count - 1) if accumulate else nullcontext():
             if n >= len(starts):  # an empty micro-batch: a zero loss through every parameter
-                forwards = 1 + (loss.kl_coef > 0)  # the teacher, and the initial model
+                forwards = 1 + objective.reads_reference  # the teacher, the initial model
                 _empty_backward(student, teacher if always_teacher else None, forwards)
                 continue
             chosen = groups[starts[n] : starts[n] + micro_batch_size]
             _micro_batch(
-                student, teacher, samples, teacher_prompts, loss, chosen, micro_batch_size,
+                student, teacher, samples, teacher_prompts, objective, chosen, micro_batch_size,
                 scale, totals, always_teacher,
             )  # fmt: skip
     return totals
@@ -115,7 +108,7 @@ def _micro_batch(
     teacher: Teacher,
     samples: Sequence[TurnSample],
     teacher_prompts: Sequence[Encoded | None],
-    loss: LossSpec,
+    objective: Objective,
     chosen: Sequence[Family],
     micro_batch_size: int,
     scale: float,
@@ -128,47 +121,38 @@ def _micro_batch(
     part = [samples[i] for i in order]
     prompts = [teacher_prompts[i] for i in order]
     responses = [s.turn.response_ids for s in part]
-    distill = torch.tensor([s.distill for s in part], dtype=torch.float64)
-    rl = torch.tensor([s.rl for s in part], dtype=torch.float64)
+    coefficients = [
+        torch.tensor([t.coefficient(s) for s in part], dtype=torch.float64) for t in objective.terms
+    ]
     target = None
-    distilling = bool(distill.any()) and loss.needs_teacher
-    if distilling or loss.weighting != "none" or always_teacher:
+    terms = list(zip(objective.terms, coefficients))
+    distilling = any(t.reads_teacher and bool(c.any()) for t, c in terms)
+    if distilling or objective.weighting != "none" or always_teacher:
         # Teacher first: its temporaries are freed before the student's activations are kept.
         teacher_in = [_teacher_prompt(p, s) for p, s in zip(prompts, part)]
         target = _chunked(teacher.score, teacher_in, responses, micro_batch_size)
     scored = _student_scores(student, samples, chosen)  # with grad
     mask = scored.mask * _response_mask([s.turn for s in part], scored.mask)
-    per_turn = _per_turn_weights(mask, scored.logits, target, loss)
+    per_turn = _per_turn_weights(mask, scored.logits, target, objective)
     if any(s.turn.sampled_logprobs for s in part):  # the rollout engine gave log-probs
-        weights = _importance_weights(part, scored, mask, loss.importance_cap, totals)
+        weights = _importance_weights(part, scored, mask, objective.importance_cap, totals)
         per_turn = per_turn * weights.to(per_turn.dtype)
-    device = scored.logits.device
-    value = scored.logits.sum() * 0.0
-    if bool(distill.any()) and (target is not None or not loss.needs_teacher):
-        options = dict(loss.options, reduction="sum")
-        options["weights"] = per_turn * distill.to(device, per_turn.dtype)[:, None]
-        if loss.needs_ids:
-            options["response_ids"] = scored.ids
-        teacher_logits = target.logits if target is not None else scored.logits.detach()
-        term = loss.fn(scored.logits, teacher_logits, mask, **options)
-        totals["loss"] += term.item()
-        value = value + term
-    if bool(rl.any()):
-        weights = per_turn * rl.to(device, per_turn.dtype)[:, None]
-        term = _rl_term(part, scored, mask, weights, loss.clip_eps)
-        totals["rl_loss"] += term.item()
-        value = value + term
-    if loss.kl_coef:
-        share = torch.tensor([s.share for s in part], dtype=torch.float64)
-        weights = per_turn * loss.kl_coef * share.to(device, per_turn.dtype)[:, None]
+
+    def reference() -> torch.Tensor:
         with torch.no_grad():
-            reference = _chunked(
-                teacher.score, [s.turn.prompt for s in part], responses, micro_batch_size
-            )
-        ref = _token_logprobs(reference.logits, scored.ids)
-        term = kl_to_reference(scored.logits, mask, scored.ids, ref_logprobs=ref, weights=weights)
-        totals["kl"] += term.item()
-        value = value + term
+            prompts = [s.turn.prompt for s in part]
+            scores = _chunked(teacher.score, prompts, responses, micro_batch_size)
+        return _token_logprobs(scores.logits, scored.ids)
+
+    value = scored.logits.sum() * 0.0
+    for term, coefficient in terms:
+        if not bool(coefficient.any()):
+            continue
+        weights = per_turn * coefficient.to(per_turn.device, per_turn.dtype)[:, None]
+        x = TermInput(part, scored, mask, weights, target, reference)
+        term_value = compute(term, x)
+        totals[term.key] += term_value.item()
+        value = value + term_value
     (value * scale if scale != 1.0 else value).backward()
     totals["tokens"] += float(mask.sum())
 
@@ -251,39 +235,6 @@ def _importance_weights(
     return weights.to(mask.device)
 
 
-def _rl_term(
-    part: Sequence[TurnSample],
-    scored: Any,
-    mask: torch.Tensor,
-    weights: torch.Tensor,
-    clip_eps: float,
-) -> torch.Tensor:
-    """The policy-gradient term; PPO's clipped ratio where the samples carry the log-probs
-    of the pass that sampled them (several optimizer passes per batch)."""
-    if all(s.old_logprobs is None for s in part):
-        return policy_gradient(scored.logits, mask, scored.ids, weights=weights)
-    old = _token_logprobs(scored.logits.detach(), scored.ids)  # ratio 1 where none is kept
-    for i, s in enumerate(part):
-        if s.old_logprobs is not None:
-            n = len(s.old_logprobs)
-            old[i, :n] = torch.tensor(s.old_logprobs, dtype=old.dtype, device=old.device)
-    return clipped_policy_gradient(
-        scored.logits, mask, scored.ids, weights=weights, old_logprobs=old, clip_eps=clip_eps
-    )
-
-
-@torch.no_grad()
-def _token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits)[ids]`` per token, ``[B, R]``, one row at a time (no ``[B, R, V]``
-    float copy)."""
-    dtype = torch.promote_types(logits.dtype, torch.float32)
-    out = torch.empty(ids.shape, dtype=dtype, device=logits.device)
-    for i in range(ids.shape[0]):
-        row = logits[i].to(dtype)
-        out[i] = token_logprobs(row, ids[i])
-    return out
-
-
 @torch.no_grad()
 def old_logprobs(
     student: Policy, samples: Sequence[TurnSample], *, micro_batch_size: int
@@ -341,14 +292,15 @@ def _teacher_prompt(prompt: Encoded | None, sample: TurnSample) -> Encoded:
 
 
 def _per_turn_weights(
-    mask: torch.Tensor, logits: torch.Tensor, target: Any, loss: LossSpec
+    mask: torch.Tensor, logits: torch.Tensor, target: Any, objective: Objective
 ) -> torch.Tensor:
     """Token weights that average each turn's tokens (after the optional token weighting)."""
     weights = mask.to(torch.promote_types(logits.dtype, torch.float32))  # float64 stays float64
-    if loss.weighting != "none":
-        weights = weights * WEIGHTINGS.get(loss.weighting)(
-            mask, student_logits=logits, teacher_logits=target.logits, **loss.weighting_options
-        )
+    if objective.weighting != "none":
+        weights = weights * WEIGHTINGS.get(objective.weighting)(
+            mask, student_logits=logits, teacher_logits=target.logits,
+            **objective.weighting_options,
+        )  # fmt: skip
     return weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,13 @@ import torch
 
 from mmopsd.allocator import give_back_if_short
 from mmopsd.config import TrainConfig
+from mmopsd.methods import Batch, Player
 from mmopsd.rollout import Job, Sampling, play
 from mmopsd.training.components import Components
 from mmopsd.training.distill import distill_backward, old_logprobs, turn_divergences
 from mmopsd.training.mixture import draw
 from mmopsd.training.parallel import Parallel
-from mmopsd.training.turn_plan import TurnSample, plan_turns
+from mmopsd.training.turn_plan import TurnSample
 from mmopsd.training.views import Key, Views, expand_views, save_rollouts, teacher_views
 from mmopsd.types import Encoded, Trajectory
 
@@ -36,12 +38,13 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     own = _own_trajectories(par, config)  # this rank trains on its own episodes
     samples, teacher_prompts = expand_views([s for s in planned if s.trajectory in own], views)
     c.engine.sleep()  # the trainer takes the accelerator memory
-    if config.ppo_epochs > 1:  # the ratio of later passes is clipped against these
+    passes = c.method.passes
+    if passes > 1:  # the ratio of later passes is clipped against these
         with par.gathered(c.policy.model):
             olds = old_logprobs(c.policy, samples, micro_batch_size=config.micro_batch_size)
         samples = [dataclasses.replace(s, old_logprobs=o) for s, o in zip(samples, olds)]
     stats, norm = _update(c, config, samples, teacher_prompts)
-    for _ in range(config.ppo_epochs - 1):  # more passes over the same batch
+    for _ in range(passes - 1):  # more passes over the same batch
         _update(c, config, samples, teacher_prompts)
     c.engine.sync(c.policy.model)  # the next rollouts sample the updated student
     give_back_if_short()  # the backward pass's free blocks, when the machine runs short
@@ -49,7 +52,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     record = _record(step, c, config, trajs, stats, norm)
     record["distilled_turns"] = sum(1 for s in planned if s.distill)
     own = len(_own_trajectories(par, config))
-    record["teacher_episodes"] = par.world * teacher_episodes(own, config)
+    record["teacher_episodes"] = par.world * c.method.players(own).count("teacher")
     record["seconds"] = time.perf_counter() - start
     return record
 
@@ -57,32 +60,20 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
 def _plan(
     step: int, c: Components, config: TrainConfig, trajs: list[Trajectory]
 ) -> tuple[list[TurnSample], Views]:
-    """The turn plan of the batch and the teacher views of this rank's distilled turns
-    (SOD weighting needs every turn's teacher divergence first)."""
-    keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
-    keyed = [(key, t) for key, t in keyed if t.response_ids]
+    """The method's turn plan of the batch and the teacher views of this rank's turns that
+    read the teacher (every turn's first where the plan reads their divergences)."""
     own = _own_trajectories(c.parallel, config)
-    mine = [(key, t) for key, t in keyed if key[0] in own]
-    plan = dict(
-        step=step - 1,
-        turn_weighting=config.turn_weighting,
-        weighting_kwargs=config.turn_weighting_kwargs,
-        curriculum=c.curriculum,
-        rl=config.rl,
-        rl_coef=config.rl_coef,
-        advantage=config.rl_advantage,
-        distill_coef=config.distill_coef,
-        success_only=config.success_only,
-        keep_all=config.kl_coef > 0,
-    )
-    if config.turn_weighting != "sod":  # teacher contexts only for the distilled turns
-        samples = plan_turns(trajs, **plan)
+    if not c.method.reads_divergences:  # teacher contexts only for the turns that read them
+        samples = c.method.plan(Batch(trajs, step, policy=c.policy))
         wanted = [
             (s.trajectory, s.index)
             for s in samples
-            if s.distill and s.trajectory in own and c.loss.needs_teacher  # sft reads none
+            if s.trajectory in own and c.method.reads_teacher(s)
         ]
         return samples, _views(c, config, step, trajs, wanted)
+    keyed = [((i, k), t) for i, tr in enumerate(trajs) for k, t in enumerate(tr.turns)]
+    keyed = [(key, t) for key, t in keyed if t.response_ids]
+    mine = [(key, t) for key, t in keyed if key[0] in own]
     views = _views(c, config, step, trajs, [key for key, _ in mine])
     with c.parallel.gathered(c.policy.model):  # ranks score different numbers of turns
         values = turn_divergences(
@@ -94,7 +85,7 @@ def _plan(
         )
     values = c.parallel.gather(values)  # every turn's, in trajectory order
     divergences = {key: v for (key, _), v in zip(keyed, values)}
-    return plan_turns(trajs, divergences=divergences, **plan), views
+    return c.method.plan(Batch(trajs, step, divergences, c.policy)), views
 
 
 def _views(
@@ -122,7 +113,7 @@ def _update(
         c.teacher,
         samples,
         teacher_prompts,
-        c.loss,
+        c.objective,
         micro_batch_size=mbs,
         scale=float(par.world),  # DDP averages over ranks; the objective is their sum
         micro_batches=par.max(-(-len(samples) // mbs)) if par.active else None,
@@ -152,65 +143,53 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
     seeds, tasks = [seeds[i] for i in own], [tasks[i] for i in own]
     greedy = config.temperature == 0
     sampling = Sampling(config.max_new_tokens, config.temperature or 1.0, config.top_p, greedy)
-    k = teacher_episodes(len(seeds), config)
-    mine = []
-    if k:  # off-policy data: the teacher acts with its privileged view
-        with c.teacher.active() as teacher:
-            mine += _play(teacher, c, config, step, seeds[:k], tasks[:k], sampling, True)
-    if k < len(seeds):
-        mine += _play(c.policy, c, config, step, seeds[k:], tasks[k:], sampling, False)
-    return c.parallel.gather(mine)
+    players = c.method.players(len(seeds))
+    played: dict[int, Trajectory] = {}
+    for player in ("teacher", "student"):  # off-policy data: the teacher with its view
+        chosen = [i for i, p in enumerate(players) if p == player]
+        if chosen:
+            episodes = [(seeds[i], tasks[i]) for i in chosen]
+            played.update(zip(chosen, _play(player, c, config, step, episodes, sampling)))
+    return c.parallel.gather([played[i] for i in range(len(seeds))])
 
 
 def _play(
-    policy: Any,
+    player: Player,
     c: Components,
     config: TrainConfig,
     step: int,
-    seeds: list[int],
-    tasks: list[int],
+    episodes: list[tuple[int, int]],
     sampling: Sampling,
-    teacher: bool,
 ) -> list[Trajectory]:
-    """One episode per seed in its task's environment, all batched per turn; the teacher
-    acts from its task's provider's view, the student samples through the run's engine."""
+    """One episode per ``(seed, task)``, in its task's environment,
+    all batched per turn; the teacher acts from its task's provider's view, the student
+    samples through the run's engine."""
+    teacher = player == "teacher"
     prefix = f"s{step}-teacher" if teacher else f"s{step}"
-    jobs = []
-    for i, (seed, t) in enumerate(zip(seeds, tasks)):
-        name = c.tasks[t].name
-        provider = c.providers[name] if teacher else None
-        group, trajectory = f"step{step}-seed{seed}", f"{prefix}-{i}-{seed}"
-        jobs.append(
-            Job(
-                t,
-                seed,
-                c.specs[name],
-                sampling,
-                config.max_turns,
-                provider,
-                group,
-                trajectory,
-                name,
-            )
+    jobs = [
+        Job(
+            env=t,
+            seed=seed,
+            spec=c.specs[c.tasks[t].name],
+            sampling=sampling,
+            max_turns=config.max_turns,
+            provider=c.providers[c.tasks[t].name] if teacher else None,
+            group_id=f"step{step}-seed{seed}",
+            trajectory_id=f"{prefix}-{i}-{seed}",
+            task=c.tasks[t].name,
         )
-    return play(
-        policy,
-        jobs,
-        c.envs,
-        slots=len(jobs),
-        on_env_error="end",
-        leak_keys=c.provider.keys,
-        engine=None if teacher else c.engine,
-    )
-
-
-def teacher_episodes(episodes: int, config: TrainConfig) -> int:
-    """How many of a rank's ``episodes`` (the first ones) the teacher plays: all with
-    ``actor: teacher``, else ``teacher_share`` of them, in whole groups."""
-    if config.actor == "teacher":
-        return episodes
-    groups = episodes // config.group_size
-    return round(config.teacher_share * groups) * config.group_size
+        for i, (seed, t) in enumerate(episodes)
+    ]
+    with c.teacher.active() if teacher else nullcontext(c.policy) as policy:
+        return play(
+            policy,
+            jobs,
+            c.envs,
+            slots=len(jobs),
+            on_env_error="end",
+            leak_keys=c.provider.keys,
+            engine=None if teacher else c.engine,
+        )
 
 
 def _own_trajectories(par: Parallel, config: TrainConfig) -> range:
@@ -236,8 +215,7 @@ def _record(
         "loss": stats["loss"],
         "rl_loss": stats["rl_loss"],
         "kl": stats["kl"],
-        "method": config.method,
-        "actor": config.actor,
+        **c.method.describe(),
         "response_tokens": stats["tokens"],
         "rollout_success": sum(tr.success for tr in trajs) / len(trajs),
         "mean_turns": len(turns) / len(trajs),

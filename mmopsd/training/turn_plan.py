@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmopsd.training.advantages import group_advantages
-from mmopsd.training.curriculum import TemporalCurriculum
 from mmopsd.training.turn_weighting import TURN_WEIGHTINGS
-from mmopsd.types import Trajectory, Turn
+
+if TYPE_CHECKING:
+    from mmopsd.training.curriculum import TemporalCurriculum
+    from mmopsd.types import Trajectory, Turn
 
 RL_MODES = ("none", "add", "route")
 

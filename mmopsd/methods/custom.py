@@ -1,0 +1,41 @@
+"""``custom`` (the default): no preset; every method field as the config sets it.
+
+Who plays follows ``actor`` and ``teacher_share``; the terms are the distillation term
+(``loss``; ``sft`` is cross-entropy on the played ids), the RL term where ``rl`` is not
+``none``, and the KL penalty where ``kl_coef`` weighs it. The default fields make it
+``opsd``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmopsd.methods.base import Batch, Method, Player, register, teacher_groups
+from mmopsd.methods.planning import divergence, planned, with_penalty
+from mmopsd.methods.terms import CrossEntropy, PolicyGradient, Term
+
+if TYPE_CHECKING:
+    from mmopsd.training.turn_plan import TurnSample
+
+
+@register("custom")
+class Custom(Method):
+    """Every field as configured (see the module doc)."""
+
+    def players(self, episodes: int) -> list[Player]:
+        s = self.settings
+        k = teacher_groups(1.0 if s.actor == "teacher" else s.teacher_share, episodes, s.group_size)
+        return ["teacher"] * k + ["student"] * (episodes - k)
+
+    @property
+    def passes(self) -> int:
+        return self.settings.ppo_epochs
+
+    def plan(self, batch: Batch) -> list[TurnSample]:
+        return planned(batch, self.settings)
+
+    def terms(self) -> tuple[Term, ...]:
+        s = self.settings
+        first = CrossEntropy(options=dict(s.loss_kwargs)) if s.loss == "sft" else divergence(s)
+        rl = (PolicyGradient(clip_eps=s.clip_eps),) if s.rl != "none" else ()
+        return with_penalty(s, first, *rl)

@@ -1,0 +1,53 @@
+"""``dagger``: the student plays; the expert's next action labels every state it visits.
+
+DAgger (Ross et al., 2011) trains on the states the learner's own policy reaches, so it
+learns to recover from its own mistakes, with the expert's action in each of them as the
+supervised label. Here the environment's expert writes its next action into each turn's
+``info["privileged"]["next_action"]``; every turn that has one is trained by cross-entropy on
+the action's ids (and the end of the turn) under the student's own prompt. Turns without an
+expert action are not trained. No teacher is scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, ClassVar
+
+from mmopsd.methods.base import Batch, Method, register
+from mmopsd.methods.planning import planned
+from mmopsd.methods.terms import CrossEntropy, Term
+
+if TYPE_CHECKING:
+    from mmopsd.policies.base import Policy
+    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.types import Trajectory, Turn
+
+
+@register("dagger")
+class DAgger(Method):
+    """The student plays; each visited state is labelled with the expert's next action."""
+
+    fixed: ClassVar = {"actor": ("student",), "rl": ("none",), "teacher_share": (0.0,)}
+
+    def plan(self, batch: Batch) -> list[TurnSample]:
+        labelled = [_labelled(tr, batch.policy) for tr in batch.trajectories]
+        return planned(dataclasses.replace(batch, trajectories=labelled), self.settings)
+
+    def terms(self) -> tuple[Term, ...]:
+        return (CrossEntropy(),)
+
+
+def _labelled(trajectory: Trajectory, policy: Policy) -> Trajectory:
+    """``trajectory`` with each turn's response replaced by the expert's next action (no
+    response, so not trained, where the expert said nothing)."""
+    turns = [_label(turn, policy) for turn in trajectory.turns]
+    return dataclasses.replace(trajectory, turns=turns)
+
+
+def _label(turn: Turn, policy: Policy) -> Turn:
+    action = turn.info.get("privileged", {}).get("next_action")
+    ids = [*policy.tokenize(str(action)).ids, policy.eos_id] if action is not None else []
+    return dataclasses.replace(
+        turn, response_ids=ids, response_mask=None, sampled_logprobs=None,
+        response_text="" if action is None else str(action),
+    )  # fmt: skip

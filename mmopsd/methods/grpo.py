@@ -1,0 +1,43 @@
+"""``grpo``: RL on the environment reward alone, no distillation.
+
+The student plays groups of ``group_size`` episodes per task and seed; each episode's
+advantage is its reward against its group's (GRPO, or RLOO with ``rl_advantage: rloo``),
+optimised with PPO's clipped ratio (``clip_eps``) over ``ppo_epochs`` passes per batch, plus
+an optional k3 KL penalty to the initial model (``kl_coef``; the ``frozen`` teacher is the
+initial model).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from mmopsd.methods.base import Batch, Method, register
+from mmopsd.methods.opsd_grpo import check_groups
+from mmopsd.methods.planning import planned, with_penalty
+from mmopsd.methods.terms import PolicyGradient, Term
+
+if TYPE_CHECKING:
+    from mmopsd.training.turn_plan import TurnSample
+
+
+@register("grpo")
+class GRPO(Method):
+    """RL on the reward alone (see the module doc)."""
+
+    fixed: ClassVar = {
+        "actor": ("student",), "rl": ("add",), "distill_coef": (0.0,), "teacher": ("frozen",),
+        "teacher_share": (0.0,),
+    }  # fmt: skip
+
+    def check(self) -> None:
+        check_groups(self.name, self.settings.group_size)
+
+    @property
+    def passes(self) -> int:
+        return self.settings.ppo_epochs
+
+    def plan(self, batch: Batch) -> list[TurnSample]:
+        return planned(batch, self.settings)
+
+    def terms(self) -> tuple[Term, ...]:
+        return with_penalty(self.settings, PolicyGradient(clip_eps=self.settings.clip_eps))

@@ -1,0 +1,56 @@
+"""DAgger, the method the docs write in one file: the page shows the whole file, it labels
+every visited state with the expert's action, and a run learns those labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmopsd.config import TrainConfig
+from mmopsd.methods import Batch, build_method
+from mmopsd.testing import tiny_text_policy
+from mmopsd.training.loop import build, train_step
+from mmopsd.types import Encoded, Trajectory, Turn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_docs_show_the_whole_dagger_file():
+    doc = (ROOT / "docs" / "methods.md").read_text()
+    shown = doc.split("<!-- dagger.py -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert shown == (ROOT / "mmopsd" / "methods" / "dagger.py").read_text()
+
+
+def _config(tmp_path, **kw) -> TrainConfig:
+    base = dict(
+        method="dagger", model="tiny", env="mmopsd/Sokoban-v0", max_turns=3, steps=8,
+        batch_size=4, micro_batch_size=4, lr=3e-3, max_new_tokens=4, eval_every=0,
+        save_every=0, eval_cache="", out_dir=str(tmp_path / "run"), seed=0,
+    )  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def test_every_visited_state_is_labelled_with_the_experts_action(tmp_path):
+    policy = tiny_text_policy()
+    method = build_method(_config(tmp_path))
+    said = {"privileged": {"next_action": "push up"}}
+    turns = [
+        Turn([], Encoded(ids=[5, 6]), [9, 9, 9], info=said),
+        Turn([], Encoded(ids=[5, 6, 7]), [8], info={"privileged": {}}),  # the expert said nothing
+    ]
+    samples = method.plan(Batch([Trajectory("t", "g", turns)], step=1, policy=policy))
+    assert [(s.index, s.turn.response_ids) for s in samples] == [
+        (0, [*policy.tokenize("push up").ids, policy.eos_id])
+    ]
+    assert samples[0].turn.prompt.ids == [5, 6] and samples[0].distill == 1.0
+    assert not method.reads_teacher(samples[0])  # no teacher forward at all
+
+
+def test_a_dagger_run_learns_the_experts_actions(tmp_path):
+    config = _config(tmp_path)
+    c = build(config, tiny_text_policy())
+    try:
+        losses = [train_step(step, c, config)["loss"] for step in range(1, config.steps + 1)]
+    finally:
+        c.envs.close()
+    assert all(loss > 0 for loss in losses)
+    assert sum(losses[-2:]) < 0.8 * sum(losses[:2]), losses  # the labels' cross-entropy falls
