@@ -1,5 +1,6 @@
-"""Per-environment prompts: how observations become the agent's messages, and how a response
-becomes an action."""
+"""Prompts: how observations become the agent's messages, and how a response becomes an
+action. Each environment's own prompt is declared where the environment is registered
+(:func:`mmopsd.envs.registration.register`); an environment without one gets the default."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from typing import Any
 import numpy as np
 from mmopsd.agents.history import HistoryWindow
 from mmopsd.agents.parsing import PARSERS, ParsedAction
-from mmopsd.envs.crafter import ACTIONS as CRAFTER_ACTIONS
 from PIL import Image
 
 from mmopsd.registry import Registry
@@ -135,70 +135,6 @@ PROMPTS: Registry[PromptSpec] = Registry("prompt spec")
 PROMPTS.add(
     "default",
     PromptSpec(show_admissible=True, choose="Reply with exactly one of these actions."),
-)
-PROMPTS.add("mmopsd/KeyDoor-v0", PromptSpec(assistant_prefix="I open the"))
-PROMPTS.add(
-    "mmopsd/ALFWorld-v0",
-    PromptSpec(
-        system="You are a household robot. Each turn, reply with exactly one admissible action.",
-        assistant_prefix="The next action is:",
-        show_admissible=True,
-        history=4,
-    ),
-)
-PROMPTS.add("mmopsd/ZoomQA-v0", PromptSpec(assistant_prefix="Answer:"))
-PROMPTS.add(
-    "mmopsd/Sokoban-v0",
-    PromptSpec(
-        instruction="Reply with one move: up, down, left or right.",
-        assistant_prefix="Move:",
-        show_admissible=False,
-        history=2,
-    ),
-)
-PROMPTS.add(
-    "mmopsd/GUIClick-v0",
-    PromptSpec(instruction="Reply with click(x, y) in screenshot pixels.", assistant_prefix=""),
-)
-PROMPTS.add(
-    "mmopsd/GUIForm-v0",
-    PromptSpec(
-        instruction='Reply with one action: click(x, y), type("text") or select("option").',
-        history=2,
-    ),
-)
-
-
-PROMPTS.add(
-    "mmopsd/BabyAI",
-    PromptSpec(
-        instruction="Reply with one action: turn left, turn right, go forward, pick up, drop "
-        "or toggle.",
-        assistant_prefix="Next action:",
-        history=2,
-    ),
-)
-PROMPTS.add(
-    "mmopsd/MiniWoB",
-    PromptSpec(
-        # The format without a value to copy: no element number, point or text that could be
-        # the answer on some page (an example's number was answered on every page).
-        instruction="Reply with one action: click_element(N) clicks the element numbered [N] "
-        'in the list above, click_text("WORDS") clicks the element whose text is WORDS, '
-        'click(X, Y) clicks a point, type("TEXT") types into the focused field and '
-        'press("KEY") presses a key.',
-        assistant_prefix="Action:",
-        history=2,
-    ),
-)
-PROMPTS.add(
-    "mmopsd/Crafter",
-    PromptSpec(
-        instruction=f"Reply with one action: {', '.join(CRAFTER_ACTIONS[:-1])} or "
-        f"{CRAFTER_ACTIONS[-1]}.",
-        assistant_prefix="Next action:",
-        history=2,
-    ),
 )
 
 

@@ -27,9 +27,9 @@ import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import mmopsd.losses as L
+from mmopsd.parallel import Parallel
 from mmopsd.policies.text import TextPolicy
 from mmopsd.testing import tiny_tokenizer, tiny_vl_policy
-from mmopsd.training.parallel import Parallel
 from mmopsd.training.teachers import build_teacher
 from mmopsd.types import Encoded, user
 

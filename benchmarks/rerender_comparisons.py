@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from mmopsd.evaluation.compare import finalise
+from mmopsd.compare import finalise
 from mmopsd.evaluation.report import compare_table
 
 RESULTS = Path(__file__).parent / "results"

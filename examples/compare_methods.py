@@ -16,8 +16,8 @@ import argparse
 from importlib import resources
 from pathlib import Path
 
+from mmopsd.compare import arms_for_methods, run_compare
 from mmopsd.config import load_data
-from mmopsd.evaluation.compare import arms_for_methods, run_compare
 from mmopsd.evaluation.report import compare_table as table
 
 ap = argparse.ArgumentParser()

@@ -18,11 +18,7 @@ from typing import Any
 import yaml
 
 from mmopsd import methods
-from mmopsd.agents.history import check_window
 from mmopsd.errors import ConfigError
-from mmopsd.evaluation import tasks as eval_tasks
-from mmopsd.policies.loading import resolve_device
-from mmopsd.policies.precision import MIXED, compute_dtype
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "bfloat16", "float16", "bf16-mixed"),
@@ -121,7 +117,7 @@ class TrainConfig:
         resume: continue from the latest checkpoint in ``out_dir`` if there is one.
         seed: seed of episodes, sampling and initialisation.
         parallel: ``ddp`` (data-parallel over the processes that ``torchrun`` or
-            ``accelerate launch`` started; see :mod:`mmopsd.training.parallel`), ``fsdp`` (the same,
+            ``accelerate launch`` started; see :mod:`mmopsd.parallel`), ``fsdp`` (the same,
             with the student's parameters, gradients and optimizer state sharded by FSDP2),
             ``none`` (one process), or ``auto`` (``ddp`` when launched on several processes).
         dist_timeout: seconds a collective waits before the run fails (a dead rank ends
@@ -279,8 +275,7 @@ class TrainConfig:
             raise ConfigError(f"teacher_share must lie in [0, 1], got {self.teacher_share}")
 
     def _check_choices(self) -> None:
-        """Named options: one of their choices, a device this machine has the kernels for,
-        a method preset and its fields."""
+        """Named options: one of their choices, a device, a method and its fields."""
         if "reduction" in self.loss_kwargs:
             raise ConfigError(
                 "loss_kwargs.reduction is set by the trainer (per-token mean per turn, turn "
@@ -293,27 +288,22 @@ class TrainConfig:
                 )
         if not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.dtype == MIXED:  # refused now, not after the weights load
-            try:
-                compute_dtype(self.dtype, resolve_device(self.device))
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
         methods.build_method(self)  # its fixed fields and its own checks
 
     def _check_tasks(self) -> None:
-        """One environment or a mixture, each entry's window, the ``ood`` and ``retain``
-        lists."""
-        check_window(self.history, "history")
+        """One environment or a mixture, and the history window (each task's entries are
+        checked with the environments, before any model loads)."""
+        if self.history is not None and self.history < 1:
+            raise ConfigError(
+                "history must be >= 1 (the newest exchange holds the current observation), "
+                f"got {self.history}; leave it unset for the full history"
+            )
         default_env = next(f.default for f in dataclasses.fields(self) if f.name == "env")
         if self.tasks and (self.env != default_env or self.env_kwargs):
             raise ConfigError(
                 "set either env (one environment) or tasks (a mixture), not both: each "
                 "entry of tasks names its own env and env_kwargs"
             )
-        for task in self.train_tasks():  # entries checked now, not after the model loads
-            check_window(task.history, f"history of task {task.name}")
-        self.extra_tasks("ood")
-        self.extra_tasks("retain")
 
     def _check_players(self) -> None:
         """Who plays the episodes, and the teacher the KL penalty needs."""
@@ -330,26 +320,6 @@ class TrainConfig:
                 "teacher_share mixes teacher episodes into the student's; with actor: teacher "
                 "every episode is the teacher's already: set one of them"
             )
-
-    def train_tasks(self) -> list[Any]:
-        """The training mixture (:class:`~mmopsd.training.mixture.TrainTask` entries): the
-        ``tasks`` list, or ``env`` alone."""
-        from mmopsd.training.mixture import parse_tasks
-
-        return parse_tasks(
-            self.tasks,
-            env=self.env,
-            env_kwargs=self.env_kwargs,
-            provider=self.provider,
-            provider_kwargs=self.provider_kwargs,
-            history=self.history,
-        )
-
-    def extra_tasks(self, kind: str) -> list[eval_tasks.EvalTask]:
-        """The ``ood`` or ``retain`` evaluations (``kind``), with this config's values filled
-        in where an entry leaves them out."""
-        entries = {"ood": self.ood, "retain": self.retain}[kind]
-        return eval_tasks.parse(kind, entries, self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for YAML and checkpoints)."""

@@ -36,6 +36,10 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name`` (non-decorator form)."""
         self.register(name)(obj)
 
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (nothing happens if it is not registered)."""
+        self._items.pop(name, None)
+
     def get(self, name: str) -> T:
         """The object registered under ``name``; unknown names list the known ones."""
         try:

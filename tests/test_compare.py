@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mmopsd.compare import arm_of, arms_for_methods
 from mmopsd.errors import ConfigError
-from mmopsd.evaluation.compare import arm_of, arms_for_methods
 
 
 def test_method_arms_replace_the_fields_their_preset_defines():
@@ -129,7 +129,7 @@ def _mixture_run(run: Path, before: float, after: float, per_task: dict[str, flo
 
 
 def test_a_comparison_of_mixtures_shows_each_task_and_each_run_minutes(tmp_path):
-    from mmopsd.evaluation.compare import Arm, summarise
+    from mmopsd.compare import Arm, summarise
     from mmopsd.evaluation.report import compare_table
 
     tasks = ("MiniWoB-click-test-v0", "MiniWoB-click-tab-v0")
@@ -151,7 +151,7 @@ def test_runs_kept_as_metrics_alone_are_not_trained_again(tmp_path, monkeypatch)
     comparison's results are kept between machines) counts as finished; a run without its
     final summary trains."""
     import mmopsd.training.loop as loop
-    from mmopsd.evaluation.compare import Arm, has_final_summary, run_compare
+    from mmopsd.compare import Arm, has_final_summary, run_compare
 
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
         data = {**yaml.safe_load(demo.read_text()), "steps": 2, "batch_size": 4}
@@ -174,9 +174,9 @@ def test_the_runs_share_one_cache_named_relative_to_each_run(tmp_path, monkeypat
     """Every run of a comparison uses ``out/eval_cache.json``, and its config names it
     relative to the run's directory: kept configs and metrics carry no machine's path."""
     import mmopsd.training.loop as loop
-    from mmopsd.evaluation.compare import Arm, run_compare
+    from mmopsd.compare import Arm, run_compare
+    from mmopsd.parallel import Parallel
     from mmopsd.training.components import _cache_path
-    from mmopsd.training.parallel import Parallel
 
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
         data = {**yaml.safe_load(demo.read_text()), "steps": 1, "batch_size": 4}

@@ -17,11 +17,11 @@ from mmopsd.engines.colocated import to_generation, trained_weights, vllm_prompt
 from mmopsd.engines.hf import HFEngine
 from mmopsd.errors import ConfigError
 from mmopsd.methods.terms import CrossEntropy, Divergence, PolicyGradient
+from mmopsd.methods.turn_plan import plan_turns
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
 from mmopsd.training.distill import Objective, distill_backward
 from mmopsd.training.teachers import build_teacher
-from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Encoded, Trajectory, Turn, user
 
 

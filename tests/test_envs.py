@@ -6,6 +6,7 @@ import os
 import shutil
 
 import gymnasium as gym
+import miniwob_sets
 import mmopsd.envs
 import numpy as np
 import pytest
@@ -16,10 +17,10 @@ from mmopsd.envs.keydoor import KeyDoorEnv
 from mmopsd.errors import UnknownNameError
 from mmopsd.rollout import make_envs
 
-# The further MiniWoB++ tasks (``MINIWOB_MORE``) are checked in the slow suite (a browser each).
-MORE = {f"mmopsd/MiniWoB-{t}-v0" for t in mmopsd.envs.MINIWOB_MORE}
+# The further MiniWoB++ tasks (``miniwob_sets.MORE``) are checked in the slow suite (a browser each).
+MORE = {f"mmopsd/MiniWoB-{t}-v0" for t in miniwob_sets.MORE}
 ENV_IDS = [pytest.param(k, marks=[pytest.mark.slow, pytest.mark.sweep]) if k in MORE else k
-           for k in sorted(mmopsd.envs.REGISTERED)]  # fmt: skip
+           for k in sorted(mmopsd.envs.REGISTRATIONS)]  # fmt: skip
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -55,7 +56,7 @@ class _BlankScreenshot(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
 
 def test_registry_ids_are_versioned_and_lazy():
-    for env_id, entry in mmopsd.envs.REGISTERED.items():
+    for env_id, entry in ((k, r.entry_point) for k, r in mmopsd.envs.REGISTRATIONS.items()):
         assert env_id.startswith("mmopsd/") and "-v" in env_id
         assert isinstance(gym.registry[env_id].entry_point, str)  # imported only on make
         assert entry.startswith("mmopsd.envs.")

@@ -15,11 +15,11 @@ from mmopsd.config import from_dict
 from mmopsd.errors import ConfigError
 from mmopsd.methods import PRESETS
 from mmopsd.methods.terms import CrossEntropy, Divergence, KLPenalty, PolicyGradient
+from mmopsd.methods.turn_plan import plan_turns
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
 from mmopsd.training.distill import Objective, distill_backward, old_logprobs
 from mmopsd.training.teachers import build_teacher
-from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Trajectory, Turn, user
 
 # Claims of sameness are checked in float64 (the same objective written two ways).

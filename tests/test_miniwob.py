@@ -19,9 +19,9 @@ if not (shutil.which("chromium") and shutil.which("chromedriver")):
         allow_module_level=True,
     )
 
-import mmopsd.envs
+import miniwob_sets
 
-TASKS = mmopsd.envs.MINIWOB
+TASKS = miniwob_sets.FIRST
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import torch
 from mmopsd.config import TrainConfig
 from mmopsd.errors import ConfigError
 from mmopsd.methods import build_method
+from mmopsd.methods.turn_plan import plan_turns
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import step as step_module
 from mmopsd.training.components import build
 from mmopsd.training.distill import distill_backward
 from mmopsd.training.step import train_step
-from mmopsd.training.turn_plan import plan_turns
 from mmopsd.training.views import expand_views, teacher_views
 
 

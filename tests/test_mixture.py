@@ -12,9 +12,12 @@ from mmopsd.privileged.base import Episode, Provider
 
 from mmopsd.config import TrainConfig
 from mmopsd.errors import ConfigError
+from mmopsd.evaluation.tasks import extra_tasks
+from mmopsd.parallel import Parallel
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
-from mmopsd.training.mixture import ByTask, TrainTask, draw
+from mmopsd.training.components import check
+from mmopsd.training.mixture import ByTask, TrainTask, draw, train_tasks
 from mmopsd.types import TeacherContext, Trajectory
 
 TASKS = [
@@ -52,12 +55,12 @@ def _config(tmp_path, **kw) -> TrainConfig:
 
 def test_entries_take_the_runs_settings_where_they_leave_them_out():
     config = TrainConfig(tasks=TASKS, provider="hint", history=3)
-    one, two = config.train_tasks()
+    one, two = train_tasks(config)
     assert one == TrainTask("one-room", "mmopsd/KeyDoor-v0", {"n_doors": 2, "n_rooms": 1},
                             1.0, "hint", {}, 3)  # fmt: skip
     assert (two.weight, two.provider, two.provider_kwargs) == (2.0, "reference",
                                                                {"key": "answer"})  # fmt: skip
-    (alone,) = TrainConfig(env="mmopsd/Sokoban-v0").train_tasks()
+    (alone,) = train_tasks(TrainConfig(env="mmopsd/Sokoban-v0"))
     assert alone.env == "mmopsd/Sokoban-v0" and alone.name == "Sokoban-v0"
 
 
@@ -72,8 +75,9 @@ def test_entries_take_the_runs_settings_where_they_leave_them_out():
     ],
 )
 def test_a_bad_entry_is_refused_before_anything_runs(entries, message):
+    config = TrainConfig(tasks=entries)  # loading checks fields, the check step the entries
     with pytest.raises(ConfigError, match=message):
-        TrainConfig(tasks=entries)
+        check(config, Parallel())
 
 
 def test_the_draw_follows_the_weights_and_depends_on_seed_and_step_alone():
@@ -168,8 +172,8 @@ def test_the_packaged_mixture_config_is_valid():
 
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_mixture.yaml") as path:
         config = load_config(path)
-    assert [t.name for t in config.train_tasks()] == ["one-room", "two-rooms"]
-    assert config.extra_tasks("ood")
+    assert [t.name for t in train_tasks(config)] == ["one-room", "two-rooms"]
+    assert extra_tasks(config, "ood")
 
 
 def test_env_and_tasks_together_are_refused():
@@ -179,8 +183,8 @@ def test_env_and_tasks_together_are_refused():
 
 @pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo"])
 def test_every_method_preset_trains_on_a_mixture_and_compare_reads_it(tmp_path, method):
+    from mmopsd.compare import _run_numbers
     from mmopsd.config import from_dict
-    from mmopsd.evaluation.compare import _run_numbers
 
     fields = _fields(tmp_path, steps=1, save_every=0, save_rollouts=False, group_size=2)
     config = from_dict({**fields, "method": method})  # the preset fills its own fields
@@ -207,7 +211,7 @@ def test_a_run_keeps_at_most_a_steps_environments():
     from mmopsd.training.mixture import TaskEnvs
 
     config = TrainConfig(tasks=TASKS, batch_size=2)
-    envs = TaskEnvs(config.train_tasks(), "train", keep=2)
+    envs = TaskEnvs(train_tasks(config), "train", keep=2)
     lent = [envs.lend(0), envs.lend(0), envs.lend(1)]  # one step drew task 0 twice
     closed = []
     lent[2].close = lambda: closed.append(2)

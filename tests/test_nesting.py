@@ -9,6 +9,7 @@ from mmopsd.envs.keydoor import KeyDoorEnv
 
 from mmopsd.errors import AlignmentError
 from mmopsd.methods.terms import Divergence, KLPenalty, PolicyGradient
+from mmopsd.methods.turn_plan import plan_turns
 from mmopsd.policies import spans
 from mmopsd.policies.spans import Group, shared_groups
 from mmopsd.rollout import Sampling, rollout
@@ -16,7 +17,6 @@ from mmopsd.testing import tiny_text_policy
 from mmopsd.training.distill import Objective, distill_backward
 from mmopsd.training.nesting import families, sequence
 from mmopsd.training.teachers import build_teacher
-from mmopsd.training.turn_plan import plan_turns
 from mmopsd.types import Encoded, user
 
 

@@ -8,9 +8,11 @@ import torch
 from mmopsd.config import TrainConfig
 from mmopsd.engines.prefix_cache import PrefixCache
 from mmopsd.errors import ConfigError
+from mmopsd.parallel import Parallel
 from mmopsd.policies import precision
 from mmopsd.policies.loading import resolve_dtype
 from mmopsd.testing import tiny_text_policy
+from mmopsd.training.components import check
 from mmopsd.types import Message
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda")
@@ -35,8 +37,8 @@ def test_the_setting_resolves_per_device(monkeypatch):
     assert resolve_dtype("bf16-mixed", CPU) is torch.float32  # the weights stay float32
     with pytest.raises(ValueError, match="bf16-mixed"):
         resolve_dtype("bf8", CPU)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="AVX-512.*float32"):
-        TrainConfig(dtype="bf16-mixed", device="cpu")  # refused before the weights load
+    with pytest.raises(ConfigError, match="AVX-512.*float32"):  # refused before the weights load
+        check(TrainConfig(dtype="bf16-mixed", device="cpu"), Parallel())
     assert TrainConfig(dtype="bf16-mixed", device="cuda").dtype == "bf16-mixed"
     with pytest.raises(ConfigError, match="dtype"):
         TrainConfig(dtype="mixed")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from mmopsd.compare import arm_of
 from mmopsd.config import from_dict, load_data
-from mmopsd.evaluation.compare import arm_of
 from mmopsd.testing import ScriptedPolicy, tiny_text_policy
 from mmopsd.training.loop import build, train_step
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmopsd.evaluation.compare import finalise
+from mmopsd.compare import finalise
 from mmopsd.evaluation.report import compare_table
 from mmopsd.evaluation.stats import (
     pooled_difference,

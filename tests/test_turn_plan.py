@@ -12,13 +12,13 @@ from mmopsd.privileged.base import MissingPrivilegedKey
 from mmopsd import losses
 from mmopsd.config import TrainConfig
 from mmopsd.errors import MmopsdError
+from mmopsd.methods.curriculum import TemporalCurriculum
 from mmopsd.methods.terms import Divergence, PolicyGradient
+from mmopsd.methods.turn_plan import plan_turns, route
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer_mod
-from mmopsd.training.curriculum import TemporalCurriculum
 from mmopsd.training.distill import Objective, distill_backward
 from mmopsd.training.teachers import build_teacher
-from mmopsd.training.turn_plan import plan_turns, route
 from mmopsd.types import Encoded, Trajectory, Turn, user
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmopsd.training.advantages import group_advantages
-from mmopsd.training.curriculum import TemporalCurriculum
-from mmopsd.training.turn_weighting import TURN_WEIGHTINGS, discount, sod, uniform
+from mmopsd.methods.advantages import group_advantages
+from mmopsd.methods.curriculum import TemporalCurriculum
+from mmopsd.methods.turn_weighting import TURN_WEIGHTINGS, discount, sod, uniform
 
 
 def test_uniform_and_discount():

@@ -44,8 +44,8 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
 def arms_of(args: argparse.Namespace) -> list[Any]:
     """The compared arms the arguments name: ``--methods`` and ``--arm`` on ``--config``, or
     ``--configs``."""
+    from mmopsd import compare
     from mmopsd.config import load_data
-    from mmopsd.evaluation import compare
 
     if bool(args.methods or args.arm) == bool(args.configs):
         raise ConfigError("pass either --methods or --arm (with --config), or --configs")
@@ -59,7 +59,7 @@ def arms_of(args: argparse.Namespace) -> list[Any]:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Run (or resume) every arm on every seed; print the table."""
-    from mmopsd.evaluation import compare
+    from mmopsd import compare
     from mmopsd.evaluation.report import compare_table
 
     arms = arms_of(args)

@@ -5,7 +5,7 @@ turns, invalid actions, grounding, expert agreement); :mod:`~mmopsd.evaluation.t
 one type that says what to evaluate (:class:`EvalTask`: used by suites, a config's ``ood``
 and ``retain`` lists and the command line's defaults); :mod:`~mmopsd.evaluation.suites`
 names lists of tasks; :mod:`~mmopsd.evaluation.leaderboard` keeps a file of rows;
-:mod:`~mmopsd.evaluation.compare` runs methods over seeds; :mod:`~mmopsd.evaluation.report`
+:mod:`~mmopsd.compare` runs methods over seeds; :mod:`~mmopsd.evaluation.report`
 renders every Markdown table and plot.
 """
 

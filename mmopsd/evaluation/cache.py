@@ -13,6 +13,7 @@ computes the result again.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -42,14 +43,9 @@ def code_digest() -> str:
     torch and transformers versions: results from other code are not reused."""
     import transformers
 
-    import mmopsd
-    import mmopsd.agents
-    import mmopsd.envs
-    import mmopsd.privileged
-
     h = hashlib.sha256(f"{torch.__version__} {transformers.__version__}".encode())
-    for package in (mmopsd, mmopsd.agents, mmopsd.envs, mmopsd.privileged):
-        root = Path(package.__file__).parent
+    for package in ("mmopsd", "mmopsd.agents", "mmopsd.envs", "mmopsd.privileged"):
+        root = Path(importlib.util.find_spec(package).origin).parent  # type: ignore[union-attr,arg-type]
         for path in sorted(root.rglob("*.py")):
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())

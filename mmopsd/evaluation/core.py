@@ -19,10 +19,10 @@ from mmopsd.engines.base import Engine
 from mmopsd.evaluation.report import result_table
 from mmopsd.evaluation.stable import EnvStable, env_key
 from mmopsd.evaluation.stats import wilson_interval
+from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Provider
 from mmopsd.rollout import Job, Sampling, play
-from mmopsd.training.parallel import Parallel
 from mmopsd.types import Trajectory, Turn
 
 

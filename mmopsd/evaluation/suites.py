@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
-from mmopsd.envs import MINIWOB, MINIWOB_MORE
+from mmopsd.envs import suite
 from mmopsd.evaluation.core import EvalPlan, EvalResult, evaluate_all
 from mmopsd.evaluation.scores import EnvScore, score_of
 from mmopsd.evaluation.tasks import EvalTask
@@ -24,31 +24,25 @@ from mmopsd.registry import Registry
 from mmopsd.types import Message, TeacherContext
 
 SUITES: Registry[tuple[EvalTask, ...]] = Registry("suite")
-# The GUI teacher is told its task expert's next action, in the wording a 135M model follows
-# (benchmarks/results/miniwob_teacher_wording.md), as mmopsd/configs/miniwob_opsd.yaml trains.
-NEXT_ACTION = {
-    "kind": "next_action",
-    "template": "The correct action is {value}.\nAction: {value}\nReply with that action.",
-}
-GUI = tuple(
-    EvalTask(
-        f"mmopsd/MiniWoB-{task}-v0",
-        episodes=8,
-        max_turns=4,
-        max_new_tokens=16,
-        provider="reference",
-        provider_kwargs=NEXT_ACTION,
+
+
+def _suite(name: str) -> tuple[EvalTask, ...]:
+    """The tasks of a suite, from the environments' registrations."""
+    return tuple(
+        EvalTask(
+            r.env_id,
+            episodes=r.suites[name].episodes,
+            max_turns=r.suites[name].max_turns,
+            max_new_tokens=r.suites[name].max_new_tokens,
+            provider=r.suites[name].provider,
+            provider_kwargs=dict(r.suites[name].provider_kwargs),
+        )
+        for r in suite(name)
     )
-    for task in MINIWOB + MINIWOB_MORE
-)
-EMBODIED = (
-    *(
-        EvalTask(f"mmopsd/BabyAI-{level}-v0", episodes=8, max_turns=10, max_new_tokens=4)
-        for level in ("GoToLocal", "GoTo", "Pickup", "Open", "PutNextLocal", "SynthSeq")
-    ),
-    EvalTask("mmopsd/Crafter-v0", episodes=2, max_turns=30, max_new_tokens=6),
-    EvalTask("mmopsd/ALFWorld-v0", episodes=4, max_turns=8, max_new_tokens=12),
-)
+
+
+GUI = _suite("gui")
+EMBODIED = _suite("embodied")
 SUITES.add("gui", GUI)
 SUITES.add("embodied", EMBODIED)
 SUITES.add("all", GUI + EMBODIED)

@@ -51,6 +51,14 @@ class EvalTask:
             object.__setattr__(self, "name", short)
 
 
+def extra_tasks(config: Any, kind: str) -> list[EvalTask]:
+    """The ``ood`` or ``retain`` evaluations (``kind``) of ``config`` (a
+    :class:`~mmopsd.config.TrainConfig`), its values filled in where an entry leaves them
+    out."""
+    entries = {"ood": config.ood, "retain": config.retain}[kind]
+    return parse(kind, entries, config)
+
+
 def parse(kind: str, entries: list[Any], config: Any) -> list[EvalTask]:
     """The ``ood`` or ``retain`` entries of ``config`` (``kind`` names the field in errors),
     with the trained config's values filled in."""

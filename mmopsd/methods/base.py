@@ -26,7 +26,7 @@ from mmopsd.methods.terms import Term
 from mmopsd.registry import Registry
 
 if TYPE_CHECKING:
-    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.methods.turn_plan import TurnSample
     from mmopsd.types import Trajectory
 
 Player = Literal["student", "teacher"]

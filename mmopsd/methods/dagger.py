@@ -18,8 +18,8 @@ from mmopsd.methods.planning import planned
 from mmopsd.methods.terms import CrossEntropy, Term
 
 if TYPE_CHECKING:
+    from mmopsd.methods.turn_plan import TurnSample
     from mmopsd.policies.base import Policy
-    from mmopsd.training.turn_plan import TurnSample
     from mmopsd.types import Trajectory, Turn
 
 

@@ -17,7 +17,7 @@ from mmopsd.methods.planning import planned, with_penalty
 from mmopsd.methods.terms import PolicyGradient, Term
 
 if TYPE_CHECKING:
-    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("grpo")

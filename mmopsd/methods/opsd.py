@@ -15,7 +15,7 @@ from mmopsd.methods.planning import divergence, planned, with_penalty
 from mmopsd.methods.terms import Term
 
 if TYPE_CHECKING:
-    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("opsd")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mmopsd.methods.curriculum import TemporalCurriculum
 from mmopsd.methods.settings import MethodSettings
 from mmopsd.methods.terms import Divergence, KLPenalty, Term
-from mmopsd.training.curriculum import TemporalCurriculum
-from mmopsd.training.turn_plan import plan_turns
+from mmopsd.methods.turn_plan import plan_turns
 
 if TYPE_CHECKING:
     from mmopsd.methods.base import Batch
-    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.methods.turn_plan import TurnSample
 
 
 def planned(batch: Batch, s: MethodSettings, **terms: Any) -> list[TurnSample]:
-    """:func:`~mmopsd.training.turn_plan.plan_turns` of ``batch`` with the turn weighting,
+    """:func:`~mmopsd.methods.turn_plan.plan_turns` of ``batch`` with the turn weighting,
     curriculum and RL options of ``s``; ``terms`` overrides any of them (``rl``,
     ``distill_coef``, ``success_only``, ...)."""
     curriculum = (

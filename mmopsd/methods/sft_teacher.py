@@ -15,7 +15,7 @@ from mmopsd.methods.planning import planned, with_penalty
 from mmopsd.methods.terms import CrossEntropy, Term
 
 if TYPE_CHECKING:
-    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("sft_teacher")

@@ -3,7 +3,7 @@
 Every term is a per-token sum over a turn's response tokens, each turn's tokens averaged
 first (after the optional token weighting and importance weights), then scaled by the turn's
 coefficient for that term (:meth:`coefficient` reads it from the turn's
-:class:`~mmopsd.training.turn_plan.TurnSample`). The terms of a micro-batch are added in the
+:class:`~mmopsd.methods.turn_plan.TurnSample`). The terms of a micro-batch are added in the
 order the method lists them. :mod:`mmopsd.training.terms` computes each.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from mmopsd.training.turn_plan import TurnSample
+    from mmopsd.methods.turn_plan import TurnSample
 
 
 @dataclass(frozen=True)

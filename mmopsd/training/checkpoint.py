@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mmopsd.errors import CheckpointError
+from mmopsd.parallel import trainable_state
 
 PREFIX = "step-"
 MANIFEST = "manifest.json"
@@ -38,13 +39,6 @@ class Restored:
 
     step: int
     extra: dict[str, Any]
-
-
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable tensors by name (all weights, or only adapters with LoRA)."""
-    return {
-        n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad
-    }
 
 
 def save(

@@ -20,19 +20,21 @@ from mmopsd.engines.base import Engine
 from mmopsd.engines.build import build_engine, check_engine
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.cache import EvalCache
+from mmopsd.evaluation.tasks import extra_tasks
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.methods import Method, build_method
+from mmopsd.methods.turn_weighting import TURN_WEIGHTINGS
+from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
 from mmopsd.policies.loading import load_policy, resolve_device
+from mmopsd.policies.precision import MIXED, compute_dtype
 from mmopsd.policies.vision import freeze_vision_tower
 from mmopsd.privileged.base import Provider, build_provider
 from mmopsd.rollout import check_env
 from mmopsd.training.distill import Objective
-from mmopsd.training.mixture import ByTask, TaskEnvs, TrainTask
-from mmopsd.training.parallel import Parallel
+from mmopsd.training.mixture import ByTask, TaskEnvs, TrainTask, train_tasks
 from mmopsd.training.teachers import Teacher, build_teacher
-from mmopsd.training.turn_weighting import TURN_WEIGHTINGS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def build(
     if resolve_device(config.device).type == "cpu":
         tune_cpu_allocator()
     providers, method, objective = check(config, par)  # a mistake costs a second, not a model load
-    tasks = config.train_tasks()
+    tasks = train_tasks(config)
     provider = providers[tasks[0].name] if len(tasks) == 1 else ByTask(providers)
     envs = TaskEnvs(tasks, config.train_split, keep=config.batch_size)
     if len(tasks) == 1:  # every episode of a step in its own environment, from the start
@@ -121,7 +123,8 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Meth
             "processes: make it a multiple of the number of processes (groups never split)"
         )
     import_modules(config.imports)
-    tasks = config.train_tasks()
+    _check_precision(config)
+    tasks = train_tasks(config)
     providers = {t.name: build_provider(t.provider, **t.provider_kwargs) for t in tasks}
     method = build_method(config)
     objective = _objective(config, method)
@@ -134,9 +137,19 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Meth
     for train in tasks:
         check_env(train.env, config.eval_split, train.env_kwargs)
     for kind in ("ood", "retain"):
-        for task in config.extra_tasks(kind):
+        for task in extra_tasks(config, kind):
             check_env(task.env, task.split, dict(task.env_kwargs))
     return providers, method, objective
+
+
+def _check_precision(config: TrainConfig) -> None:
+    """``bf16-mixed`` only where the device has the kernels (refused now, not after the
+    weights load)."""
+    if config.dtype == MIXED:
+        try:
+            compute_dtype(config.dtype, resolve_device(config.device))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _objective(config: TrainConfig, method: Method) -> Objective:

@@ -2,7 +2,7 @@
 losses, backward. This is the heart of on-policy self-distillation.
 
 Each turn's loss is a per-token mean (after token weighting) scaled by its
-:class:`~mmopsd.training.turn_plan.TurnSample` weight, and the scaled losses are summed; since the
+:class:`~mmopsd.methods.turn_plan.TurnSample` weight, and the scaled losses are summed; since the
 scales already hold every normalisation, micro-batching gives exactly the full-batch gradient.
 """
 
@@ -17,12 +17,12 @@ import torch
 
 from mmopsd.losses.weighting import WEIGHTINGS
 from mmopsd.methods.terms import Divergence, Term
+from mmopsd.methods.turn_plan import TurnSample
 from mmopsd.policies.base import Policy, Scored
 from mmopsd.training.logprobs import token_logprobs_rows as _token_logprobs
 from mmopsd.training.nesting import Family, families, sequence
 from mmopsd.training.teachers import Teacher
 from mmopsd.training.terms import TermInput, compute
-from mmopsd.training.turn_plan import TurnSample
 from mmopsd.types import Encoded, Turn
 
 

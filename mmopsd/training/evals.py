@@ -11,6 +11,7 @@ from mmopsd.agents.prompting import prompt_for
 from mmopsd.config import TrainConfig
 from mmopsd.evaluation.cache import fingerprint
 from mmopsd.evaluation.core import EvalPlan, evaluate, evaluate_all, pooled
+from mmopsd.evaluation.tasks import extra_tasks
 from mmopsd.training.components import Components
 
 SEED_OFFSET = 10_000_000  # evaluation seeds never meet training seeds
@@ -58,7 +59,7 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
         for kind in ("ood", "retain"):
             if config.ood if kind == "ood" else config.retain:
                 compute = lambda kind=kind: _extra_evals(c, config, kind)  # noqa: E731
-                parts = {"tasks": config.extra_tasks(kind), "history": config.history}
+                parts = {"tasks": extra_tasks(config, kind), "history": config.history}
                 record[kind] = (
                     c.eval_cache.get(kind, {**parts, "weights": student_weights}, compute)
                     if step == 0
@@ -150,7 +151,7 @@ def _teacher_eval(
 def _extra_evals(c: Components, config: TrainConfig, kind: str) -> dict[str, Any]:
     """The student's results on the config's ``ood`` or ``retain`` tasks, played together
     (one batched generation per turn across their environments)."""
-    tasks = config.extra_tasks(kind)
+    tasks = extra_tasks(config, kind)
     plans = [
         EvalPlan(
             task.env,

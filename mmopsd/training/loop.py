@@ -18,12 +18,13 @@ from tqdm.auto import tqdm
 from mmopsd.config import TrainConfig
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import plot_run
+from mmopsd.parallel import Parallel, full_state, init, shutdown_on_exit
 from mmopsd.policies.base import Policy
 from mmopsd.training import checkpoint, resume
 from mmopsd.training.components import Components, build
 from mmopsd.training.evals import run_eval
 from mmopsd.training.metrics import MetricsLog
-from mmopsd.training.parallel import Parallel, full_state, init, shutdown_on_exit
+from mmopsd.training.mixture import train_tasks
 from mmopsd.training.step import train_step
 from mmopsd.training.summary import RunSummary, summarise_run
 
@@ -144,7 +145,7 @@ def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Para
 
 def run_title(config: TrainConfig) -> str:
     """A run's curve title: its environment (or its mixture's), model and loss."""
-    tasks = config.train_tasks()
+    tasks = train_tasks(config)
     where = tasks[0].env if len(tasks) == 1 else f"{len(tasks)} tasks ({tasks[0].env}, ...)"
     return f"{where} · {config.model} · {config.loss}"
 

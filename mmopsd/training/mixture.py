@@ -18,6 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mmopsd.agents.history import check_window
+from mmopsd.config import TrainConfig
 from mmopsd.errors import ConfigError
 from mmopsd.privileged.base import Episode, Provider
 from mmopsd.rollout import concurrent, make_envs
@@ -83,6 +85,22 @@ def parse_tasks(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"tasks named twice: {twice}; give each a 'name'")
+    return tasks
+
+
+def train_tasks(config: TrainConfig) -> list[TrainTask]:
+    """The training mixture of ``config``: its ``tasks`` list, or its ``env`` alone, each
+    entry's history window checked."""
+    tasks = parse_tasks(
+        config.tasks,
+        env=config.env,
+        env_kwargs=config.env_kwargs,
+        provider=config.provider,
+        provider_kwargs=config.provider_kwargs,
+        history=config.history,
+    )
+    for task in tasks:
+        check_window(task.history, f"history of task {task.name}")
     return tasks
 
 

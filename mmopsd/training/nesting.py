@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmopsd.training.turn_plan import TurnSample
+from mmopsd.methods.turn_plan import TurnSample
 from mmopsd.types import Encoded
 
 

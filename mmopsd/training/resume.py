@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mmopsd.errors import CheckpointError, MmopsdWarning
+from mmopsd.parallel import load_full_state
 from mmopsd.training import checkpoint
 from mmopsd.training.metrics import MetricsLog
-from mmopsd.training.parallel import load_full_state
 from mmopsd.training.summary import RunSummary, summarise_run
 
 if TYPE_CHECKING:

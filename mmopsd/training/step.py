@@ -14,12 +14,12 @@ import torch
 from mmopsd.allocator import give_back_if_short
 from mmopsd.config import TrainConfig
 from mmopsd.methods import Batch, Player
+from mmopsd.methods.turn_plan import TurnSample
+from mmopsd.parallel import Parallel
 from mmopsd.rollout import Job, Sampling, play
 from mmopsd.training.components import Components
 from mmopsd.training.distill import distill_backward, old_logprobs, turn_divergences
 from mmopsd.training.mixture import draw
-from mmopsd.training.parallel import Parallel
-from mmopsd.training.turn_plan import TurnSample
 from mmopsd.training.views import Key, Views, expand_views, save_rollouts, teacher_views
 from mmopsd.types import Encoded, Trajectory
 

@@ -18,9 +18,9 @@ from mmopsd.losses import get as get_loss
 from mmopsd.losses.cross_entropy import sft
 from mmopsd.losses.policy_gradient import clipped_policy_gradient, kl_to_reference, policy_gradient
 from mmopsd.methods.terms import CrossEntropy, Divergence, KLPenalty, PolicyGradient, Term
+from mmopsd.methods.turn_plan import TurnSample
 from mmopsd.policies.base import Scored
 from mmopsd.training.logprobs import token_logprobs_rows
-from mmopsd.training.turn_plan import TurnSample
 
 
 @dataclass

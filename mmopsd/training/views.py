@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 from mmopsd.errors import MmopsdError
+from mmopsd.methods.turn_plan import TurnSample
 from mmopsd.policies.base import Policy
 from mmopsd.privileged.base import Episode, Provider
 from mmopsd.privileged.leak import check_no_leak
-from mmopsd.training.turn_plan import TurnSample
 from mmopsd.types import Encoded, Trajectory
 
 Key = tuple[int, int]  # (trajectory index in the step's batch, turn index)

@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mmopsd.training.advantages import group_advantages
-from mmopsd.training.turn_weighting import TURN_WEIGHTINGS
+from mmopsd.methods.advantages import group_advantages
+from mmopsd.methods.turn_weighting import TURN_WEIGHTINGS
 
 if TYPE_CHECKING:
-    from mmopsd.training.curriculum import TemporalCurriculum
+    from mmopsd.methods.curriculum import TemporalCurriculum
     from mmopsd.types import Trajectory, Turn
 
 RL_MODES = ("none", "add", "route")

@@ -205,14 +205,19 @@ def shutdown_on_exit(parallel: Parallel) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- whole state, any mode
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable tensors by name (all weights, or only adapters with LoRA)."""
+    return {
+        n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
 def full_state(
     par: Parallel, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The trainable weights and the optimizer state, whole and in the one-process format
     (optimizer state by parameter index): checkpoints load on any number of processes, in
     any mode. A collective under FSDP2, where only rank 0 gets the tensors."""
-    from mmopsd.training.checkpoint import trainable_state
-
     if not par.sharded:  # every rank holds everything; rank 0 writes it
         return (trainable_state(model), optimizer.state_dict()) if par.main else ({}, {})
     from torch.distributed.checkpoint.state_dict import (
