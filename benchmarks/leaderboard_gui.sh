@@ -28,7 +28,6 @@ row() {  # NAME LABEL ARGS...
   echo "== $label" >&2
   .venv/bin/mmopsd eval --suite gui --label "$label" --leaderboard "$BOARD" \
     --markdown "benchmarks/results/leaderboard_gui_$name.md" "$@"
-  pkill -f chromedriver || true
 }
 # The trained row first: its checkpoint lives in runs/ (gigabytes, kept on no other machine).
 if ! wanted trained || has_row "$TRAINED"; then

@@ -63,7 +63,6 @@ keeper=$!
 trap 'kill "$keeper" 2>/dev/null || true; keep' EXIT
 .venv/bin/mmopsd compare --config mmopsd/configs/miniwob_opsd.yaml "${arms[@]}" \
   --seeds "$SEEDS" --out "$OUT" --quiet "$@"
-pkill -f chromedriver || true
 [ "$whole" = 1 ] || exit 0
 RESULT=benchmarks/results/compare_miniwob
 # The committed table keeps its setup and discussion: everything above the generated part

@@ -54,7 +54,6 @@ for name in "${ORDER[@]}"; do
   # do, computes its own)
   .venv/bin/mmopsd train --config mmopsd/configs/miniwob_opsd.yaml --set "out_dir=$out" \
     --set eval_cache=../eval_cache.json ${VARIANTS[$name]} --quiet
-  pkill -f chromedriver || true
   .venv/bin/python benchmarks/miniwob_recipe.py
   cp "$out/curve.png" "benchmarks/results/miniwob_recipe_${name}_curve.png"
 done

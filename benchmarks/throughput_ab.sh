@@ -25,7 +25,6 @@ for rep in $(seq "$repeats"); do
       code=$before; [ "$side" = after ] && code=$after
       $py benchmarks/throughput.py --label "$side" --code ".bench/$code" --only "$m" --repeats 1 \
         --append
-      pkill -f chromedriver || true  # nothing of one side's browsers outlives its run
     done
   done
   if [ "${LEADERBOARD:-0}" != 0 ]; then  # the all row, after only (before: about 29 min)

@@ -6,7 +6,9 @@ evaluation point). A closed environment gives its browser back to :data:`POOL`, 
 environment made, of any task with the standard page size, takes it and only loads its own
 task's page. An idle browser waits on a blank page (a task page's timers keep it busy). A
 browser that died is never given back. At most ``MMOPSD_BROWSER_POOL`` (default 16) idle
-browsers are kept; the rest are closed, and all of them when the interpreter exits.
+browsers are kept; the rest are closed. The run that started them owns them: when it ends
+(:func:`mmopsd.envs.processes.owned_by_run`), every browser of the pool closes, idle or lent,
+and so do the idle ones when the interpreter exits. No browser is ever ended by name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import threading
 import time
 from typing import Any
+
+from mmopsd.envs.processes import add_pool
 
 from mmopsd.allocator import give_back_if_short
 
@@ -31,6 +35,7 @@ class BrowserPool:
         self.size = size
         self.idle: list[Any] = []  # webdriver objects with a live Chromium
         self.lock = threading.Lock()
+        self.lent: list[Any] = []  # instances whose browser an environment holds
         self.started = 0  # browsers started (for tests and benchmarks)
         self.reused = 0
 
@@ -45,20 +50,28 @@ class BrowserPool:
             try:
                 _load(instance, driver)
                 self.reused += 1
-                return instance
+                return self._lend(instance)
             except Exception as err:  # a browser that died while idle: drop it, try the next
                 log.info("an idle browser could not load %s (%s); dropped", instance.url, err)
                 _quit(driver)
                 if hasattr(instance, "driver"):
                     del instance.driver
+        give_back_if_short()  # a browser about to start needs the memory the heap keeps
         _start(instance)
         instance.wait()
         self.started += 1
+        return self._lend(instance)
+
+    def _lend(self, instance: Any) -> Any:
+        with self.lock:
+            self.lent.append(instance)
         return instance
 
     def give_back(self, instance: Any) -> None:
         """Keep ``instance``'s browser for a later environment (or close it if the pool is
         full, the browser died, or it is a FlightWoB page)."""
+        with self.lock:
+            self.lent = [i for i in self.lent if i is not instance]
         driver = getattr(instance, "driver", None)
         keep = driver is not None and not instance.died and instance.headless
         keep = keep and not instance.url.startswith("http") and _blank(driver)
@@ -75,6 +88,18 @@ class BrowserPool:
             idle, self.idle = self.idle, []
         for driver in idle:
             _quit(driver)
+
+    def close_all(self) -> None:
+        """Quit every browser of the pool, idle or held by an environment (the end of the
+        run that started them)."""
+        with self.lock:
+            lent, self.lent = self.lent, []
+        for instance in lent:
+            try:
+                instance.close()
+            except Exception as err:  # already gone
+                log.info("closing a browser: %s", err)
+        self.close()
 
     def _idle(self) -> Any:
         with self.lock:
@@ -134,6 +159,7 @@ def _quit(driver: Any) -> None:
 
 
 POOL = BrowserPool(int(os.environ.get("MMOPSD_BROWSER_POOL", "16")))
+add_pool(POOL)
 atexit.register(POOL.close)
 
 

@@ -194,7 +194,9 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
     """``info["privileged"]`` from the task's expert and its fields matched against the DOM,
     and ``info["grounded"]`` for clicks. The target is the element the expert clicks next
     (:func:`expert_click`); where it types, or the task has no expert, the element the task's
-    fields name (:func:`target_elements`)."""
+    fields name (:func:`target_elements`). ``next_action`` and ``expert_plan`` come from the
+    expert alone: a task without one (``privileged["has_expert"]`` False; every registered
+    task has one) never gets a guess in their place."""
 
     def __init__(self, env: gym.Env, task: str = "") -> None:
         RecordConstructorArgs.__init__(self, task=task)
@@ -230,6 +232,7 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
         clicked = expert_click(obs["dom_elements"], plan[0]) if plan else None
         found = [clicked] if clicked is not None else target_elements(obs)
         privileged: dict[str, Any] = {
+            "has_expert": self.expert is not None,
             "fields": {str(k): str(v) for k, v in obs.get("fields", ())},
             "a11y": "\n".join(_element_line(e) for e in visible(obs["dom_elements"])),
         }
@@ -240,7 +243,6 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             privileged["target_box"] = self._target
             privileged["boxes"] = [box_of(e) for e in found]
             x, y = _centre(self._target)
-            privileged["next_action"] = f"click({x}, {y})"
             ref = found[0]["ref"]
             notes.insert(0, f"the target is element [{ref}] at ({x}, {y}): click_element({ref})")
         privileged["hint"] = "; ".join(notes) or "no target on this page"

@@ -11,9 +11,9 @@ allocator alone.
 Kept memory only grows: phases of other shapes (rollouts, the backward pass, an evaluation's
 batches) each leave free blocks the next cannot use, and a MiniWoB++ run's heap reached 16 GiB
 of which 8 were free, until its browsers could not start. :func:`give_back_if_short`, called
-between turns and steps, gives free memory back (``malloc_trim``) whenever the machine's
-available memory falls below a share of the whole (``MMOPSD_MIN_AVAILABLE``, default 0.25),
-and costs a read of ``/proc/meminfo`` otherwise.
+before a browser starts (:mod:`mmopsd.envs.browsers`), gives free memory back
+(``malloc_trim``) whenever the machine's available memory falls below a share of the whole
+(``MMOPSD_MIN_AVAILABLE``, default 0.25), and costs a read of ``/proc/meminfo`` otherwise.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 import gymnasium as gym
 
 from mmopsd.agents.prompting import PromptSpec
-from mmopsd.allocator import give_back_if_short
 from mmopsd.checks import accepted_options, check_keys
 from mmopsd.engines.base import Engine, Generation
 from mmopsd.errors import ConfigError, MmopsdError, UnknownNameError
@@ -280,7 +279,6 @@ def play(
         starting = _next_jobs(queue, live, stable, slots, concurrent_slots)
         live.update(_start_all(policy, stable, starting))
         failures = _turn(policy, engine, list(live.values()), batch_size or slots, leak_keys)
-        give_back_if_short()  # a browser about to start needs the memory the heap keeps
         for i in [i for i, ep in live.items() if ep.done]:
             ep = live.pop(i)
             stable.take_back(ep.job.env, ep.env)

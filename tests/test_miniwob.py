@@ -183,3 +183,88 @@ def test_the_target_is_the_element_the_expert_clicks_on_click_widget():
             assert out["grounded"] is True and out["success"]
     finally:
         env.close()
+
+
+TWO_RUNS_SCRIPT = r"""
+import psutil
+from mmopsd.agents.prompting import prompt_for
+from mmopsd.envs.browsers import POOL
+from mmopsd.envs.processes import owned_by_run
+from mmopsd.evaluation import evaluate
+from mmopsd.testing import ScriptedPolicy, tiny_text_policy
+
+env = "mmopsd/MiniWoB-click-button-v0"
+policy = ScriptedPolicy(tiny_text_policy(), lambda prompt: 'click_text("ok")')
+with owned_by_run():
+    result = evaluate(policy, env, prompt_for(env), episodes=3, max_turns=2, max_new_tokens=8)
+    started = POOL.started + POOL.reused
+children = psutil.Process().children(recursive=True)
+_, alive = psutil.wait_procs(children, timeout=15)
+print("episodes", result.episodes, "browsers", started, "left", len(alive))
+"""
+
+
+def test_two_evaluations_on_one_machine_both_finish_and_end_only_their_browsers():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", TWO_RUNS_SCRIPT]
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    runs = [subprocess.Popen(command, **pipes) for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs):
+        assert run.returncode == 0, err[-2000:]
+        words = out.split()
+        episodes, browsers, left = (int(words[i]) for i in (1, 3, 5))
+        assert episodes == 3 and browsers >= 1 and left == 0, out
+
+
+TERM_SCRIPT = r"""
+import sys, time
+import gymnasium as gym
+import psutil
+import mmopsd.envs
+from mmopsd.envs.processes import owned_by_run
+
+with owned_by_run():
+    env = gym.make("mmopsd/MiniWoB-click-button-v0", disable_env_checker=True)
+    env.reset(seed=0)
+    print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_stopped_with_sigterm_ends_its_browsers():
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    run = subprocess.Popen(
+        [sys.executable, "-c", TERM_SCRIPT], text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    pids = [int(p) for p in run.stdout.readline().split()]
+    assert pids, run.stderr.read()[-2000:]  # the browser's processes, started
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 128 + signal.SIGTERM
+    _, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], 15)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_a_task_without_an_expert_gets_no_guess_in_the_experts_place():
+    from mmopsd.envs.miniwob import make_miniwob
+    from mmopsd.envs.miniwob_experts import EXPERTS
+
+    assert "click-color" not in EXPERTS
+    env = make_miniwob(task="click-color")
+    try:
+        _, info = env.reset(seed=0)
+        privileged = info["privileged"]
+        assert privileged["has_expert"] is False
+        assert "next_action" not in privileged and "expert_plan" not in privileged
+        assert privileged["fields"]  # what the task says is still there
+    finally:
+        env.close()

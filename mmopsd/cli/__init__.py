@@ -11,6 +11,7 @@ from mmopsd.cli.compare import add_compare
 from mmopsd.cli.eval import add_eval
 from mmopsd.cli.list import add_list
 from mmopsd.cli.train import add_demo, add_train
+from mmopsd.envs.processes import owned_by_run
 from mmopsd.errors import MmopsdError, MmopsdWarning
 
 COMMANDS = (add_demo, add_train, add_eval, add_compare, add_list)
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
-            return args.run(args)
+            with owned_by_run():  # browsers and other processes end with the command
+                return args.run(args)
         except MmopsdError as err:
             print(f"mmopsd: error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2

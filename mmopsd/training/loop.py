@@ -16,6 +16,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from mmopsd.config import TrainConfig
+from mmopsd.envs.processes import owned_by_run
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import plot_run
 from mmopsd.parallel import Parallel, full_state, init, shutdown_on_exit
@@ -40,7 +41,7 @@ def train(
     runs this; rank 0 alone writes the run directory and shows progress.
     """
     par = init(config.parallel, config.dist_timeout)
-    with shutdown_on_exit(par):
+    with shutdown_on_exit(par), owned_by_run():  # the run's browsers end with it
         began, out = time.perf_counter(), _run_dir(config)
         show = progress and par.main
         found = resume.newest_sound(out / "checkpoints") if config.resume else None

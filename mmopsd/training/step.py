@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-from mmopsd.allocator import give_back_if_short
 from mmopsd.config import TrainConfig
 from mmopsd.methods import Batch, Player
 from mmopsd.methods.turn_plan import TurnSample
@@ -47,7 +46,6 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     for _ in range(passes - 1):  # more passes over the same batch
         _update(c, config, samples, teacher_prompts)
     c.engine.sync(c.policy.model)  # the next rollouts sample the updated student
-    give_back_if_short()  # the backward pass's free blocks, when the machine runs short
     c.teacher.update(step)
     record = _record(step, c, config, trajs, stats, norm)
     record["distilled_turns"] = sum(1 for s in planned if s.distill)
