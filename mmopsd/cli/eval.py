@@ -37,21 +37,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         "--episodes", type=at_least_one, help="episodes (default 64; a suite's own per env)"
     )
     ev.add_argument("--suite", help="evaluate a named suite: gui, embodied or all")
-    ev.add_argument(
-        "--with-privileged",
-        action="store_true",
-        help="evaluate the teacher: the model with its environment's privileged information",
-    )
-    ev.add_argument(
-        "--provider",
-        help="the provider of the teacher's view with --with-privileged (default: the run's, "
-        "else hint), e.g. reference",
-    )
-    ev.add_argument(
-        "--provider-kwargs",
-        metavar="JSON",
-        help='its options with --with-privileged, e.g. \'{"kind": "next_action"}\'',
-    )
+    _add_teacher(ev)
     ev.add_argument(
         "--leaderboard", type=Path, help="add or replace this model's row in FILE.md (and .png)"
     )
@@ -84,6 +70,25 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
     ev.set_defaults(run=run_eval)
+
+
+def _add_teacher(ev: argparse.ArgumentParser) -> None:
+    """The arguments that evaluate the teacher (the model with privileged information)."""
+    ev.add_argument(
+        "--with-privileged",
+        action="store_true",
+        help="evaluate the teacher: the model with its environment's privileged information",
+    )
+    ev.add_argument(
+        "--provider",
+        help="the provider of the teacher's view with --with-privileged (default: the run's, "
+        "else hint), e.g. reference",
+    )
+    ev.add_argument(
+        "--provider-kwargs",
+        metavar="JSON",
+        help='its options with --with-privileged, e.g. \'{"kind": "next_action"}\'',
+    )
 
 
 def _add_served(ev: argparse.ArgumentParser) -> None:

@@ -148,25 +148,7 @@ def evaluate_all(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     par = parallel or Parallel()
-    jobs, owners = [], []
-    for n, plan in enumerate(plans):
-        sampling = Sampling(max_new_tokens=plan.max_new_tokens, greedy=True)
-        key = env_key(plan.env_id, {**plan.env_kwargs, "split": plan.split})
-        for i in par.block(plan.episodes):
-            seed = seed_offset + i
-            jobs.append(
-                Job(
-                    key,
-                    seed,
-                    plan.spec,
-                    sampling,
-                    plan.max_turns,
-                    plan.provider,
-                    f"seed-{seed}",
-                    f"eval-{i}-{seed}",
-                )
-            )
-            owners.append(n)
+    jobs, owners = _jobs(plans, par, seed_offset)
     counts = Counter(owners)
     finished: list[dict[int, Trajectory]] = [{} for _ in plans]
     results: dict[int, EvalResult] = {}
@@ -189,6 +171,32 @@ def evaluate_all(
             if on_result is not None:
                 on_result(n, results[n])
     return [results[n] for n in range(len(plans))]
+
+
+def _jobs(
+    plans: Sequence[EvalPlan], par: Parallel, seed_offset: int
+) -> tuple[list[Job], list[int]]:
+    """This process's episodes of every plan (greedy), and the plan each belongs to."""
+    jobs, owners = [], []
+    for n, plan in enumerate(plans):
+        sampling = Sampling(max_new_tokens=plan.max_new_tokens, greedy=True)
+        key = env_key(plan.env_id, {**plan.env_kwargs, "split": plan.split})
+        for i in par.block(plan.episodes):
+            seed = seed_offset + i
+            jobs.append(
+                Job(
+                    env=key,
+                    seed=seed,
+                    spec=plan.spec,
+                    sampling=sampling,
+                    max_turns=plan.max_turns,
+                    provider=plan.provider,
+                    group_id=f"seed-{seed}",
+                    trajectory_id=f"eval-{i}-{seed}",
+                )
+            )
+            owners.append(n)
+    return jobs, owners
 
 
 def pooled(results: dict[str, EvalResult]) -> EvalResult:

@@ -219,18 +219,8 @@ class Policy:
             return []
         greedy = greedy or temperature == 0  # temperature 0 means greedy, as in a config
         reuse = prefix_cache is not None and not self.sees_images
-        config = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else temperature,
-            top_p=None if greedy else top_p,
-            top_k=None,
-            pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.stop_ids),  # every end-of-sequence id stops, as in vLLM
-            # Vision placeholders may never be sampled: the next prompt would not line up.
-            suppress_tokens=sorted(self.forbidden_response_ids()) or None,
-            output_logits=logprobs,
-            return_dict_in_generate=logprobs or reuse,
+        config = self._generation_config(
+            max_new_tokens, None if greedy else (temperature, top_p), logprobs, reuse
         )
         was_training = self.model.training
         self.model.eval()
@@ -259,9 +249,30 @@ class Policy:
             )
         if not logprobs:
             return [Generation(ids=row) for row in rows]
-        steps = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, N, V]
-        picked = steps.gather(-1, new[:, : steps.shape[1], None]).squeeze(-1).tolist()
-        return [Generation(ids=row, logprobs=lp[: len(row)]) for row, lp in zip(rows, picked)]
+        return _with_logprobs(rows, out.logits, new)
+
+    def _generation_config(
+        self,
+        max_new_tokens: int,
+        sampling: tuple[float, float] | None,
+        logprobs: bool,
+        reuse: bool,
+    ) -> GenerationConfig:
+        """How ``generate`` runs: greedy where ``sampling`` is None, else with its
+        ``(temperature, top_p)``; every stop id ends a row."""
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=sampling is not None,
+            temperature=None if sampling is None else sampling[0],
+            top_p=None if sampling is None else sampling[1],
+            top_k=None,
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.stop_ids),  # every end-of-sequence id stops, as in vLLM
+            # Vision placeholders may never be sampled: the next prompt would not line up.
+            suppress_tokens=sorted(self.forbidden_response_ids()) or None,
+            output_logits=logprobs,
+            return_dict_in_generate=logprobs or reuse,
+        )
 
     def cut_at_eos(self, ids: Sequence[int]) -> list[int]:
         """``ids`` up to and including the first end-of-sequence id, any of
@@ -411,3 +422,13 @@ def stop_ids(model: torch.nn.Module | None, eos_id: int) -> frozenset[int]:
     if extra is None:
         return frozenset({eos_id})
     return frozenset({eos_id, *([extra] if isinstance(extra, int) else extra)})
+
+
+def _with_logprobs(
+    rows: list[list[int]], logits: Sequence[torch.Tensor], new: torch.Tensor
+) -> list[Generation]:
+    """Generations with the raw (temperature 1) log-probability of each sampled id, from
+    ``generate``'s per-step logits."""
+    steps = torch.stack(tuple(logits), 1).float().log_softmax(-1)  # [B, N, V]
+    picked = steps.gather(-1, new[:, : steps.shape[1], None]).squeeze(-1).tolist()
+    return [Generation(ids=row, logprobs=lp[: len(row)]) for row, lp in zip(rows, picked)]

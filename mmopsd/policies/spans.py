@@ -97,15 +97,7 @@ def forward_spans(
     cache = _shared_pass(model, ids, groups, pad_id, device) if groups else None
     width = max(len(seq) - c for seq, c in zip(ids, fed))
     head = cache[0].shape[2] if cache is not None else 0  # shared positions in the cache
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), head + width), dtype=torch.long)
-    positions = torch.zeros((len(ids), width), dtype=torch.long)
-    for row, (seq, c) in enumerate(zip(ids, fed)):
-        n = len(seq) - c
-        input_ids[row, width - n :] = torch.tensor(seq[c:], dtype=torch.long)
-        mask[row, head - c : head] = 1
-        mask[row, head + width - n :] = 1
-        positions[row, width - n :] = torch.arange(c, len(seq))
+    input_ids, mask, positions = _layout(ids, fed, head, width, pad_id)
     # Row r's token j sits at column width - len(r) + j; the logits predicting it one before.
     cols = [[width - len(ids[r]) + s + j - 1 for j in range(n)] for r, s, n in spans]
     per_row: list[set[int]] = [set() for _ in ids]
@@ -130,6 +122,35 @@ def forward_spans(
         return out.logits
 
     logits, lookup = _kept_logits(model, call, wanted)
+    return _span_rows(logits, lookup, spans, cols, device)
+
+
+def _layout(
+    ids: list[list[int]], fed: list[int], head: int, width: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Input ids, attention mask and positions of the rows' unshared ids, left-padded to
+    ``width``; the mask also covers each row's ``fed`` shared positions among the cache's
+    ``head``."""
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), head + width), dtype=torch.long)
+    positions = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, (seq, c) in enumerate(zip(ids, fed)):
+        n = len(seq) - c
+        input_ids[row, width - n :] = torch.tensor(seq[c:], dtype=torch.long)
+        mask[row, head - c : head] = 1
+        mask[row, head + width - n :] = 1
+        positions[row, width - n :] = torch.arange(c, len(seq))
+    return input_ids, mask, positions
+
+
+def _span_rows(
+    logits: torch.Tensor,
+    lookup: list[dict[int, int]],
+    spans: Sequence[tuple[int, int, int]],
+    cols: list[list[int]],
+    device: torch.device,
+) -> torch.Tensor:
+    """One row of logits per span, its kept columns in order, padded to the longest."""
     r_len = max(1, max(n for _, _, n in spans))
     rows = torch.tensor([[r] * r_len for r, _, _ in spans], device=device)
     index = torch.tensor(
