@@ -8,8 +8,8 @@ A method is one class in one file, registered under its name::
     class MyMethod(Method):
         fixed = {"actor": ("student",)}      # the config fields it fixes (first: the default)
 
-        def plan(self, batch): ...           # TurnSamples: which turns train, how much
         def terms(self): ...                 # its loss terms (mmopsd.methods.terms)
+        def plan(self, batch): ...           # optional: which turns train, how much
 
 Every other hook has a documented default (:class:`Method`).
 """
@@ -53,8 +53,8 @@ class Batch:
 class Method:
     """The base of every training method.
 
-    Subclasses set :attr:`name` (the registry sets it), :attr:`fixed` and implement
-    :meth:`plan` and :meth:`terms`; the other hooks have defaults.
+    Subclasses set :attr:`fixed` and implement :meth:`terms` (the registry sets
+    :attr:`name`); the other hooks have defaults.
 
     Attributes:
         fixed: config fields the method fixes, each with its allowed values (the first is
@@ -92,8 +92,12 @@ class Method:
         return self.settings.turn_weighting == "sod"
 
     def plan(self, batch: Batch) -> list[TurnSample]:
-        """The turns to train and each one's coefficient for every term."""
-        raise NotImplementedError
+        """The turns to train and each one's coefficient for every term. Default: every turn
+        with a response, weighted and routed as the settings say
+        (:func:`~mmopsd.methods.planning.planned`)."""
+        from mmopsd.methods.planning import planned  # planning builds on this module's types
+
+        return planned(batch, self.settings)
 
     def terms(self) -> tuple[Term, ...]:
         """The loss terms, in the order they are added."""

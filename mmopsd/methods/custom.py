@@ -8,14 +8,9 @@ Who plays follows ``actor`` and ``teacher_share``; the terms are the distillatio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from mmopsd.methods.base import Batch, Method, Player, register, teacher_groups
-from mmopsd.methods.planning import divergence, planned, with_penalty
+from mmopsd.methods.base import Method, Player, register, teacher_groups
+from mmopsd.methods.planning import divergence, with_penalty
 from mmopsd.methods.terms import CrossEntropy, PolicyGradient, Term
-
-if TYPE_CHECKING:
-    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("custom")
@@ -30,9 +25,6 @@ class Custom(Method):
     @property
     def passes(self) -> int:
         return self.settings.ppo_epochs
-
-    def plan(self, batch: Batch) -> list[TurnSample]:
-        return planned(batch, self.settings)
 
     def terms(self) -> tuple[Term, ...]:
         s = self.settings

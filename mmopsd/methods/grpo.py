@@ -9,35 +9,22 @@ initial model).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from mmopsd.methods.base import Batch, Method, register
-from mmopsd.methods.opsd_grpo import check_groups
-from mmopsd.methods.planning import planned, with_penalty
+from mmopsd.methods.base import register
+from mmopsd.methods.opsd_grpo import GroupRL
+from mmopsd.methods.planning import with_penalty
 from mmopsd.methods.terms import PolicyGradient, Term
-
-if TYPE_CHECKING:
-    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("grpo")
-class GRPO(Method):
+class GRPO(GroupRL):
     """RL on the reward alone (see the module doc)."""
 
     fixed: ClassVar = {
         "actor": ("student",), "rl": ("add",), "distill_coef": (0.0,), "teacher": ("frozen",),
         "teacher_share": (0.0,),
     }  # fmt: skip
-
-    def check(self) -> None:
-        check_groups(self.name, self.settings.group_size)
-
-    @property
-    def passes(self) -> int:
-        return self.settings.ppo_epochs
-
-    def plan(self, batch: Batch) -> list[TurnSample]:
-        return planned(batch, self.settings)
 
     def terms(self) -> tuple[Term, ...]:
         return with_penalty(self.settings, PolicyGradient(clip_eps=self.settings.clip_eps))

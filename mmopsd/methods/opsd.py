@@ -8,14 +8,11 @@ weighting and the TCOD curriculum as configured). No RL term.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from mmopsd.methods.base import Batch, Method, register
-from mmopsd.methods.planning import divergence, planned, with_penalty
+from mmopsd.methods.base import Method, register
+from mmopsd.methods.planning import divergence, with_penalty
 from mmopsd.methods.terms import Term
-
-if TYPE_CHECKING:
-    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("opsd")
@@ -25,9 +22,6 @@ class OPSD(Method):
     fixed: ClassVar = {
         "actor": ("student",), "rl": ("none",), "distill_coef": (1.0,), "teacher_share": (0.0,),
     }  # fmt: skip
-
-    def plan(self, batch: Batch) -> list[TurnSample]:
-        return planned(batch, self.settings)
 
     def terms(self) -> tuple[Term, ...]:
         return with_penalty(self.settings, divergence(self.settings))

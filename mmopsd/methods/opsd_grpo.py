@@ -8,25 +8,17 @@ one task and seed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from mmopsd.errors import ConfigError
-from mmopsd.methods.base import Batch, Method, register
-from mmopsd.methods.planning import divergence, planned, with_penalty
+from mmopsd.methods.base import Method, register
+from mmopsd.methods.planning import divergence, with_penalty
 from mmopsd.methods.terms import PolicyGradient, Term
 
-if TYPE_CHECKING:
-    from mmopsd.methods.turn_plan import TurnSample
 
-
-@register("opsd_grpo")
-class OPSDGRPO(Method):
-    """Self-distillation plus GRPO (see the module doc)."""
-
-    fixed: ClassVar = {
-        "actor": ("student",), "rl": ("add", "route"), "distill_coef": (1.0,),
-        "teacher_share": (0.0,),
-    }  # fmt: skip
+class GroupRL(Method):
+    """A method with a group-relative RL term: groups of two or more episodes, ``ppo_epochs``
+    optimizer passes per batch."""
 
     def check(self) -> None:
         check_groups(self.name, self.settings.group_size)
@@ -35,8 +27,15 @@ class OPSDGRPO(Method):
     def passes(self) -> int:
         return self.settings.ppo_epochs
 
-    def plan(self, batch: Batch) -> list[TurnSample]:
-        return planned(batch, self.settings)
+
+@register("opsd_grpo")
+class OPSDGRPO(GroupRL):
+    """Self-distillation plus GRPO (see the module doc)."""
+
+    fixed: ClassVar = {
+        "actor": ("student",), "rl": ("add", "route"), "distill_coef": (1.0,),
+        "teacher_share": (0.0,),
+    }  # fmt: skip
 
     def terms(self) -> tuple[Term, ...]:
         rl = PolicyGradient(clip_eps=self.settings.clip_eps)

@@ -8,14 +8,11 @@ scores are never read.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from mmopsd.methods.base import Batch, Method, Player, register
-from mmopsd.methods.planning import planned, with_penalty
+from mmopsd.methods.base import Method, Player, register
+from mmopsd.methods.planning import with_penalty
 from mmopsd.methods.terms import CrossEntropy, Term
-
-if TYPE_CHECKING:
-    from mmopsd.methods.turn_plan import TurnSample
 
 
 @register("sft_teacher")
@@ -29,9 +26,6 @@ class SFTTeacher(Method):
 
     def players(self, episodes: int) -> list[Player]:
         return ["teacher"] * episodes
-
-    def plan(self, batch: Batch) -> list[TurnSample]:
-        return planned(batch, self.settings)
 
     def terms(self) -> tuple[Term, ...]:
         return with_penalty(self.settings, CrossEntropy(options=dict(self.settings.loss_kwargs)))
