@@ -98,4 +98,6 @@ def test_two_steps_give_the_recorded_losses(name, tmp_path):
     want = json.loads(RECORD.read_text())[name]
     for step, (g, w) in enumerate(zip(got, want), start=1):
         for key in KEYS:
-            assert math.isclose(g[key], w[key], rel_tol=1e-6, abs_tol=1e-9), (step, key, g, w)
+            # 1e-4: another CPU's summation order moves float32 parts (the policy gradient's
+            # chunks) by about 1e-6; a changed term moves them by far more.
+            assert math.isclose(g[key], w[key], rel_tol=1e-4, abs_tol=1e-9), (step, key, g, w)
