@@ -70,8 +70,7 @@ class BrowserPool:
     def give_back(self, instance: Any) -> None:
         """Keep ``instance``'s browser for a later environment (or close it if the pool is
         full, the browser died, or it is a FlightWoB page)."""
-        with self.lock:
-            self.lent = [i for i in self.lent if i is not instance]
+        self.forget(instance)
         driver = getattr(instance, "driver", None)
         keep = driver is not None and not instance.died and instance.headless
         keep = keep and not instance.url.startswith("http") and _blank(driver)
@@ -88,6 +87,11 @@ class BrowserPool:
             idle, self.idle = self.idle, []
         for driver in idle:
             _quit(driver)
+
+    def forget(self, instance: Any) -> None:
+        """Stop tracking ``instance`` (given back, or closed by its environment)."""
+        with self.lock:
+            self.lent = [i for i in self.lent if i is not instance]
 
     def close_all(self) -> None:
         """Quit every browser of the pool, idle or held by an environment (the end of the
@@ -170,6 +174,7 @@ def pooled(cls: type) -> type:
     def _hard_reset_instance(self: Any) -> None:
         old = getattr(self, "instance", None)
         if old is not None:
+            POOL.forget(old)
             old.close()  # a dead or replaced browser is never pooled
         self.instance = POOL.instance(self.instance_kwargs)
 
