@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmopsd.config import from_dict
+from mmopsd.config import from_dict, migrate
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import compare_table, plot_compare
 from mmopsd.evaluation.stats import pooled_difference, pooled_rate, probability_of_improvement
@@ -42,9 +42,9 @@ class Arm:
 
 
 def arms_for_methods(base: dict[str, Any], methods: list[str]) -> list[Arm]:
-    """One arm per method preset on the ``base`` config fields; each preset's own fields
-    replace the base config's (``sft_teacher`` trains with ``loss: sft`` whatever loss the
-    base names; ``opsd`` turns a base's RL term off)."""
+    """One arm per method on the ``base`` config; each method's own fields replace the base
+    config's (``sft_teacher`` trains with ``loss: sft`` whatever loss the base names; ``opsd``
+    turns a base's RL term off)."""
     from mmopsd.methods import PRESETS
 
     if not methods:
@@ -54,20 +54,28 @@ def arms_for_methods(base: dict[str, Any], methods: list[str]) -> list[Arm]:
     unknown = [m for m in methods if m not in PRESETS]
     if unknown:
         raise ConfigError(f"unknown method {unknown[0]!r}; methods: {', '.join(PRESETS)}")
-    return [Arm(m, {**_without_preset(base, m), "method": m}) for m in methods]
+    return [Arm(m, _with_method(base, m)) for m in methods]
 
 
-def _without_preset(data: dict[str, Any], method: str, keep: Collection[str] = ()) -> dict:
-    """``data`` without the fields ``method``'s preset defines (but those in ``keep``)."""
+def _with_method(data: dict[str, Any], method: str, keep: Collection[str] = ()) -> dict:
+    """``data`` with ``method`` as its method, without the fields that method fixes (but
+    those whose paths are in ``keep``)."""
     from mmopsd.methods import PRESETS
 
-    return {k: v for k, v in data.items() if k not in PRESETS[method] or k in keep}
+    out = copy.deepcopy(data)
+    for key in PRESETS[method]:
+        path = key if "." in key else f"method.{key}"
+        where, name = path.split(".")
+        if path not in keep and isinstance(out.get(where), dict):
+            out[where].pop(name, None)
+    out.setdefault("method", {})["name"] = method
+    return out
 
 
 def arm_of(base: dict[str, Any], spec: list[str]) -> Arm:
-    """The arm ``spec`` names: ``[NAME, KEY=VALUE, ...]``, the ``base`` config fields with
-    these overrides set (``teacher_share=0.5``, ``loss_kwargs.top_k=20``). A ``method=``
-    among them picks a preset whose own fields replace the base's, as in
+    """The arm ``spec`` names: ``[NAME, KEY=VALUE, ...]``, the ``base`` config with these
+    overrides set (``method.teacher_share=0.5``, ``method.loss_kwargs.top_k=20``). A
+    ``method.name=`` among them picks a method whose own fields replace the base's, as in
     :func:`arms_for_methods`."""
     from mmopsd.config import apply_overrides
     from mmopsd.methods import PRESETS
@@ -75,14 +83,14 @@ def arm_of(base: dict[str, Any], spec: list[str]) -> Arm:
     if not spec or "=" in spec[0]:
         raise ConfigError(
             f"--arm needs a name first, then KEY=VALUE overrides, e.g. --arm opsd-mixed "
-            f"method=gkd teacher_share=0.5; got {' '.join(spec)!r}"
+            f"method.name=gkd method.teacher_share=0.5; got {' '.join(spec)!r}"
         )
     name, overrides = spec[0], spec[1:]
     data = apply_overrides(copy.deepcopy(base), overrides)
-    method = data.get("method")
-    if method in PRESETS and method != base.get("method"):
-        given = {item.partition("=")[0].strip().split(".")[0] for item in overrides}
-        data = _without_preset(data, method, keep=given)
+    method = data.get("method", {}).get("name")
+    if method in PRESETS and method != base.get("method", {}).get("name"):
+        given = {".".join(item.partition("=")[0].strip().split(".")[:2]) for item in overrides}
+        data = _with_method(data, method, keep=given)
     return Arm(name, data)
 
 
@@ -105,19 +113,12 @@ def run_compare(
         (
             arm,
             seed,
-            from_dict(
-                {
-                    "eval_cache": _shared_cache(out, _run_dir(out, arm, seed)),
-                    **arm.data,
-                    "seed": seed,
-                    "out_dir": str(_run_dir(out, arm, seed)),
-                }
-            ),
+            from_dict(_run_data(arm, seed, out)),
         )
         for arm in arms
         for seed in seeds
     ]
-    budgets = {(c.batch_size, c.steps) for _, _, c in runs}
+    budgets = {(c.optimizer.batch_size, c.optimizer.steps) for _, _, c in runs}
     if len(budgets) != 1:
         raise ConfigError(
             "the compared runs consume different numbers of environment episodes "
@@ -125,12 +126,12 @@ def run_compare(
         )
     for n, (arm, seed, config) in enumerate(runs, 1):
         where = f"[{n}/{len(runs)}] {arm.name}, seed {seed}"
-        if has_final_summary(Path(config.out_dir), config.steps):
+        if has_final_summary(Path(config.run.out_dir), config.optimizer.steps):
             if progress:
-                print(f"{where}: finished ({config.out_dir} holds its final summary)", flush=True)
+                print(f"{where}: finished ({config.run.out_dir} holds its final summary)", flush=True)
             continue
         if progress:
-            print(f"{where} -> {config.out_dir}", flush=True)
+            print(f"{where} -> {config.run.out_dir}", flush=True)
         train(config, progress=progress)
     summary = summarise(arms, seeds, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,16 @@ def run_compare(
     (out / "compare.md").write_text(compare_table(summary))
     plot_compare(summary, out / "compare.png")
     return summary
+
+
+def _run_data(arm: Arm, seed: int, out: Path) -> dict[str, Any]:
+    """The config of ``arm``'s run on ``seed``: its own directory and seed, the comparison's
+    shared evaluation cache (unless the arm names another)."""
+    data = copy.deepcopy(arm.data)
+    run_dir = _run_dir(out, arm, seed)
+    data.setdefault("evaluation", {}).setdefault("cache", _shared_cache(out, run_dir))
+    data.setdefault("run", {}).update(seed=seed, out_dir=str(run_dir))
+    return data
 
 
 def has_final_summary(run: Path, steps: int) -> bool:
@@ -221,7 +232,7 @@ def _run_numbers(run: Path) -> dict[str, Any]:
     evals = [r for r in records if r.get("kind") == "eval"]
     if not evals:
         raise ConfigError(f"{run} holds no evaluation; its run did not finish")
-    config = _yaml(run / "config.yaml")
+    config = from_dict(migrate(_yaml(run / "config.yaml")))  # a run from before the sections too
     first, last = evals[0], evals[-1]
     final = {"held_out": last["student_success"], "held_out_before": first["student_success"]}
     episodes = {
@@ -245,7 +256,7 @@ def _run_numbers(run: Path) -> dict[str, Any]:
         "final": final,
         "episodes": episodes,
         "curve": [(r["step"], r["student_success"]) for r in evals],
-        "episodes_per_step": config["batch_size"],
+        "episodes_per_step": config.optimizer.batch_size,
         "minutes": _minutes(records),
     }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mmopsd.compare import arm_of
-from mmopsd.config import from_dict, load_data
+from mmopsd.config import apply_overrides, from_dict, load_data
 from mmopsd.testing import ScriptedPolicy, tiny_text_policy
 from mmopsd.training.loop import build, train_step
 
@@ -37,22 +37,22 @@ ANSWERS = {
     MINIWOB: [f"click_element({n})" for n in (2, 3, 4, 5, 6, 7)] + ['click_text("OK")'],
 }
 ARMS = {
-    "keydoor-opsd": (KEYDOOR, ["method=opsd", "group_size=4"]),
-    "keydoor-sft_teacher": (KEYDOOR, ["method=sft_teacher", "group_size=4"]),
-    "keydoor-grpo": (KEYDOOR, ["method=grpo", "group_size=4"]),
-    "keydoor-opsd_grpo": (KEYDOOR, ["method=opsd_grpo", "group_size=4"]),
+    "keydoor-opsd": (KEYDOOR, ["method.name=opsd", "method.group_size=4"]),
+    "keydoor-sft_teacher": (KEYDOOR, ["method.name=sft_teacher", "method.group_size=4"]),
+    "keydoor-grpo": (KEYDOOR, ["method.name=grpo", "method.group_size=4"]),
+    "keydoor-opsd_grpo": (KEYDOOR, ["method.name=opsd_grpo", "method.group_size=4"]),
     "keydoor-grpo-ppo-kl": (
         KEYDOOR,
-        ["method=grpo", "group_size=4", "ppo_epochs=2", "kl_coef=0.1"],
+        ["method.name=grpo", "method.group_size=4", "method.ppo_epochs=2", "method.kl_coef=0.1"],
     ),
     "keydoor-tip-discount": (
         KEYDOOR,
-        ["method=opsd", "token_weighting=tip", "turn_weighting=discount", "max_turns=2"],
+        ["method.name=opsd", "method.token_weighting=tip", "method.turn_weighting=discount", "rollout.max_turns=2"],
     ),
-    "miniwob-opsd": (MINIWOB, ["method=opsd"]),
-    "miniwob-lambda0.5": (MINIWOB, ["method=gkd", "teacher_share=0.5"]),
-    "miniwob-sft_teacher": (MINIWOB, ["method=sft_teacher"]),
-    "miniwob-grpo": (MINIWOB, ["method=grpo", "group_size=4"]),
+    "miniwob-opsd": (MINIWOB, ["method.name=opsd"]),
+    "miniwob-lambda0.5": (MINIWOB, ["method.name=gkd", "method.teacher_share=0.5"]),
+    "miniwob-sft_teacher": (MINIWOB, ["method.name=sft_teacher"]),
+    "miniwob-grpo": (MINIWOB, ["method.name=grpo", "method.group_size=4"]),
 }
 
 
@@ -60,7 +60,8 @@ def two_steps(config_path: str, overrides: list[str], out: Path) -> list[dict[st
     """The metrics of the first two training steps of a comparison arm (a config and the
     arm's overrides, as ``mmopsd compare --arm`` reads them) on the tiny float64 model."""
     arm = arm_of(load_data(ROOT / config_path), ["arm", *overrides])
-    config = from_dict({**arm.data, "model": "tiny", "out_dir": str(out)})
+    data = apply_overrides(arm.data, ["model.name=tiny", f"run.out_dir={out}"])
+    config = from_dict(data)
     base = tiny_text_policy()
     base.model.double()
     answers = itertools.cycle(ANSWERS[config_path])

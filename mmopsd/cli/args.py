@@ -34,6 +34,7 @@ def add_overrides(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field, e.g. --set steps=10 --set loss_kwargs.top_k=20",
+        help="override a config field, e.g. --set optimizer.steps=10 "
+        "--set method.loss_kwargs.top_k=20",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")

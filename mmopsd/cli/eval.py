@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from mmopsd.cli.args import at_least_one
-from mmopsd.config import CHOICES
+from mmopsd.config import TrainConfig, choices
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.tasks import EvalTask
 
 DEFAULT = EvalTask()  # what an evaluation without flags or a run's config measures
 DEFAULT_MODEL = "smollm2-135m"
-# What a run's config.yaml contributes to the evaluation of its checkpoint.
-RUN_FIELDS = ("model", "dtype", "env", "env_kwargs", "max_new_tokens", "max_turns", "imports",
-              "provider", "provider_kwargs", "history")  # fmt: skip
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +47,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument(
         "--dtype",
-        choices=CHOICES["dtype"],
+        choices=choices("model", "dtype"),
         help="precision (default: the run's, else auto: bf16 on capable GPUs, bf16-mixed on "
         "CPUs with bf16 matrix units, float32 elsewhere)",
     )
@@ -295,9 +292,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "provider": DEFAULT.provider,
         "provider_kwargs": dict(DEFAULT.provider_kwargs),
     }
-    out.update({k: run[k] for k in RUN_FIELDS if k in run})
-    if "eval_split" in run:
-        out["split"] = run["eval_split"]
+    out.update(run)
     for key in ("model", "dtype", "env", "split", "max_new_tokens", "max_turns", "history"):
         if vars(args)[key] is not None:
             out[key] = vars(args)[key]
@@ -327,18 +322,32 @@ def _json_object(flag: str, text: str, example: str) -> dict[str, Any]:
 
 
 def _run_config(checkpoint: Path) -> dict[str, Any]:
-    """The config fields of the run that ``checkpoint`` (a run or checkpoint directory)
-    belongs to; empty when no ``config.yaml`` is found."""
-    from mmopsd.config import parse_yaml
+    """What the config of the run that ``checkpoint`` (a run or checkpoint directory)
+    belongs to contributes to its evaluation (its first task's environment, provider and
+    history); empty when no ``config.yaml`` is found. A run written before the config had
+    sections loads through :func:`~mmopsd.config.migrate`."""
+    from mmopsd.config import from_dict, migrate, parse_yaml
 
     for candidate in (checkpoint, *checkpoint.parents[:2]):
         file = candidate / "config.yaml"
         if file.is_file():
             run = parse_yaml(file.read_text(errors="replace"), str(file)) or {}
             if not isinstance(run, dict):
-                raise ConfigError(f"{file} holds no mapping of config fields")
-            return run
+                raise ConfigError(f"{file} holds no mapping of config sections")
+            return _run_fields(from_dict(migrate(run)))
     return {}
+
+
+def _run_fields(config: TrainConfig) -> dict[str, Any]:
+    """The settings of an evaluation that a trained run's config fixes."""
+    task = config.tasks[0]
+    return {
+        "model": config.model.name, "dtype": config.model.dtype, "imports": config.imports,
+        "env": task.env, "env_kwargs": dict(task.env_kwargs), "provider": task.provider,
+        "provider_kwargs": dict(task.provider_kwargs), "history": task.history,
+        "split": config.evaluation.split, "max_new_tokens": config.rollout.max_new_tokens,
+        "max_turns": config.rollout.max_turns,
+    }  # fmt: skip
 
 
 def _check_output(path: Path | None) -> None:

@@ -202,7 +202,9 @@ def _jobs(
 def pooled(results: dict[str, EvalResult]) -> EvalResult:
     """One result over several environments' (a training mixture's held-out tasks): success
     and the other rates over all their episodes, ``per_task`` each environment's success
-    with its interval."""
+    with its interval. A pool of one result is that result."""
+    if len(results) == 1:
+        return next(iter(results.values()))
     n = sum(r.episodes for r in results.values())
     wins = round(sum(r.success * r.episodes for r in results.values()))
     turns = sum(r.mean_turns * r.episodes for r in results.values())

@@ -3,8 +3,8 @@ lists and the command line's defaults.
 
 ``ood`` (out-of-distribution settings of the task) and ``retain`` (environments never trained
 on, to measure forgetting) are lists of mappings ``{env, env_kwargs, split, episodes,
-max_turns, name}`` in a config; every key is optional (``env`` defaults to the trained
-environment and ``env_kwargs`` to its arguments). They run before training and after the last
+max_turns, name}`` in a config; every key is optional (``env`` defaults to the first trained
+task's environment and ``env_kwargs`` to its arguments). They run before training and after the last
 step.
 """
 
@@ -55,7 +55,7 @@ def extra_tasks(config: Any, kind: str) -> list[EvalTask]:
     """The ``ood`` or ``retain`` evaluations (``kind``) of ``config`` (a
     :class:`~mmopsd.config.TrainConfig`), its values filled in where an entry leaves them
     out."""
-    entries = {"ood": config.ood, "retain": config.retain}[kind]
+    entries = {"ood": config.evaluation.ood, "retain": config.evaluation.retain}[kind]
     return parse(kind, entries, config)
 
 
@@ -77,18 +77,19 @@ def _entry(kind: str, i: int, entry: Any, config: Any) -> EvalTask:
         raise ConfigError(
             f"{kind}[{i}] has {', '.join(map(repr, unknown))}; its keys are {', '.join(KEYS)}"
         )
-    env = entry.get("env", config.env)
-    kwargs = entry.get("env_kwargs", dict(config.env_kwargs) if env == config.env else {})
-    split = entry.get("split", config.eval_split)
-    episodes = entry.get("episodes", config.eval_episodes)
-    turns = entry.get("max_turns", config.max_turns)
+    first = config.tasks[0]
+    env = entry.get("env", first.env)
+    kwargs = entry.get("env_kwargs", dict(first.env_kwargs) if env == first.env else {})
+    split = entry.get("split", config.evaluation.split)
+    episodes = entry.get("episodes", config.evaluation.episodes)
+    turns = entry.get("max_turns", config.rollout.max_turns)
     if not isinstance(episodes, int) or episodes < 1 or not isinstance(turns, int) or turns < 1:
         raise ConfigError(f"{kind}[{i}]: episodes and max_turns must be integers >= 1")
     return EvalTask(
         env=env,
         episodes=episodes,
         max_turns=turns,
-        max_new_tokens=config.max_new_tokens,
+        max_new_tokens=config.rollout.max_new_tokens,
         env_kwargs=dict(kwargs),
         split=split,
         name=entry.get("name") or _name(env, kwargs, split),

@@ -1,5 +1,5 @@
 """Training methods, one file each: who plays each episode, which turns are trained by which
-loss terms (:class:`Method`). ``method:`` in a config names one; ``mmopsd list`` shows them.
+loss terms (:class:`Method`). ``method.name`` in a config names one; ``mmopsd list`` shows them.
 
 =============  ==========================================================================
 ``custom``     no preset (the default): every field as the config sets it; the default
@@ -16,8 +16,9 @@ loss terms (:class:`Method`). ``method:`` in a config names one; ``mmopsd list``
 ``dagger``     the student plays; the expert's next action labels every state it visits.
 =============  ==========================================================================
 
-A method fixes the config fields that define it; a config that sets one of them to another
-value is an error naming both. ``config.yaml`` records the method and its fields.
+A method fixes the fields of the ``method`` section that define it (a field left at its
+default takes the method's value); a config that sets one of them to another value is an error
+naming both (:func:`resolve`). ``config.yaml`` records the method and its fields.
 """
 
 from __future__ import annotations
@@ -31,11 +32,9 @@ from mmopsd.methods.base import (
     Method,
     Player,
     build_method,
-    check,
-    expand,
     register,
+    resolve,
 )
-from mmopsd.methods.settings import MethodSettings
 
 # Per method: field -> allowed values (the first is the one set when the config is silent).
 PRESETS: dict[str, dict[str, tuple[Any, ...]]] = {n: dict(METHODS.get(n).fixed) for n in METHODS}
@@ -45,10 +44,8 @@ __all__ = [
     "PRESETS",
     "Batch",
     "Method",
-    "MethodSettings",
     "Player",
     "build_method",
-    "check",
-    "expand",
     "register",
+    "resolve",
 ]

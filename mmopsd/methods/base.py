@@ -6,7 +6,7 @@ A method is one class in one file, registered under its name::
 
     @METHODS.register("my_method")
     class MyMethod(Method):
-        fixed = {"actor": ("student",)}      # the config fields it fixes (first: the default)
+        fixed = {"actor": ("student",)}      # method fields it fixes (first: the default)
 
         def terms(self): ...                 # its loss terms (mmopsd.methods.terms)
         def plan(self, batch): ...           # optional: which turns train, how much
@@ -16,12 +16,13 @@ Every other hook has a documented default (:class:`Method`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from mmopsd.errors import ConfigError
-from mmopsd.methods.settings import MethodSettings
+from mmopsd.config import MethodConfig, TrainConfig
 from mmopsd.methods.terms import Term
 from mmopsd.registry import Registry
 
@@ -57,16 +58,17 @@ class Method:
     :attr:`name`); the other hooks have defaults.
 
     Attributes:
-        fixed: config fields the method fixes, each with its allowed values (the first is
-            set when the config is silent); a config setting another value is an error
-            naming both.
-        settings: the config fields the method reads.
+        fixed: the fields of the ``method`` section the method fixes (a dotted key names a
+            field of another section: ``rollout.engine``), each with its allowed values (the
+            first is set where the config leaves the field at its default); a config setting
+            another value is an error naming both (:func:`resolve`).
+        settings: the method section of the run's config.
     """
 
     name: ClassVar[str] = ""
     fixed: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
 
-    def __init__(self, settings: MethodSettings) -> None:
+    def __init__(self, settings: MethodConfig) -> None:
         self.settings = settings
         self.check()
 
@@ -126,47 +128,41 @@ def register(name: str) -> Callable[[type[Method]], type[Method]]:
     return deco
 
 
-def expand(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with its ``method``'s fixed fields filled in (unchanged without a method)."""
-    name = data.get("method")
-    if name is None:
-        return data
+def resolve(config: TrainConfig) -> TrainConfig:
+    """``config`` with its method's fixed fields filled in: a field left at its default
+    takes the method's value (the first it allows); a field set to a value the method does
+    not allow is an error naming both. Idempotent; the run's ``config.yaml`` records the
+    result."""
+    name = config.method.name
     if name not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS.names())}, got {name!r}")
-    out = dict(data)
+        raise ConfigError(f"method.name must be one of {', '.join(METHODS.names())}, got {name!r}")
+    changes: dict[str, dict[str, Any]] = {}
     for key, allowed in METHODS.get(name).fixed.items():
-        if key not in out:
-            out[key] = allowed[0]
-        elif out[key] not in allowed:
+        where, field_name = key.split(".") if "." in key else ("method", key)
+        section = getattr(config, where)
+        value = getattr(section, field_name)
+        if value in allowed:
+            continue
+        if value != _default(section, field_name):
             shown = " or ".join(repr(a) for a in allowed)
             raise ConfigError(
-                f"method {name} sets {key}: {shown}, but the config sets {key}: {out[key]!r}; "
-                f"remove {key} from the config or pick another method"
+                f"method {name} sets {where}.{field_name}: {shown}, but the config sets "
+                f"{value!r}; remove {where}.{field_name} from the config or pick another method"
             )
-    return out
+        changes.setdefault(where, {})[field_name] = allowed[0]
+    sections = {w: dataclasses.replace(getattr(config, w), **c) for w, c in changes.items()}
+    return dataclasses.replace(config, **sections) if sections else config
 
 
-def check(config: Any) -> None:
-    """Raise a :class:`ConfigError` if ``config``'s fields contradict its method (a config
-    built field by field in Python rather than through :func:`expand`)."""
-    if config.method not in METHODS:
-        raise ConfigError(
-            f"method must be one of {', '.join(METHODS.names())}, got {config.method!r}"
-        )
-    for key, allowed in METHODS.get(config.method).fixed.items():
-        if getattr(config, key) not in allowed:
-            raise ConfigError(
-                f"method {config.method} needs {key} in {list(allowed)}, got "
-                f"{getattr(config, key)!r}; build the config with mmopsd.config.from_dict "
-                "(it fills the method's fields) or set them"
-            )
+def _default(section: Any, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(section) if f.name == name)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
-def build_method(config: Any) -> Method:
-    """The method of ``config`` (a :class:`~mmopsd.config.TrainConfig`), built from its
-    fields."""
-    check(config)
-    return METHODS.get(config.method)(MethodSettings.from_config(config))
+def build_method(config: TrainConfig) -> Method:
+    """The method of ``config``, built from its resolved method section (:func:`resolve`)
+    and checked (:meth:`Method.check`)."""
+    return METHODS.get(config.method.name)(resolve(config).method)
 
 
 def teacher_groups(share: float, episodes: int, group_size: int) -> int:

@@ -19,7 +19,7 @@ class GKD(OPSD):
     """OPSD on a mixture of the teacher's and the student's episodes (see the module doc)."""
 
     fixed: ClassVar = {
-        "actor": ("student",), "rl": ("none",), "distill_coef": (1.0,), "engine": ("hf",),
+        "actor": ("student",), "rl": ("none",), "distill_coef": (1.0,), "rollout.engine": ("hf",),
     }  # fmt: skip
 
     def check(self) -> None:

@@ -22,7 +22,7 @@ class GRPO(GroupRL):
     """RL on the reward alone (see the module doc)."""
 
     fixed: ClassVar = {
-        "actor": ("student",), "rl": ("add",), "distill_coef": (0.0,), "teacher": ("frozen",),
+        "actor": ("student",), "rl": ("add",), "distill_coef": (0.0,), "teacher.update": ("frozen",),
         "teacher_share": (0.0,),
     }  # fmt: skip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmopsd.methods.curriculum import TemporalCurriculum
-from mmopsd.methods.settings import MethodSettings
+from mmopsd.config import MethodConfig
 from mmopsd.methods.terms import Divergence, KLPenalty, Term
 from mmopsd.methods.turn_plan import plan_turns
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mmopsd.methods.turn_plan import TurnSample
 
 
-def planned(batch: Batch, s: MethodSettings, **terms: Any) -> list[TurnSample]:
+def planned(batch: Batch, s: MethodConfig, **terms: Any) -> list[TurnSample]:
     """:func:`~mmopsd.methods.turn_plan.plan_turns` of ``batch`` with the turn weighting,
     curriculum and RL options of ``s``; ``terms`` overrides any of them (``rl``,
     ``distill_coef``, ``success_only``, ...)."""
@@ -38,11 +38,11 @@ def planned(batch: Batch, s: MethodSettings, **terms: Any) -> list[TurnSample]:
     return plan_turns(batch.trajectories, **options)
 
 
-def divergence(s: MethodSettings) -> Divergence:
+def divergence(s: MethodConfig) -> Divergence:
     """The distillation term of ``s``'s loss and options."""
     return Divergence(loss=s.loss, options=dict(s.loss_kwargs))
 
 
-def with_penalty(s: MethodSettings, *terms: Term) -> tuple[Term, ...]:
+def with_penalty(s: MethodConfig, *terms: Term) -> tuple[Term, ...]:
     """``terms`` plus the KL penalty to the initial model where ``s`` weighs it."""
     return (*terms, KLPenalty(coef=s.kl_coef)) if s.kl_coef else terms

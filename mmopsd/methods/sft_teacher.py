@@ -21,7 +21,7 @@ class SFTTeacher(Method):
 
     fixed: ClassVar = {
         "actor": ("teacher",), "loss": ("sft",), "rl": ("none",), "distill_coef": (1.0,),
-        "token_weighting": ("none",), "engine": ("hf",), "teacher_share": (0.0,),
+        "token_weighting": ("none",), "rollout.engine": ("hf",), "teacher_share": (0.0,),
     }  # fmt: skip
 
     def players(self, episodes: int) -> list[Player]:

@@ -15,7 +15,7 @@ from transformers import get_constant_schedule_with_warmup
 from mmopsd.agents.prompting import PromptSpec, prompt_for
 from mmopsd.allocator import tune_cpu_allocator
 from mmopsd.checks import check_loss, check_token_weighting, check_turn_weighting
-from mmopsd.config import TrainConfig, import_modules
+from mmopsd.config import MethodConfig, ModelConfig, TrainConfig, import_modules
 from mmopsd.engines.base import Engine
 from mmopsd.engines.build import build_engine, check_engine
 from mmopsd.errors import ConfigError
@@ -23,7 +23,7 @@ from mmopsd.evaluation.cache import EvalCache
 from mmopsd.evaluation.tasks import extra_tasks
 from mmopsd.losses import get as get_loss
 from mmopsd.losses.weighting import WEIGHTINGS
-from mmopsd.methods import Method, build_method
+from mmopsd.methods import Method, build_method, resolve
 from mmopsd.methods.turn_weighting import TURN_WEIGHTINGS
 from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
@@ -45,8 +45,7 @@ class Components:
 
     policy: Policy
     teacher: Teacher
-    provider: Provider
-    spec: PromptSpec
+    provider: Provider  # each episode's task's provider (ByTask)
     method: Method
     objective: Objective
     optimizer: torch.optim.Optimizer
@@ -59,6 +58,7 @@ class Components:
     tasks: list[TrainTask] = dataclasses.field(default_factory=list)  # the training mixture
     specs: dict[str, PromptSpec] = dataclasses.field(default_factory=dict)  # by task name
     providers: dict[str, Provider] = dataclasses.field(default_factory=dict)  # by task name
+    config: TrainConfig | None = None  # the run's config, its method's fields filled in
 
 
 def build(
@@ -66,49 +66,62 @@ def build(
 ) -> Components:
     """Turn the config into components (``policy`` may be given, e.g. a tiny test model);
     ``parallel`` is this process's place in a data-parallel run."""
-    par = parallel or Parallel()
-    torch.manual_seed(config.seed)
-    if resolve_device(config.device).type == "cpu":
+    par, config = parallel or Parallel(), prepared(config)
+    torch.manual_seed(config.run.seed)
+    if resolve_device(config.model.device).type == "cpu":
         tune_cpu_allocator()
     providers, method, objective = check(config, par)  # a mistake costs a second, not a model load
-    tasks = train_tasks(config)
-    provider = providers[tasks[0].name] if len(tasks) == 1 else ByTask(providers)
-    envs = TaskEnvs(tasks, config.train_split, keep=config.batch_size)
-    if len(tasks) == 1:  # every episode of a step in its own environment, from the start
-        envs.prepare(0, config.batch_size // par.world)
-    policy = policy or load_policy(config.model, dtype=config.dtype, device=config.device)  # type: ignore[arg-type]
-    if config.lora:
-        from mmopsd.training.lora import apply_lora
-
-        policy.model = apply_lora(
-            policy.model, r=config.lora_r, alpha=config.lora_alpha, targets=config.lora_targets
-        )
-    if config.freeze_vision:
-        freeze_vision_tower(policy.model)
-    teacher = build_teacher(config.teacher, policy, **config.teacher_kwargs)
-    provider.bind(policy, config.out_dir)
+    tasks, provider = train_tasks(config), ByTask(providers)
+    envs = TaskEnvs(tasks, config.rollout.split, keep=config.optimizer.batch_size)
+    envs.prepare_step(config.optimizer.batch_size // par.world)  # made ahead, in threads
+    policy = _student(config.model, policy)
+    teacher = build_teacher(config.teacher.update, policy, **config.teacher.update_kwargs)
+    provider.bind(policy, config.run.out_dir)
     policy.forward_model = par.wrap(policy.model)  # FSDP2 shards in place: before the optimizer
     if par.sharded:
         teacher.rebind()  # a teacher that follows the student reads the sharded parameters
     params = [p for p in policy.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
+    opt = config.optimizer
+    optimizer = torch.optim.AdamW(params, lr=opt.lr, weight_decay=opt.weight_decay)
+    scheduler = get_constant_schedule_with_warmup(optimizer, opt.warmup_steps)
     specs = {t.name: prompt_for(t.env, t.history) for t in tasks}
     return Components(
-        policy, teacher, provider, specs[tasks[0].name], method, objective, optimizer,
-        scheduler, envs, _engine(config, policy, par), parallel=par,
+        policy, teacher, provider, method, objective, optimizer, scheduler, envs,
+        _engine(config, policy, par), parallel=par,
         eval_cache=EvalCache(_cache_path(config, par)), tasks=tasks, specs=specs,
-        providers=providers,
+        providers=providers, config=config,
     )  # fmt: skip
+
+
+def prepared(config: TrainConfig) -> TrainConfig:
+    """``config`` as a run uses it: its ``imports`` imported (they may register the method),
+    its method's fixed fields filled in (:func:`~mmopsd.methods.resolve`)."""
+    import_modules(config.imports)
+    return resolve(config)
+
+
+def _student(model: ModelConfig, policy: Policy | None) -> Policy:
+    """The student: ``policy`` if given, else the configured model loaded, with LoRA
+    adapters and a frozen vision tower where configured."""
+    policy = policy or load_policy(model.name, dtype=model.dtype, device=model.device)  # type: ignore[arg-type]
+    if model.lora:
+        from mmopsd.training.lora import apply_lora
+
+        policy.model = apply_lora(
+            policy.model, r=model.lora_r, alpha=model.lora_alpha, targets=model.lora_targets
+        )
+    if model.freeze_vision:
+        freeze_vision_tower(policy.model)
+    return policy
 
 
 def _cache_path(config: TrainConfig, par: Parallel) -> Path | None:
     """The evaluation cache's file: ``eval_cache`` under ``out_dir`` (``..`` folded away;
     an absolute path as it is); none when it is ``""`` or in a data-parallel run (its ranks
     must all play every evaluation)."""
-    if not config.eval_cache or par.active:
+    if not config.evaluation.cache or par.active:
         return None
-    return Path(os.path.normpath(Path(config.out_dir) / config.eval_cache))
+    return Path(os.path.normpath(Path(config.run.out_dir) / config.evaluation.cache))
 
 
 def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Method, Objective]:
@@ -116,7 +129,7 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Meth
     processes, imports, providers, method, loss, weightings, engine and every trained and
     evaluated environment. Returns each training task's provider (by task name), the method
     and its objective."""
-    tasks = config.batch_size // config.group_size
+    tasks = config.optimizer.batch_size // config.method.group_size
     if tasks % par.world:
         raise ConfigError(
             f"{tasks} tasks per step (batch_size / group_size) cannot be shared by {par.world} "
@@ -126,28 +139,34 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Meth
     _check_precision(config)
     tasks = train_tasks(config)
     providers = {t.name: build_provider(t.provider, **t.provider_kwargs) for t in tasks}
+    config = resolve(config)
     method = build_method(config)
     objective = _objective(config, method)
-    if config.token_weighting != "none":
-        weighting = WEIGHTINGS.get(config.token_weighting)
-        check_token_weighting(config.token_weighting, weighting, config.weighting_kwargs)
-    weigh_turns = TURN_WEIGHTINGS.get(config.turn_weighting)
-    check_turn_weighting(config.turn_weighting, weigh_turns, config.turn_weighting_kwargs)
-    check_engine(config.engine, config.engine_kwargs)
+    _check_weightings(config.method)
+    check_engine(config.rollout.engine, config.rollout.engine_kwargs)
     for train in tasks:
-        check_env(train.env, config.eval_split, train.env_kwargs)
+        check_env(train.env, config.evaluation.split, train.env_kwargs)
     for kind in ("ood", "retain"):
         for task in extra_tasks(config, kind):
             check_env(task.env, task.split, dict(task.env_kwargs))
     return providers, method, objective
 
 
+def _check_weightings(m: MethodConfig) -> None:
+    """The token and turn weightings are registered and take their options."""
+    if m.token_weighting != "none":
+        weighting = WEIGHTINGS.get(m.token_weighting)
+        check_token_weighting(m.token_weighting, weighting, m.weighting_kwargs)
+    weigh_turns = TURN_WEIGHTINGS.get(m.turn_weighting)
+    check_turn_weighting(m.turn_weighting, weigh_turns, m.turn_weighting_kwargs)
+
+
 def _check_precision(config: TrainConfig) -> None:
     """``bf16-mixed`` only where the device has the kernels (refused now, not after the
     weights load)."""
-    if config.dtype == MIXED:
+    if config.model.dtype == MIXED:
         try:
-            compute_dtype(config.dtype, resolve_device(config.device))
+            compute_dtype(config.model.dtype, resolve_device(config.model.device))
         except ValueError as err:
             raise ConfigError(str(err)) from None
 
@@ -155,31 +174,31 @@ def _check_precision(config: TrainConfig) -> None:
 def _objective(config: TrainConfig, method: Method) -> Objective:
     """The method's terms with the configured token weighting and importance cap; the
     configured loss checked against its options."""
-    check_loss(config.loss, get_loss(config.loss), config.loss_kwargs)
+    check_loss(config.method.loss, get_loss(config.method.loss), config.method.loss_kwargs)
     return Objective(
         terms=method.terms(),
-        weighting=config.token_weighting,
-        weighting_options=dict(config.weighting_kwargs),
-        importance_cap=config.importance_cap,
+        weighting=config.method.token_weighting,
+        weighting_options=dict(config.method.weighting_kwargs),
+        importance_cap=config.method.importance_cap,
     )
 
 
 def _engine(config: TrainConfig, policy: Policy, par: Parallel) -> Engine:
     """The configured rollout engine (``hf``, the policy's own model, by default)."""
     engine = build_engine(
-        config.engine,
+        config.rollout.engine,
         policy,
-        student_model=config.model,
+        student_model=config.model.name,
         processes=par.world,
         rank=par.rank,
-        run_seed=config.seed,
-        **config.engine_kwargs,
+        run_seed=config.run.seed,
+        **config.rollout.engine_kwargs,
     )
     if not engine.follows_weights and par.main:
         log.warning(
             "engine %s: the served model is not updated by this run, so rollouts grow "
             "off-policy as the student trains (corrected by truncated importance weights "
             "only where the server returns log-probs); evaluations use the student itself",
-            config.engine,
+            config.rollout.engine,
         )
     return engine

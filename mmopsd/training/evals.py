@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
-from mmopsd.config import TrainConfig
+from mmopsd.config import TaskConfig, TrainConfig
 from mmopsd.evaluation.cache import fingerprint
-from mmopsd.evaluation.core import EvalPlan, evaluate, evaluate_all, pooled
+from mmopsd.evaluation.core import EvalPlan, evaluate_all, pooled
 from mmopsd.evaluation.tasks import extra_tasks
 from mmopsd.training.components import Components
 
@@ -25,16 +26,6 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     computed them with the same model, settings, seeds and code.
     """
     start = time.perf_counter()
-    kw = dict(
-        episodes=config.eval_episodes,
-        env_kwargs=config.env_kwargs,
-        split=config.eval_split,
-        max_turns=config.max_turns,
-        max_new_tokens=config.max_new_tokens,
-        seed_offset=SEED_OFFSET,
-        parallel=c.parallel,
-        batch_size=config.eval_batch_size,
-    )
     settings = _settings(c, config)
     c.policy.model.eval()
     # An engine that holds the student's weights (vLLM) evaluates faster; a served model
@@ -44,7 +35,7 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     cached = step == 0 and c.eval_cache.path is not None  # only a kept result needs a key
     student_weights = fingerprint(c.policy.model) if cached else None
     with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
-        student = lambda: _held_out(c, config, c.policy, None, engine, kw)  # noqa: E731
+        student = lambda: _held_out(c, config, c.policy, None, engine)  # noqa: E731
         if step == 0:
             result = c.eval_cache.get("student", {**settings, "weights": student_weights}, student)
         else:
@@ -52,14 +43,15 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
         record.update(student_success=result["success"], student=result)
         static = c.teacher.static and c.provider.static
         if teacher and (c.teacher_eval is None or not static):
-            c.teacher_eval = _teacher_eval(c, config, settings, kw, static)
+            c.teacher_eval = _teacher_eval(c, config, settings, static)
     if teacher and c.teacher_eval is not None:
         record.update(teacher_success=c.teacher_eval["success"], teacher=dict(c.teacher_eval))
-    if step in (0, config.steps):  # out-of-distribution and retained tasks: before and after
+    if step in (0, config.optimizer.steps):  # out-of-distribution and retained tasks: before and after
         for kind in ("ood", "retain"):
-            if config.ood if kind == "ood" else config.retain:
+            if config.evaluation.ood if kind == "ood" else config.evaluation.retain:
                 compute = lambda kind=kind: _extra_evals(c, config, kind)  # noqa: E731
-                parts = {"tasks": extra_tasks(config, kind), "history": config.history}
+                history = [t.history for t in config.tasks]
+                parts = {"tasks": extra_tasks(config, kind), "history": history}
                 record[kind] = (
                     c.eval_cache.get(kind, {**parts, "weights": student_weights}, compute)
                     if step == 0
@@ -73,22 +65,24 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
 
 def _settings(c: Components, config: TrainConfig) -> dict[str, Any]:
     """What a held-out evaluation's result depends on, apart from the weights."""
-    fields = ("env", "env_kwargs", "tasks", "eval_split", "eval_episodes", "max_turns",
-              "max_new_tokens", "history", "engine", "engine_kwargs")  # fmt: skip
+    e, r = config.evaluation, config.rollout
     return {
-        **{name: getattr(config, name) for name in fields},
         "tasks": [_played(t) for t in config.tasks],
-        "spec": repr(c.spec),
+        "split": e.split,
+        "episodes": e.episodes,
+        "max_turns": r.max_turns,
+        "max_new_tokens": r.max_new_tokens,
+        "engine": r.engine,
+        "engine_kwargs": r.engine_kwargs,
+        "specs": [repr(c.specs[t.name]) for t in config.tasks],
         "seed_offset": SEED_OFFSET,
         "compute_dtype": str(c.policy.compute_dtype),  # mixed precision plays other episodes
     }
 
 
-def _played(task: Any) -> Any:
-    """A mixture task as evaluation sees it: its draw weight changes nothing there."""
-    if isinstance(task, dict):
-        return {k: v for k, v in task.items() if k != "weight"}
-    return task
+def _played(task: TaskConfig) -> dict[str, Any]:
+    """A task as evaluation sees it: its draw weight changes nothing there."""
+    return {k: v for k, v in dataclasses.asdict(task).items() if k != "weight"}
 
 
 def _held_out(
@@ -97,24 +91,19 @@ def _held_out(
     policy: Any,
     providers: dict[str, Any] | None,
     engine: Any,
-    kw: dict[str, Any],
 ) -> dict[str, Any]:
-    """The held-out result of ``policy`` (with each task's provider: the teacher's view);
-    a mixture's tasks are played together and pooled, each task's success in ``per_task``."""
-    if len(c.tasks) == 1:
-        provider = providers[c.tasks[0].name] if providers else None
-        return evaluate(
-            policy, config.env, c.spec, provider=provider, engine=engine, **kw
-        ).to_dict()
+    """The held-out result of ``policy`` (with each task's provider: the teacher's view):
+    the tasks are played together and pooled, each task's success in ``per_task`` where
+    there are several."""
     plans = [
         EvalPlan(
             t.env,
             c.specs[t.name],
-            config.eval_episodes,
+            config.evaluation.episodes,
             dict(t.env_kwargs),
-            config.eval_split,
-            config.max_turns,
-            config.max_new_tokens,
+            config.evaluation.split,
+            config.rollout.max_turns,
+            config.rollout.max_new_tokens,
             providers[t.name] if providers else None,
         )
         for t in c.tasks
@@ -122,7 +111,7 @@ def _held_out(
     results = evaluate_all(
         policy,
         plans,
-        batch_size=config.eval_batch_size,
+        batch_size=config.evaluation.batch_size,
         seed_offset=SEED_OFFSET,
         parallel=c.parallel,
         engine=engine,
@@ -131,19 +120,17 @@ def _held_out(
 
 
 def _teacher_eval(
-    c: Components, config: TrainConfig, settings: dict[str, Any], kw: dict[str, Any], static: bool
+    c: Components, config: TrainConfig, settings: dict[str, Any], static: bool
 ) -> dict[str, Any]:
     """The teacher's held-out result with privileged information (from the cache when both
     teacher and provider are static)."""
     with c.teacher.active() as tp:
-        compute = lambda: _held_out(c, config, tp, c.providers, None, kw)  # noqa: E731
+        compute = lambda: _held_out(c, config, tp, c.providers, None)  # noqa: E731
         if not static:
             return compute()
         parts = {
             **settings,
             "weights": fingerprint(tp.model),
-            "provider": config.provider,
-            "provider_kwargs": config.provider_kwargs,
         }
         return c.eval_cache.get("teacher", parts, compute)
 
@@ -155,7 +142,7 @@ def _extra_evals(c: Components, config: TrainConfig, kind: str) -> dict[str, Any
     plans = [
         EvalPlan(
             task.env,
-            prompt_for(task.env, config.history),
+            prompt_for(task.env, config.tasks[0].history),
             task.episodes,
             dict(task.env_kwargs),
             task.split,
@@ -168,7 +155,7 @@ def _extra_evals(c: Components, config: TrainConfig, kind: str) -> dict[str, Any
         results = evaluate_all(
             c.policy,
             plans,
-            batch_size=config.eval_batch_size,
+            batch_size=config.evaluation.batch_size,
             seed_offset=SEED_OFFSET,
             parallel=c.parallel,
         )

@@ -22,7 +22,7 @@ from mmopsd.evaluation.report import plot_run
 from mmopsd.parallel import Parallel, full_state, init, shutdown_on_exit
 from mmopsd.policies.base import Policy
 from mmopsd.training import checkpoint, resume
-from mmopsd.training.components import Components, build
+from mmopsd.training.components import Components, build, prepared
 from mmopsd.training.evals import run_eval
 from mmopsd.training.metrics import MetricsLog
 from mmopsd.training.mixture import train_tasks
@@ -40,12 +40,13 @@ def train(
     Launched by ``torchrun``/``accelerate launch`` with ``parallel: ddp``, every process
     runs this; rank 0 alone writes the run directory and shows progress.
     """
-    par = init(config.parallel, config.dist_timeout)
+    config = prepared(config)  # the method's fields filled in, as config.yaml records them
+    par = init(config.run.parallel, config.run.dist_timeout)
     with shutdown_on_exit(par), owned_by_run():  # the run's browsers end with it
         began, out = time.perf_counter(), _run_dir(config)
         show = progress and par.main
-        found = resume.newest_sound(out / "checkpoints") if config.resume else None
-        if found is not None and checkpoint.step_of(found) >= config.steps:
+        found = resume.newest_sound(out / "checkpoints") if config.run.resume else None
+        if found is not None and checkpoint.step_of(found) >= config.optimizer.steps:
             done = resume.finished(found, out)
             if done is not None:
                 _say(show, f"{out} is finished (checkpoint {found.name}); nothing to do")
@@ -59,33 +60,33 @@ def train(
         else:
             last, before = 0, _start(c, config, log)
             last_eval = before
-        bar = tqdm(range(last + 1, config.steps + 1), desc="self-distillation",
-                   disable=not show, initial=last, total=config.steps)  # fmt: skip
+        bar = tqdm(range(last + 1, config.optimizer.steps + 1), desc="self-distillation",
+                   disable=not show, initial=last, total=config.optimizer.steps)  # fmt: skip
         for step in bar:
             record = train_step(step, c, config)
             log.write(record)
             bar.set_postfix(
                 loss=f"{record['loss']:.4f}", success=f"{record['rollout_success']:.2f}"
             )
-            if _due(config.eval_every, step, config.steps):
-                last_eval = run_eval(step, c, config, teacher=config.eval_teacher)
+            if _due(config.evaluation.every, step, config.optimizer.steps):
+                last_eval = run_eval(step, c, config, teacher=config.evaluation.teacher)
                 log.write(last_eval)
                 _say(
                     show,
                     f"step {step}: held-out student success {last_eval['student_success']:.3f}",
                 )
-            if _due(config.save_every, step, config.steps):
+            if _due(config.run.save_every, step, config.optimizer.steps):
                 _save(c, config, out, step, before)
-        if last_eval is None or last_eval["step"] != config.steps:
-            last_eval = run_eval(config.steps, c, config, teacher=config.eval_teacher)
+        if last_eval is None or last_eval["step"] != config.optimizer.steps:
+            last_eval = run_eval(config.optimizer.steps, c, config, teacher=config.evaluation.teacher)
             log.write(last_eval)
-        summary = summarise_run(config.steps, before, last_eval, time.perf_counter() - began, out)
+        summary = summarise_run(config.optimizer.steps, before, last_eval, time.perf_counter() - began, out)
         _finish(config, summary, log, par)
         return summary
 
 
 def _run_dir(config: TrainConfig) -> Path:
-    out = Path(config.out_dir)
+    out = Path(config.run.out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out_dir {out} is a file; set out_dir to a directory")
     return out
@@ -105,7 +106,7 @@ def _start(c: Components, config: TrainConfig, log: MetricsLog) -> dict[str, Any
         log.path.unlink(missing_ok=True)
     c.provider.reset()  # a provider with state starts empty on a fresh run
     c.engine.sync(c.policy.model)  # the engine samples the weights training starts from
-    before = run_eval(0, c, config, teacher=config.eval_teacher)
+    before = run_eval(0, c, config, teacher=config.evaluation.teacher)
     log.write(before)
     return before
 
@@ -126,7 +127,7 @@ def _save(c: Components, config: TrainConfig, out: Path, step: int, before: dict
             c.optimizer,
             teacher=c.teacher.state_dict(),
             extra={"before": before},
-            keep=config.keep_checkpoints,
+            keep=config.run.keep_checkpoints,
             weights=weights,
             optimizer_state=optimizer_state,
         )
@@ -137,8 +138,8 @@ def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Para
     the run directory is complete."""
     if par.main:
         out, record = summary.out_dir, summary.record()
-        if not any(r["kind"] == "summary" and r["step"] == config.steps for r in log.read()):
-            log.write({"kind": "summary", "step": config.steps, **record})
+        if not any(r["kind"] == "summary" and r["step"] == config.optimizer.steps for r in log.read()):
+            log.write({"kind": "summary", "step": config.optimizer.steps, **record})
         (out / "summary.json").write_text(json.dumps(record, indent=2))
         plot_run(log.read(), out / "curve.png", title=run_title(config))
     par.barrier()
@@ -148,7 +149,7 @@ def run_title(config: TrainConfig) -> str:
     """A run's curve title: its environment (or its mixture's), model and loss."""
     tasks = train_tasks(config)
     where = tasks[0].env if len(tasks) == 1 else f"{len(tasks)} tasks ({tasks[0].env}, ...)"
-    return f"{where} · {config.model} · {config.loss}"
+    return f"{where} · {config.model.name} · {config.method.loss}"
 
 
 def _say(show: bool, text: str) -> None:

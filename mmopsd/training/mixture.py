@@ -2,8 +2,9 @@
 task, the environments they play in, and the provider that serves each task's turns.
 
 A config's ``tasks`` list names the mixture; each entry is an environment with its keyword
-arguments, its weight, its provider and its history window (an entry leaves out what the run
-sets once). A run without ``tasks`` trains on its ``env`` alone: a mixture of one.
+arguments, its weight, its provider and its history window
+(:class:`~mmopsd.config.TaskConfig`). A run on one environment is a mixture of one: the same
+code path.
 """
 
 from __future__ import annotations
@@ -19,94 +20,21 @@ import gymnasium as gym
 import numpy as np
 
 from mmopsd.agents.history import check_window
-from mmopsd.config import TrainConfig
+from mmopsd.config import TaskConfig, TrainConfig
 from mmopsd.errors import ConfigError
 from mmopsd.privileged.base import Episode, Provider
 from mmopsd.rollout import concurrent, make_envs
 from mmopsd.types import Message, TeacherContext, Trajectory
 
-ENTRY_KEYS = ("env", "env_kwargs", "weight", "provider", "provider_kwargs", "history", "name")
+TrainTask = TaskConfig  # a task of the training mixture, as the config gives it
 
 
-@dataclass(frozen=True)
-class TrainTask:
-    """One environment of a run's training mixture."""
-
-    name: str
-    env: str
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    weight: float = 1.0
-    provider: str = "hint"
-    provider_kwargs: dict[str, Any] = field(default_factory=dict)
-    history: int | None = None
-
-
-def parse_tasks(
-    entries: Sequence[Mapping[str, Any]],
-    *,
-    env: str,
-    env_kwargs: Mapping[str, Any],
-    provider: str,
-    provider_kwargs: Mapping[str, Any],
-    history: int | None,
-) -> list[TrainTask]:
-    """The training tasks of ``entries`` (a config's ``tasks``), the run's own values filling
-    what an entry leaves out; no entries: the run's ``env`` alone."""
-    if not entries:
-        return [TrainTask(_name(env, env_kwargs), env, dict(env_kwargs), 1.0, provider,
-                          dict(provider_kwargs), history)]  # fmt: skip
-    tasks = []
-    for n, entry in enumerate(entries):
-        if not isinstance(entry, Mapping) or "env" not in entry:
-            raise ConfigError(f"tasks[{n}] must be a mapping with an 'env', got {entry!r}")
-        unknown = set(entry) - set(ENTRY_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"tasks[{n}] has unknown keys {sorted(unknown)}; allowed: {', '.join(ENTRY_KEYS)}"
-            )
-        weight = float(entry.get("weight", 1.0))
-        if not weight > 0:
-            raise ConfigError(f"tasks[{n}] weight must be > 0, got {weight}")
-        kwargs = dict(entry.get("env_kwargs", {}))
-        named = entry.get("provider") is not None
-        options = entry.get("provider_kwargs", {} if named else provider_kwargs)
-        tasks.append(
-            TrainTask(
-                name=str(entry.get("name") or _name(entry["env"], kwargs)),
-                env=str(entry["env"]),
-                env_kwargs=kwargs,
-                weight=weight,
-                provider=str(entry["provider"]) if named else provider,
-                provider_kwargs=dict(options),
-                history=entry.get("history", history),
-            )
-        )
-    names = [t.name for t in tasks]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ConfigError(f"tasks named twice: {twice}; give each a 'name'")
-    return tasks
-
-
-def train_tasks(config: TrainConfig) -> list[TrainTask]:
-    """The training mixture of ``config``: its ``tasks`` list, or its ``env`` alone, each
-    entry's history window checked."""
-    tasks = parse_tasks(
-        config.tasks,
-        env=config.env,
-        env_kwargs=config.env_kwargs,
-        provider=config.provider,
-        provider_kwargs=config.provider_kwargs,
-        history=config.history,
-    )
-    for task in tasks:
+def train_tasks(config: TrainConfig) -> list[TaskConfig]:
+    """The training mixture of ``config`` (a run on one environment is a mixture of one),
+    each task's history window checked."""
+    for task in config.tasks:
         check_window(task.history, f"history of task {task.name}")
-    return tasks
-
-
-def _name(env: str, kwargs: Mapping[str, Any]) -> str:
-    base = env.split("/", 1)[-1]
-    return base + (json.dumps(dict(kwargs), sort_keys=True) if kwargs else "")
+    return list(config.tasks)
 
 
 def draw(tasks: Sequence[TrainTask], groups: int, *, seed: int, step: int) -> list[int]:
@@ -114,8 +42,6 @@ def draw(tasks: Sequence[TrainTask], groups: int, *, seed: int, step: int) -> li
 
     The draw depends on the run's seed and the step alone, so every process of a
     data-parallel run draws the same and a resumed run draws what the lost one would have."""
-    if len(tasks) == 1:
-        return [0] * groups
     weights = np.asarray([t.weight for t in tasks], dtype=float)
     rng = np.random.default_rng([seed, step])
     return rng.choice(len(tasks), size=groups, p=weights / weights.sum()).tolist()
@@ -147,6 +73,14 @@ class TaskEnvs:
                 self.free[task] += made
                 self.every += made
             self.kinds.setdefault(task, concurrent(made[0]))
+
+    def prepare_step(self, count: int) -> None:
+        """Have the environments a step of ``count`` episodes is expected to need: each task
+        its share by weight, rounded down (made ahead, in threads where allowed; a task drawn
+        more often than its share makes the rest when its episodes start)."""
+        total = sum(t.weight for t in self.tasks)
+        for n, task in enumerate(self.tasks):
+            self.prepare(n, int(count * task.weight / total))
 
     def lend(self, key: Hashable) -> gym.Env:
         """A free environment of task ``key``."""

@@ -29,8 +29,8 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     par = c.parallel
     with par.gathered(c.policy.model):  # FSDP2: whole weights while generating
         trajs = _rollouts(step, c, config)
-    if config.save_rollouts and par.main:  # every rank holds the whole batch
-        save_rollouts(Path(config.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
+    if config.rollout.save and par.main:  # every rank holds the whole batch
+        save_rollouts(Path(config.run.out_dir) / "rollouts" / f"step-{step}.jsonl", trajs)
     planned, views = _plan(step, c, config, trajs)
     with par.gathered(c.policy.model):  # a provider may generate (skill summaries)
         c.provider.observe(trajs, step)
@@ -40,7 +40,7 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     passes = c.method.passes
     if passes > 1:  # the ratio of later passes is clipped against these
         with par.gathered(c.policy.model):
-            olds = old_logprobs(c.policy, samples, micro_batch_size=config.micro_batch_size)
+            olds = old_logprobs(c.policy, samples, micro_batch_size=config.optimizer.micro_batch_size)
         samples = [dataclasses.replace(s, old_logprobs=o) for s, o in zip(samples, olds)]
     stats, norm = _update(c, config, samples, teacher_prompts)
     for _ in range(passes - 1):  # more passes over the same batch
@@ -79,7 +79,7 @@ def _plan(
             c.teacher,
             [t for _, t in mine],
             [views[key][0][0] for key, _ in mine],
-            micro_batch_size=config.micro_batch_size,
+            micro_batch_size=config.optimizer.micro_batch_size,
         )
     values = c.parallel.gather(values)  # every turn's, in trajectory order
     divergences = {key: v for (key, _), v in zip(keyed, values)}
@@ -90,7 +90,7 @@ def _views(
     c: Components, config: TrainConfig, step: int, trajs: list[Trajectory], keys: list[Key]
 ) -> Views:
     rank = f"-rank{c.parallel.rank}" if c.parallel.active else ""  # ranks fail alone
-    failed = Path(config.out_dir) / "rollouts" / f"failed-step-{step}{rank}.jsonl"
+    failed = Path(config.run.out_dir) / "rollouts" / f"failed-step-{step}{rank}.jsonl"
     return teacher_views(c.policy, c.provider, trajs, keys, failed_path=failed)
 
 
@@ -104,7 +104,7 @@ def _update(
     returns the summed loss terms and the gradient norm before clipping."""
     par = c.parallel
     c.policy.model.train()
-    mbs = config.micro_batch_size
+    mbs = config.optimizer.micro_batch_size
     trained = c.policy.forward_model if c.policy.forward_model is not None else c.policy.model
     stats = distill_backward(
         c.policy,
@@ -119,7 +119,7 @@ def _update(
         always_teacher=par.sharded,  # FSDP2: every rank runs the same forwards
     )
     params = [p for p in c.policy.model.parameters() if p.requires_grad]
-    norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or float("inf"))
+    norm = torch.nn.utils.clip_grad_norm_(params, config.optimizer.max_grad_norm or float("inf"))
     norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP2: a DTensor
     c.optimizer.step()
     c.scheduler.step()
@@ -132,15 +132,15 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
     times (a group shares task and seed; in a mixture each group draws its task). Each rank
     plays its block of tasks; every rank returns the whole batch, in the order of a
     one-process run."""
-    groups = config.batch_size // config.group_size
-    first = config.seed * 1_000_003 + (step - 1) * groups
-    picks = draw(c.tasks, groups, seed=config.seed, step=step)
-    seeds = [first + i for i in range(groups) for _ in range(config.group_size)]
-    tasks = [picks[i] for i in range(groups) for _ in range(config.group_size)]
+    groups = config.optimizer.batch_size // config.method.group_size
+    first = config.run.seed * 1_000_003 + (step - 1) * groups
+    picks = draw(c.tasks, groups, seed=config.run.seed, step=step)
+    seeds = [first + i for i in range(groups) for _ in range(config.method.group_size)]
+    tasks = [picks[i] for i in range(groups) for _ in range(config.method.group_size)]
     own = _own_trajectories(c.parallel, config)
     seeds, tasks = [seeds[i] for i in own], [tasks[i] for i in own]
-    greedy = config.temperature == 0
-    sampling = Sampling(config.max_new_tokens, config.temperature or 1.0, config.top_p, greedy)
+    greedy = config.rollout.temperature == 0
+    sampling = Sampling(config.rollout.max_new_tokens, config.rollout.temperature or 1.0, config.rollout.top_p, greedy)
     players = c.method.players(len(seeds))
     played: dict[int, Trajectory] = {}
     for player in ("teacher", "student"):  # off-policy data: the teacher with its view
@@ -170,7 +170,7 @@ def _play(
             seed=seed,
             spec=c.specs[c.tasks[t].name],
             sampling=sampling,
-            max_turns=config.max_turns,
+            max_turns=config.rollout.max_turns,
             provider=c.providers[c.tasks[t].name] if teacher else None,
             group_id=f"step{step}-seed{seed}",
             trajectory_id=f"{prefix}-{i}-{seed}",
@@ -192,8 +192,8 @@ def _play(
 
 def _own_trajectories(par: Parallel, config: TrainConfig) -> range:
     """The indices of this rank's trajectories in a step's batch (whole groups)."""
-    tasks = par.block(config.batch_size // config.group_size)
-    return range(tasks.start * config.group_size, tasks.stop * config.group_size)
+    tasks = par.block(config.optimizer.batch_size // config.method.group_size)
+    return range(tasks.start * config.method.group_size, tasks.stop * config.method.group_size)
 
 
 def _record(
@@ -220,7 +220,7 @@ def _record(
         "invalid_rate": sum(not t.valid for t in turns) / max(1, len(turns)),
         "env_errors": sum(tr.error is not None for tr in trajs),
         "grad_norm": norm,
-        "engine": config.engine,
+        "engine": config.rollout.engine,
         "engine_mismatch": stats["mismatch"] / tokens if tokens else None,
         "importance_weight": stats["importance"] / tokens if tokens else None,
         "processes": c.parallel.world,

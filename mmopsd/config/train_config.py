@@ -1,0 +1,77 @@
+"""The training configuration: its sections, and the checks that span them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmopsd.config.fields import option
+from mmopsd.config.sections import (
+    EvaluationConfig,
+    MethodConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RolloutConfig,
+    RunConfig,
+    TaskConfig,
+    TeacherConfig,
+)
+from mmopsd.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a self-distillation run needs, in sections (``docs/configuration.md``
+    lists every field; a section left out keeps its defaults).
+
+    Loading checks every field and every relation between sections, importing neither
+    torch nor the rest of the library; what needs a registry or the machine (environment
+    ids, providers, losses, the method's own fields) is checked before the model loads
+    (:func:`mmopsd.training.components.check`).
+    """
+
+    imports: list[str] = option(
+        doc="Modules imported before the run, e.g. the one registering your own environments, "
+        "providers, losses or methods (`[mypkg.envs]`).",
+        factory=list,
+    )
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
+    method: MethodConfig = field(default_factory=MethodConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        """The relations between sections, checked now: a bad config costs nothing."""
+        if not self.tasks:
+            raise ConfigError(
+                "tasks is empty; list at least one, e.g. tasks: [{env: mmopsd/KeyDoor-v0}]"
+            )
+        names = [t.name for t in self.tasks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"tasks named twice: {twice}; give each a 'name'")
+        batch, group = self.optimizer.batch_size, self.method.group_size
+        if batch % group:
+            raise ConfigError(
+                f"optimizer.batch_size ({batch}) must be a multiple of method.group_size ({group})"
+            )
+        if self.method.kl_coef and self.teacher.update != "frozen":
+            raise ConfigError(
+                "method.kl_coef needs teacher.update: frozen (the initial model the penalty is "
+                "measured to)"
+            )
+        teacher_plays = self.method.actor == "teacher" or self.method.teacher_share
+        if teacher_plays and self.rollout.engine != "hf":
+            raise ConfigError(
+                "method.actor: teacher and method.teacher_share play with the local teacher; "
+                "set rollout.engine: hf"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for YAML and checkpoints)."""
+        return dataclasses.asdict(self)
