@@ -20,10 +20,10 @@ from mmopsd.errors import ConfigError
 
 
 def test_method_arms_replace_the_fields_their_preset_defines():
-    base = {"loss": "jsd", "rl": "add", "lr": 1e-4}
+    base = {"method": {"loss": "jsd", "rl": "add"}, "optimizer": {"lr": 1e-4}}
     arms = {a.name: a.data for a in arms_for_methods(base, ["opsd", "sft_teacher"])}
-    assert arms["opsd"] == {"loss": "jsd", "lr": 1e-4, "method": "opsd"}
-    assert arms["sft_teacher"] == {"lr": 1e-4, "method": "sft_teacher"}
+    assert arms["opsd"] == {"method": {"loss": "jsd", "name": "opsd"}, "optimizer": {"lr": 1e-4}}
+    assert arms["sft_teacher"] == {"method": {"name": "sft_teacher"}, "optimizer": {"lr": 1e-4}}
     with pytest.raises(ConfigError, match="unknown method 'ppo'"):
         arms_for_methods(base, ["ppo"])
     with pytest.raises(ConfigError, match="lists a method twice"):
@@ -31,19 +31,22 @@ def test_method_arms_replace_the_fields_their_preset_defines():
 
 
 def test_an_arm_is_the_base_config_with_its_own_overrides():
-    base = {"loss": "jsd", "rl": "add", "lr": 1e-4, "loss_kwargs": {"top_k": 5}}
-    mixed = arm_of(base, ["opsd-mixed", "method=opsd", "teacher_share=0.5", "loss_kwargs.beta=1"])
+    base = {
+        "method": {"loss": "jsd", "rl": "add", "loss_kwargs": {"top_k": 5}},
+        "optimizer": {"lr": 1e-4},
+    }
+    mixed = arm_of(
+        base,
+        ["opsd-mixed", "method.name=opsd", "method.teacher_share=0.5", "method.loss_kwargs.beta=1"],
+    )
     assert mixed.name == "opsd-mixed"
-    assert mixed.data == {
-        "loss": "jsd", "lr": 1e-4, "method": "opsd", "teacher_share": 0.5,
-        "loss_kwargs": {"top_k": 5, "beta": 1},
-    }  # fmt: skip
+    assert mixed.data == {"method": {"loss": "jsd", "name": "opsd", "teacher_share": 0.5, "loss_kwargs": {"top_k": 5, "beta": 1}}, "optimizer": {"lr": 1e-4}}  # fmt: skip
     assert base["loss_kwargs"] == {"top_k": 5}  # the base is left as it was
-    grpo = arm_of(base, ["grpo4", "method=grpo", "group_size=4", "rl=add"]).data
+    grpo = arm_of(base, ["grpo4", "method.name=grpo", "method.group_size=4", "method.rl=add"]).data
     assert grpo["group_size"] == 4 and grpo["rl"] == "add" and "loss" in grpo
-    assert arm_of(base, ["slow", "lr=2.0e-5"]).data == {**base, "lr": 2e-5}
+    assert arm_of(base, ["slow", "optimizer.lr=2.0e-5"]).data == {**base, "lr": 2e-5}
     with pytest.raises(ConfigError, match="needs a name first"):
-        arm_of(base, ["lr=1e-5"])
+        arm_of(base, ["optimizer.lr=1e-5"])
     with pytest.raises(ConfigError, match="key=value"):
         arm_of(base, ["x", "lr"])
 
@@ -60,7 +63,7 @@ def test_the_cli_takes_arms_beside_methods(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("lr: 0.001\n")
     got = arms("--config", str(config), "--methods", "opsd", "--arm", "mixed",
-               "teacher_share=0.25", "--arm", "slow", "lr=2.0e-5")  # fmt: skip
+               "method.teacher_share=0.25", "--arm", "slow", "optimizer.lr=2.0e-5")  # fmt: skip
     assert [(a.name, a.data.get("teacher_share"), a.data["lr"]) for a in got] == [
         ("opsd", None, 0.001), ("mixed", 0.25, 0.001), ("slow", None, 2e-5)
     ]  # fmt: skip
@@ -70,9 +73,9 @@ def _command(out: Path, demo: Path) -> list[str]:
     return [
         sys.executable, "-m", "mmopsd", "compare", "--config", str(demo),
         "--methods", "opsd,sft_teacher", "--seeds", "0,1", "--out", str(out), "--quiet",
-        "--set", "steps=1", "--set", "batch_size=4", "--set", "micro_batch_size=4",
-        "--set", "eval_episodes=4", "--set", "eval_every=0",
-        "--set", "retain=[{env: mmopsd/KeyDoor-v0, env_kwargs: {rule_seed: 7}, name: rule7}]",
+        "--set", "optimizer.steps=1", "--set", "optimizer.batch_size=4", "--set", "optimizer.micro_batch_size=4",
+        "--set", "evaluation.episodes=4", "--set", "evaluation.every=0",
+        "--set", "evaluation.retain=[{env: mmopsd/KeyDoor-v0, env_kwargs: {rule_seed: 7}, name: rule7}]",
     ]  # fmt: skip
 
 
@@ -164,7 +167,7 @@ def test_runs_kept_as_metrics_alone_are_not_trained_again(tmp_path, monkeypatch)
     assert not has_final_summary(tmp_path / "opsd" / "seed-0", 3)  # a longer run is not done
     assert not has_final_summary(tmp_path / "opsd" / "seed-1", 2)
     trained = []
-    monkeypatch.setattr(loop, "train", lambda config, progress: trained.append(config.out_dir))
+    monkeypatch.setattr(loop, "train", lambda config, progress: trained.append(config.run.out_dir))
     summary = run_compare([Arm("opsd", data)], [0, 1], tmp_path, progress=False)
     assert trained == [str(tmp_path / "opsd" / "seed-1")]
     assert summary["arms"]["opsd"]["final"]["held_out"]["per_seed"] == [1.0, 1.0]
@@ -185,7 +188,7 @@ def test_the_runs_share_one_cache_named_relative_to_each_run(tmp_path, monkeypat
 
     def fake_train(config, progress):
         seen.append(config)
-        _mixture_run(Path(config.out_dir), 0.0, 1.0, {"MiniWoB-click-test-v0": 1.0})
+        _mixture_run(Path(config.run.out_dir), 0.0, 1.0, {"MiniWoB-click-test-v0": 1.0})
 
     monkeypatch.setattr(loop, "train", fake_train)
     monkeypatch.chdir(tmp_path)

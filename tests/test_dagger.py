@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, from_dict, merge
 from mmopsd.methods import Batch, build_method
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training.loop import build, train_step
@@ -21,12 +21,16 @@ def test_the_docs_show_the_whole_dagger_file():
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        method="dagger", model="tiny", env="mmopsd/Sokoban-v0", max_turns=3, steps=8,
-        batch_size=4, micro_batch_size=4, lr=3e-3, max_new_tokens=4, eval_every=0,
-        save_every=0, eval_cache="", out_dir=str(tmp_path / "run"), seed=0,
-    )  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/Sokoban-v0"}],
+        "method": {"name": "dagger"},
+        "rollout": {"max_turns": 3, "max_new_tokens": 4},
+        "optimizer": {"steps": 8, "batch_size": 4, "micro_batch_size": 4, "lr": 3e-3},
+        "evaluation": {"every": 0, "cache": ""},
+        "run": {"save_every": 0, "out_dir": str(tmp_path / "run"), "seed": 0},
+    }
+    return from_dict(merge(base, kw))
 
 
 def test_every_visited_state_is_labelled_with_the_experts_action(tmp_path):
@@ -49,7 +53,9 @@ def test_a_dagger_run_learns_the_experts_actions(tmp_path):
     config = _config(tmp_path)
     c = build(config, tiny_text_policy())
     try:
-        losses = [train_step(step, c, config)["loss"] for step in range(1, config.steps + 1)]
+        losses = [
+            train_step(step, c, config)["loss"] for step in range(1, config.optimizer.steps + 1)
+        ]
     finally:
         c.envs.close()
     assert all(loss > 0 for loss in losses)

@@ -14,7 +14,16 @@ pytestmark = pytest.mark.slow
 def test_keydoor_demo_learns_the_rule(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(
-        ["demo", "--quiet", "--set", f"out_dir={out}", "--set", "steps=20", "--set", "eval_every=0"]
+        [
+            "demo",
+            "--quiet",
+            "--set",
+            f"run.out_dir={out}",
+            "--set",
+            "optimizer.steps=20",
+            "--set",
+            "evaluation.every=0",
+        ]
     )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -32,11 +41,11 @@ def test_eval_command_on_a_run_checkpoint(tmp_path, capsys):
                 "demo",
                 "--quiet",
                 "--set",
-                f"out_dir={out}",
+                f"run.out_dir={out}",
                 "--set",
-                "steps=1",
+                "optimizer.steps=1",
                 "--set",
-                "eval_episodes=4",
+                "evaluation.episodes=4",
             ]
         )
         == 0
@@ -70,10 +79,19 @@ def test_example_script_runs(tmp_path):
 @pytest.mark.parametrize(
     ("script", "overrides"),
     [
-        ("keydoor_multiroom.py", ["steps=1", "batch_size=4", "eval_episodes=4"]),
+        (
+            "keydoor_multiroom.py",
+            ["optimizer.steps=1", "optimizer.batch_size=4", "evaluation.episodes=4"],
+        ),
         (
             "alfworld_expert_plan.py",
-            ["steps=1", "batch_size=2", "micro_batch_size=2", "eval_episodes=2", "max_turns=3"],
+            [
+                "optimizer.steps=1",
+                "optimizer.batch_size=2",
+                "optimizer.micro_batch_size=2",
+                "evaluation.episodes=2",
+                "rollout.max_turns=3",
+            ],
         ),
     ],
 )
@@ -84,7 +102,7 @@ def test_multi_turn_examples_run(tmp_path, script, overrides):
 
     path = Path(__file__).parents[1] / "examples" / script
     done = subprocess.run(
-        [sys.executable, str(path), *overrides, f"out_dir={tmp_path / 'run'}"],
+        [sys.executable, str(path), *overrides, f"run.out_dir={tmp_path / 'run'}"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -113,7 +131,22 @@ def test_the_all_suite_on_smollm2_writes_a_leaderboard(tmp_path, capsys):
 
 def test_babyai_demo_runs_a_step(tmp_path):
     out = tmp_path / "run"
-    args = ["demo", "babyai", "--quiet", "--set", f"out_dir={out}", "--set", "steps=1"]
-    args += ["--set", "eval_episodes=2", "--set", "batch_size=2", "--set", "max_turns=2"]
+    args = [
+        "demo",
+        "babyai",
+        "--quiet",
+        "--set",
+        f"run.out_dir={out}",
+        "--set",
+        "optimizer.steps=1",
+    ]
+    args += [
+        "--set",
+        "evaluation.episodes=2",
+        "--set",
+        "optimizer.batch_size=2",
+        "--set",
+        "rollout.max_turns=2",
+    ]
     assert main(args) == 0
     assert (out / "checkpoints" / "step-1").is_dir()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmopsd import losses
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, from_dict, merge
 from mmopsd.engines.build import build_engine
 from mmopsd.engines.colocated import to_generation, trained_weights, vllm_prompt
 from mmopsd.engines.hf import HFEngine
@@ -123,18 +123,20 @@ def test_every_registered_loss_takes_the_importance_weight():
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        model="tiny", env="mmopsd/KeyDoor-v0", steps=2, batch_size=4, micro_batch_size=2,
-        lr=1e-3, max_new_tokens=3, eval_every=0, eval_episodes=4, save_every=2,
-        out_dir=str(tmp_path / "run"), seed=0, temperature=0,
-    )  # fmt: skip
-    base.update(kw)
-    return TrainConfig(**base)
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0"}],
+        "rollout": {"max_new_tokens": 3, "temperature": 0},
+        "optimizer": {"steps": 2, "batch_size": 4, "micro_batch_size": 2, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 4},
+        "run": {"save_every": 2, "out_dir": str(tmp_path / "run"), "seed": 0},
+    }
+    return from_dict(merge(base, kw))
 
 
 def _train_records(config):
     trainer_mod.train(config, policy=_double_policy(), progress=False)
-    lines = (Path(config.out_dir) / "metrics.jsonl").read_text().splitlines()
+    lines = (Path(config.run.out_dir) / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["kind"] == "train"]
 
 
@@ -144,7 +146,7 @@ def test_training_with_engine_logprobs_logs_the_mismatch_and_keeps_the_run(tmp_p
     model: ~1e-7), so the mismatch is that small, every importance weight is 1 to that
     precision and the run equals the plain one to the same relative precision."""
     plain = _train_records(_config(tmp_path / "a"))
-    logged = _train_records(_config(tmp_path / "b", engine_kwargs={"logprobs": True}))
+    logged = _train_records(_config(tmp_path / "b", rollout={"engine_kwargs": {"logprobs": True}}))
     assert all(r["engine_mismatch"] is None for r in plain)
     for r in logged:
         assert r["engine"] == "hf" and r["engine_mismatch"] < 1e-5
@@ -152,7 +154,9 @@ def test_training_with_engine_logprobs_logs_the_mismatch_and_keeps_the_run(tmp_p
     for a, b in zip(plain, logged):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
-    rollouts_cfg = _config(tmp_path / "c", engine_kwargs={"logprobs": True}, save_rollouts=True)
+    rollouts_cfg = _config(
+        tmp_path / "c", rollout={"engine_kwargs": {"logprobs": True}, "save": True}
+    )
     trainer_mod.train(rollouts_cfg, policy=_double_policy(), progress=False)
     saved = json.loads((tmp_path / "c/run/rollouts/step-1.jsonl").read_text().splitlines()[0])
     turn = saved["turns"][0]
@@ -162,9 +166,9 @@ def test_training_with_engine_logprobs_logs_the_mismatch_and_keeps_the_run(tmp_p
 def test_engine_config_errors_name_the_fix(tmp_path):
     policy = tiny_text_policy()
     with pytest.raises(ConfigError, match="engine must be one of hf, vllm, openai"):
-        _config(tmp_path, engine="sglang")
+        _config(tmp_path, rollout={"engine": "sglang"})
     with pytest.raises(ConfigError, match="importance_cap must be >= 0"):
-        _config(tmp_path, importance_cap=-1)
+        _config(tmp_path, method={"importance_cap": -1})
     with pytest.raises(ConfigError, match="'temprature', which engine 'hf' does not take"):
         build_engine("hf", policy, temprature=1)
     with pytest.raises(ConfigError, match="needs engine_kwargs base_url and model"):
@@ -178,7 +182,7 @@ def test_engine_config_errors_name_the_fix(tmp_path):
 def test_a_vllm_config_fails_before_anything_is_written_on_a_cpu_machine(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("checks the message of machines without a GPU")
-    config = _config(tmp_path, engine="vllm")
+    config = _config(tmp_path, rollout={"engine": "vllm"})
     with pytest.raises(ConfigError, match="engine: vllm needs"):
         trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
     assert not (tmp_path / "run").exists()

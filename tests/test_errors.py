@@ -52,7 +52,7 @@ def test_hint_goes_to_the_end_of_the_last_user_turn():
 
 
 def test_cli_reports_config_errors_cleanly(capsys):
-    assert main(["train", "--set", "loss=kl_div", "--set", "steps=0"]) == 2
+    assert main(["train", "--set", "method.loss=kl_div", "--set", "optimizer.steps=0"]) == 2
     assert "steps must be >= 1" in capsys.readouterr().err
 
 

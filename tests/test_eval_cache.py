@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, from_dict, merge
 from mmopsd.evaluation.cache import EvalCache, fingerprint
 from mmopsd.policies.precision import bf16_kernels
 from mmopsd.testing import tiny_text_policy
@@ -53,11 +53,15 @@ def test_the_fingerprint_sees_a_change_of_one_weight():
 
 
 def _config(tmp_path, name, **kw):
-    base = dict(model="tiny", env="mmopsd/KeyDoor-v0", steps=1, batch_size=2,
-                micro_batch_size=2, lr=1e-3, max_new_tokens=3, eval_every=0, eval_episodes=4,
-                save_every=0, out_dir=str(tmp_path / name), seed=0,
-                eval_cache=str(tmp_path / "shared.json"))  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0"}],
+        "rollout": {"max_new_tokens": 3},
+        "optimizer": {"steps": 1, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 4, "cache": str(tmp_path / "shared.json")},
+        "run": {"save_every": 0, "out_dir": str(tmp_path / name), "seed": 0},
+    }
+    return from_dict(merge(base, kw))
 
 
 def _first_eval(tmp_path, name):
@@ -67,7 +71,9 @@ def _first_eval(tmp_path, name):
 
 def test_runs_sharing_a_cache_evaluate_the_initial_model_and_teacher_once(tmp_path):
     first = train(_config(tmp_path, "a"), policy=tiny_text_policy(), progress=False)
-    second = train(_config(tmp_path, "b", seed=1), policy=tiny_text_policy(), progress=False)
+    second = train(
+        _config(tmp_path, "b", run={"seed": 1}), policy=tiny_text_policy(), progress=False
+    )
     a, b = _first_eval(tmp_path, "a"), _first_eval(tmp_path, "b")
     assert len(a["eval_cache"]["computed"]) == 2 and not a["eval_cache"]["reused"]
     assert sorted(k.split("-")[0] for k in b["eval_cache"]["reused"]) == ["student", "teacher"]
@@ -78,7 +84,11 @@ def test_runs_sharing_a_cache_evaluate_the_initial_model_and_teacher_once(tmp_pa
 
 def test_changing_one_setting_recomputes(tmp_path):
     train(_config(tmp_path, "a"), policy=tiny_text_policy(), progress=False)
-    train(_config(tmp_path, "b", eval_episodes=5), policy=tiny_text_policy(), progress=False)
+    train(
+        _config(tmp_path, "b", evaluation={"episodes": 5}),
+        policy=tiny_text_policy(),
+        progress=False,
+    )
     b = _first_eval(tmp_path, "b")
     assert not b["eval_cache"]["reused"] and len(b["eval_cache"]["computed"]) == 2
     assert b["student"]["episodes"] == 5
@@ -88,7 +98,9 @@ def test_changing_one_setting_recomputes(tmp_path):
 
 
 def test_an_empty_setting_turns_the_cache_off(tmp_path):
-    train(_config(tmp_path, "a", eval_cache=""), policy=tiny_text_policy(), progress=False)
+    train(
+        _config(tmp_path, "a", evaluation={"cache": ""}), policy=tiny_text_policy(), progress=False
+    )
     assert "eval_cache" not in _first_eval(tmp_path, "a")
     assert not (tmp_path / "shared.json").exists()
 
@@ -106,7 +118,9 @@ def test_mixed_precision_recomputes_and_a_draw_weight_does_not(tmp_path):
                 {"env": "mmopsd/KeyDoor-v0", "env_kwargs": {"n_doors": 3}, "name": "b"}]  # fmt: skip
 
     for name, weight in (("c", 1.0), ("d", 3.0)):
-        config = _config(tmp_path, name, env=TrainConfig.env, tasks=tasks(weight))
+        config = _config(
+            tmp_path, name, tasks=[{"env": TrainConfig.env, **t} for t in tasks(weight)]
+        )
         train(config, policy=tiny_text_policy(), progress=False)
     d = _first_eval(tmp_path, "d")["eval_cache"]
     assert sorted(k.split("-")[0] for k in d["reused"]) == ["student", "teacher"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import mmopsd.losses as L
+from mmopsd.config import from_dict
 from mmopsd.testing import tiny_text_policy, tiny_vl_policy
 from mmopsd.types import Encoded, user
 
@@ -67,13 +68,8 @@ def test_a_vision_language_step_in_bf16_on_the_gpu():
 
 def test_a_training_run_on_the_gpu_in_bf16(tmp_path):
     from mmopsd import train
-    from mmopsd.config import TrainConfig
 
-    config = TrainConfig(
-        model="tiny", device="cuda", dtype="bfloat16", steps=2, batch_size=4,
-        micro_batch_size=4, max_new_tokens=2, eval_every=0, eval_episodes=4,
-        out_dir=str(tmp_path / "run"),
-    )  # fmt: skip
+    config = from_dict({"model": {"name": "tiny", "device": "cuda", "dtype": "bfloat16"}, "rollout": {"max_new_tokens": 2}, "optimizer": {"steps": 2, "batch_size": 4, "micro_batch_size": 4}, "evaluation": {"every": 0, "episodes": 4}, "run": {"out_dir": str(tmp_path / "run")}})  # fmt: skip
     summary = train(config, policy=_on_gpu(tiny_text_policy(), torch.bfloat16), progress=False)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]

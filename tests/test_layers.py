@@ -1,9 +1,10 @@
 """Imports flow one way: each module imports only its own layer and those below it, and no
 modules import each other in a circle. Layers, from the bottom:
 
-core (errors, registry, types, checks, allocator, parallel) < agent (how a model talks: prompts,
-history, action parsing) < env < engine < model (policies) < provider < rollout < loss <
-method < config < evaluation < training < top (compare, cli, the package's front door).
+core (errors, registry, types, checks, allocator, parallel) < config (plain dataclasses) <
+agent (how a model talks: prompts, history, action parsing) < env < engine < model (policies) <
+provider < rollout < loss < method < evaluation < training < top (compare, cli, the package's
+front door).
 
 Every import counts (module level or inside a function) but those under ``TYPE_CHECKING``.
 """
@@ -19,6 +20,7 @@ PACKAGES = {"mmopsd": "mmopsd", "envs": "mmopsd.envs", "agents": "mmopsd.agents"
 LAYERS = [
     ("core", ["mmopsd.errors", "mmopsd.registry", "mmopsd.types", "mmopsd.checks",
               "mmopsd.allocator", "mmopsd.parallel"]),
+    ("config", ["mmopsd.config", "mmopsd.configs"]),  # plain dataclasses: every layer reads it
     ("agent", ["mmopsd.agents"]),
     ("env", ["mmopsd.envs"]),
     ("engine", ["mmopsd.engines"]),
@@ -27,7 +29,6 @@ LAYERS = [
     ("rollout", ["mmopsd.rollout", "mmopsd.engines.build"]),  # the engine factory loads models
     ("loss", ["mmopsd.losses"]),
     ("method", ["mmopsd.methods"]),
-    ("config", ["mmopsd.config", "mmopsd.configs"]),
     ("evaluation", ["mmopsd.evaluation"]),
     ("training", ["mmopsd.training"]),
     ("top", ["mmopsd.compare", "mmopsd.cli", "mmopsd.testing", "mmopsd.__main__", "mmopsd"]),
@@ -153,9 +154,19 @@ def test_the_layer_test_sees_an_upward_import(tmp_path):
     assert _strongly_connected({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"], ["c"]]
 
 
-def test_loading_a_config_imports_no_torch():
+def test_loading_a_config_imports_neither_torch_nor_the_library():
+    import json
     import subprocess
     import sys
 
-    code = "import mmopsd.config, sys; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = (
+        "import json, sys; from mmopsd.config import load_config; "
+        "load_config('mmopsd/configs/miniwob_opsd.yaml', ['optimizer.steps=3']); "
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or "
+        "m.startswith('mmopsd'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout  # fmt: skip
+    loaded = json.loads(out)
+    assert "torch" not in loaded
+    assert [m for m in loaded if not m.startswith("mmopsd.config")] == ["mmopsd", "mmopsd.errors"]

@@ -11,9 +11,9 @@ import pytest
 import torch
 import yaml
 
-from mmopsd.config import from_dict
+from mmopsd.config import from_dict, merge
 from mmopsd.errors import ConfigError
-from mmopsd.methods import PRESETS
+from mmopsd.methods import PRESETS, build_method, resolve
 from mmopsd.methods.terms import CrossEntropy, Divergence, KLPenalty, PolicyGradient
 from mmopsd.methods.turn_plan import plan_turns
 from mmopsd.testing import tiny_text_policy
@@ -42,42 +42,68 @@ def _logp(policy, prompt, ids):
 
 
 # ------------------------------------------------------------------------------ presets
+def _resolved(data):
+    return resolve(from_dict(data))
+
+
+def _field(config, key):
+    where, name = key.split(".") if "." in key else ("method", key)
+    return getattr(getattr(config, where), name)
+
+
 @pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo", "dagger"])
 def test_presets_expand_to_their_documented_fields(method, tmp_path):
-    config = from_dict({"method": method, "out_dir": str(tmp_path), "group_size": 4})
+    config = _resolved(
+        {"method": {"name": method, "group_size": 4}, "run": {"out_dir": str(tmp_path)}}
+    )
     for key, allowed in PRESETS[method].items():
-        assert getattr(config, key) == allowed[0], key
+        assert _field(config, key) == allowed[0], key
     again = from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())))  # config.yaml reloads
-    assert again == config
+    assert again == config and resolve(again) == config
 
 
 def test_expected_preset_values():
-    grpo = from_dict({"method": "grpo", "group_size": 4, "batch_size": 8})
-    assert (grpo.actor, grpo.rl, grpo.distill_coef, grpo.teacher) == ("student", "add", 0.0, "frozen")  # fmt: skip
-    sft = from_dict({"method": "sft_teacher", "success_only": True})
+    grpo = _resolved({"method": {"name": "grpo", "group_size": 4}, "optimizer": {"batch_size": 8}})
+    m = grpo.method
+    assert (m.actor, m.rl, m.distill_coef, grpo.teacher.update) == ("student", "add", 0.0, "frozen")  # fmt: skip
+    sft = _resolved({"method": {"name": "sft_teacher", "success_only": True}}).method
     assert (sft.actor, sft.loss, sft.rl, sft.success_only) == ("teacher", "sft", "none", True)
-    assert from_dict({"method": "opsd_grpo", "rl": "route", "group_size": 2}).rl == "route"
-    gkd = from_dict({"method": "gkd", "teacher_share": 0.5})
+    route = _resolved({"method": {"name": "opsd_grpo", "rl": "route", "group_size": 2}})
+    assert route.method.rl == "route"
+    gkd = _resolved({"method": {"name": "gkd", "teacher_share": 0.5}}).method
     assert (gkd.actor, gkd.teacher_share) == ("student", 0.5)
 
 
 def test_a_config_contradicting_its_method_is_named():
-    with pytest.raises(ConfigError, match="method grpo sets distill_coef: 0.0, but the config"):
-        from_dict({"method": "grpo", "distill_coef": 0.5})
-    with pytest.raises(ConfigError, match="method must be one of custom, dagger, gkd, grpo"):
-        from_dict({"method": "ppo"})
+    with pytest.raises(ConfigError, match="method grpo sets method.distill_coef: 0.0, but the"):
+        _resolved({"method": {"name": "grpo", "distill_coef": 0.5}})
+    with pytest.raises(ConfigError, match="method.name must be one of custom, dagger, gkd, grpo"):
+        _resolved({"method": {"name": "ppo"}})
     with pytest.raises(ConfigError, match="method grpo compares episodes .* group_size 1"):
-        from_dict({"method": "grpo"})
+        build_method(from_dict({"method": {"name": "grpo"}}))
     with pytest.raises(ConfigError, match="method opsd_grpo compares episodes"):
-        from_dict({"method": "opsd_grpo", "batch_size": 3, "group_size": 1})
+        build_method(
+            from_dict(
+                {"method": {"name": "opsd_grpo", "group_size": 1}, "optimizer": {"batch_size": 3}}
+            )
+        )
     with pytest.raises(ConfigError, match="method gkd mixes .* teacher_share in"):
-        from_dict({"method": "gkd"})
-    with pytest.raises(ConfigError, match="method opsd sets teacher_share: 0.0"):
-        from_dict({"method": "opsd", "teacher_share": 0.5})
-    with pytest.raises(ConfigError, match="kl_coef needs teacher: frozen"):
-        from_dict({"kl_coef": 0.1, "teacher": "ema"})
-    with pytest.raises(ConfigError, match="method sft_teacher needs actor"):
-        from_dict({"method": "opsd"}).__class__(method="sft_teacher")
+        build_method(from_dict({"method": {"name": "gkd"}}))
+    with pytest.raises(ConfigError, match="method opsd sets method.teacher_share: 0.0"):
+        _resolved({"method": {"name": "opsd", "teacher_share": 0.5}})
+    with pytest.raises(ConfigError, match="method grpo sets teacher.update: 'frozen'"):
+        _resolved({"method": {"name": "grpo", "group_size": 2}, "teacher": {"update": "ema"}})
+    with pytest.raises(ConfigError, match="kl_coef needs teacher.update: frozen"):
+        from_dict({"method": {"kl_coef": 0.1}, "teacher": {"update": "ema"}})
+
+
+def test_the_check_step_refuses_a_bad_method_before_any_model_loads(tmp_path):
+    from mmopsd.parallel import Parallel
+    from mmopsd.training.components import check
+
+    config = from_dict({"method": {"name": "grpo"}, "run": {"out_dir": str(tmp_path)}})
+    with pytest.raises(ConfigError, match="group_size 1"):
+        check(config, Parallel())
 
 
 # ------------------------------------------------------------------------- sft_teacher
@@ -184,23 +210,30 @@ def test_grpo_clipped_objective_and_kl_match_the_hand_formula(shift):
 
 # ---------------------------------------------------------------------------- training
 def _train(tmp_path, **fields):
-    base = dict(
-        model="tiny", env="mmopsd/KeyDoor-v0", steps=2, batch_size=4, micro_batch_size=4,
-        lr=1e-3, max_new_tokens=3, eval_every=0, eval_episodes=4, save_every=2,
-        out_dir=str(tmp_path / "run"), seed=0,
-    )  # fmt: skip
-    config = from_dict({**base, **fields})
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0"}],
+        "rollout": {"max_new_tokens": 3},
+        "optimizer": {"steps": 2, "batch_size": 4, "micro_batch_size": 4, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 4},
+        "run": {"save_every": 2, "out_dir": str(tmp_path / "run"), "seed": 0},
+    }
+    config = from_dict(merge(base, fields))
     trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
-    out = Path(config.out_dir)
+    out = Path(config.run.out_dir)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return [r for r in records if r["kind"] == "train"], yaml.safe_load((out / "config.yaml").read_text())  # fmt: skip
 
 
 def test_sft_teacher_and_grpo_train(tmp_path):
-    train, saved = _train(tmp_path / "sft", method="sft_teacher", temperature=0)
-    assert saved["method"] == "sft_teacher" and saved["actor"] == "teacher"
-    assert saved["loss"] == "sft"
+    train, saved = _train(
+        tmp_path / "sft", method={"name": "sft_teacher"}, rollout={"temperature": 0}
+    )
+    m = saved["method"]  # config.yaml records the method's fields
+    assert m["name"] == "sft_teacher" and m["actor"] == "teacher" and m["loss"] == "sft"
     assert all(r["actor"] == "teacher" and r["loss"] > 0 for r in train)
-    train, saved = _train(tmp_path / "grpo", method="grpo", group_size=2, ppo_epochs=2, kl_coef=0.1)
-    assert saved["distill_coef"] == 0.0 and saved["rl"] == "add"
+    train, saved = _train(
+        tmp_path / "grpo", method={"name": "grpo", "group_size": 2, "ppo_epochs": 2, "kl_coef": 0.1}
+    )
+    assert saved["method"]["distill_coef"] == 0.0 and saved["method"]["rl"] == "add"
     assert all(r["loss"] == 0.0 and r["kl"] >= 0.0 for r in train)

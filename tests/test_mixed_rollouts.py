@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 import torch
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import from_dict, merge
 from mmopsd.errors import ConfigError
 from mmopsd.methods import build_method
 from mmopsd.methods.turn_plan import plan_turns
@@ -22,10 +22,15 @@ from mmopsd.training.views import expand_views, teacher_views
 
 
 def _config(tmp_path, **kw):
-    base = dict(model="tiny", env="mmopsd/KeyDoor-v0", steps=1, batch_size=4,
-                micro_batch_size=4, lr=1e-3, max_new_tokens=3, eval_every=0, eval_episodes=2,
-                save_every=0, out_dir=str(tmp_path / "run"), seed=0, eval_cache="")  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0"}],
+        "rollout": {"max_new_tokens": 3},
+        "optimizer": {"steps": 1, "batch_size": 4, "micro_batch_size": 4, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 2, "cache": ""},
+        "run": {"save_every": 0, "out_dir": str(tmp_path / "run"), "seed": 0},
+    }
+    return from_dict(merge(base, kw))
 
 
 def teacher_episodes(episodes, config):
@@ -34,24 +39,27 @@ def teacher_episodes(episodes, config):
 
 
 def test_the_share_counts_whole_groups(tmp_path):
-    assert teacher_episodes(8, _config(tmp_path, batch_size=8, teacher_share=0.25)) == 2
-    assert teacher_episodes(8, _config(tmp_path, batch_size=8, group_size=4,
-                                       teacher_share=0.25)) == 0  # fmt: skip
-    assert teacher_episodes(8, _config(tmp_path, batch_size=8, group_size=2,
-                                       teacher_share=0.5)) == 4  # fmt: skip
+    assert (
+        teacher_episodes(
+            8, _config(tmp_path, method={"teacher_share": 0.25}, optimizer={"batch_size": 8})
+        )
+        == 2
+    )
+    assert teacher_episodes(8, _config(tmp_path, method={"group_size": 4, "teacher_share": 0.25}, optimizer={"batch_size": 8})) == 0  # fmt: skip
+    assert teacher_episodes(8, _config(tmp_path, method={"group_size": 2, "teacher_share": 0.5}, optimizer={"batch_size": 8})) == 4  # fmt: skip
     assert teacher_episodes(4, _config(tmp_path)) == 0
-    assert teacher_episodes(4, _config(tmp_path, actor="teacher")) == 4
+    assert teacher_episodes(4, _config(tmp_path, method={"actor": "teacher"})) == 4
 
 
 def test_a_share_outside_zero_one_or_with_the_teacher_acting_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="teacher_share must lie in"):
-        _config(tmp_path, teacher_share=1.5)
+        _config(tmp_path, method={"teacher_share": 1.5})
     with pytest.raises(ConfigError, match="every episode is the teacher's already"):
-        _config(tmp_path, teacher_share=0.5, actor="teacher")
+        _config(tmp_path, method={"teacher_share": 0.5, "actor": "teacher"})
 
 
 def test_half_the_episodes_are_the_teachers_and_all_are_scored_alike(tmp_path):
-    config = _config(tmp_path, teacher_share=0.5)
+    config = _config(tmp_path, method={"teacher_share": 0.5})
     c = build(config, tiny_text_policy())
     start = {n: p.detach().clone() for n, p in c.policy.model.named_parameters()}
     played, grads = [], {}

@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmopsd.privileged.base import Episode, Provider
 
-from mmopsd.config import TrainConfig
-from mmopsd.errors import ConfigError
+from mmopsd.config import TrainConfig, from_dict, merge
+from mmopsd.errors import MmopsdError
 from mmopsd.evaluation.tasks import extra_tasks
 from mmopsd.parallel import Parallel
 from mmopsd.testing import tiny_text_policy
@@ -28,60 +28,56 @@ TASKS = [
 
 
 def _fields(tmp_path, **kw) -> dict:
-    base = dict(
-        model="tiny",
-        tasks=TASKS,
-        steps=3,
-        batch_size=4,
-        micro_batch_size=2,
-        lr=1e-3,
-        max_new_tokens=3,
-        max_turns=2,
-        eval_every=0,
-        eval_episodes=2,
-        save_every=1,
-        keep_checkpoints=3,
-        save_rollouts=True,
-        out_dir=str(tmp_path / "run"),
-        seed=0,
-    )
-    base.update(kw)
-    return base
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": TASKS,
+        "rollout": {"max_new_tokens": 3, "max_turns": 2, "save": True},
+        "optimizer": {"steps": 3, "batch_size": 4, "micro_batch_size": 2, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 2},
+        "run": {
+            "save_every": 1,
+            "keep_checkpoints": 3,
+            "out_dir": str(tmp_path / "run"),
+            "seed": 0,
+        },
+    }
+    return merge(base, kw)
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    return TrainConfig(**_fields(tmp_path, **kw))
+    return from_dict(_fields(tmp_path, **kw))
 
 
-def test_entries_take_the_runs_settings_where_they_leave_them_out():
-    config = TrainConfig(tasks=TASKS, provider="hint", history=3)
+def test_each_task_is_complete_and_one_environment_is_a_mixture_of_one():
+    config = from_dict({"tasks": [{"history": 3, **t} for t in TASKS]})
     one, two = train_tasks(config)
-    assert one == TrainTask("one-room", "mmopsd/KeyDoor-v0", {"n_doors": 2, "n_rooms": 1},
-                            1.0, "hint", {}, 3)  # fmt: skip
+    assert one == TrainTask("mmopsd/KeyDoor-v0", {"n_doors": 2, "n_rooms": 1}, 1.0, "hint",
+                            {}, 3, "one-room")  # fmt: skip
     assert (two.weight, two.provider, two.provider_kwargs) == (2.0, "reference",
                                                                {"key": "answer"})  # fmt: skip
-    (alone,) = train_tasks(TrainConfig(env="mmopsd/Sokoban-v0"))
+    (alone,) = train_tasks(from_dict({"tasks": [{"env": "mmopsd/Sokoban-v0"}]}))
     assert alone.env == "mmopsd/Sokoban-v0" and alone.name == "Sokoban-v0"
+    assert train_tasks(from_dict({})) == [TrainTask("mmopsd/KeyDoor-v0")]  # the default task
 
 
 @pytest.mark.parametrize(
     "entries, message",
     [
-        ([{"env_kwargs": {}}], "with an 'env'"),
-        ([{"env": "mmopsd/KeyDoor-v0", "wieght": 2}], "unknown keys"),
-        ([{"env": "mmopsd/KeyDoor-v0", "weight": 0}], "weight must be > 0"),
+        ([{"env_kwargs": {}}], r"tasks\[0\] needs env"),
+        ([{"env": "mmopsd/KeyDoor-v0", "wieght": 2}], "unknown field of tasks\\[0\\] 'wieght'"),
+        ([{"env": "mmopsd/KeyDoor-v0", "weight": 0}], r"tasks\[0\].weight must be > 0"),
         ([{"env": "mmopsd/KeyDoor-v0"}, {"env": "mmopsd/KeyDoor-v0"}], "named twice"),
-        ([{"env": "mmopsd/KeyDoor-v0", "history": 0}], "history"),
+        ([{"env": "mmopsd/KeyDoor-v0", "history": 0}], r"tasks\[0\].history must be >= 1"),
+        ([{"env": "mmopsd/Nope-v0"}], "unknown environment 'mmopsd/Nope-v0'"),  # at the check
     ],
 )
 def test_a_bad_entry_is_refused_before_anything_runs(entries, message):
-    config = TrainConfig(tasks=entries)  # loading checks fields, the check step the entries
-    with pytest.raises(ConfigError, match=message):
-        check(config, Parallel())
+    with pytest.raises(MmopsdError, match=message):
+        check(from_dict({"tasks": entries}), Parallel())
 
 
 def test_the_draw_follows_the_weights_and_depends_on_seed_and_step_alone():
-    tasks = [TrainTask("a", "x", weight=1.0), TrainTask("b", "y", weight=3.0)]
+    tasks = [TrainTask("x", weight=1.0, name="a"), TrainTask("y", weight=3.0, name="b")]
     picks = [i for step in range(1, 201) for i in draw(tasks, 8, seed=5, step=step)]
     share = Counter(picks)[1] / len(picks)
     assert 0.7 < share < 0.8  # 0.75 expected; 1600 draws
@@ -115,7 +111,9 @@ def test_each_turn_is_served_by_its_own_tasks_provider():
 
 
 def test_a_mixture_run_plays_both_tasks_and_reports_each(tmp_path):
-    config = _config(tmp_path, steps=2, save_every=0, eval_teacher=True)
+    config = _config(
+        tmp_path, optimizer={"steps": 2}, evaluation={"teacher": True}, run={"save_every": 0}
+    )
     trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
     run = tmp_path / "run"
     played = Counter()
@@ -176,18 +174,21 @@ def test_the_packaged_mixture_config_is_valid():
     assert extra_tasks(config, "ood")
 
 
-def test_env_and_tasks_together_are_refused():
-    with pytest.raises(ConfigError, match="either env"):
-        TrainConfig(env="mmopsd/Sokoban-v0", tasks=TASKS)
-
-
 @pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo"])
 def test_every_method_preset_trains_on_a_mixture_and_compare_reads_it(tmp_path, method):
     from mmopsd.compare import _run_numbers
     from mmopsd.config import from_dict
 
-    fields = _fields(tmp_path, steps=1, save_every=0, save_rollouts=False, group_size=2)
-    config = from_dict({**fields, "method": method})  # the preset fills its own fields
+    fields = _fields(
+        tmp_path,
+        method={"group_size": 2},
+        rollout={"save": False},
+        optimizer={"steps": 1},
+        run={"save_every": 0},
+    )
+    config = from_dict(
+        merge(fields, {"method": {"name": method}})
+    )  # the preset fills its own fields
     trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
     numbers = _run_numbers(tmp_path / "run")
     assert numbers["episodes"]["held_out"] == 4  # two tasks of two episodes each
@@ -199,18 +200,19 @@ def test_every_method_preset_trains_on_a_mixture_and_compare_reads_it(tmp_path, 
 
 
 def test_a_mixture_run_is_titled_by_its_tasks():
-    from mmopsd.config import TrainConfig
     from mmopsd.training.loop import run_title
 
-    mixture = TrainConfig(tasks=[{"env": "mmopsd/KeyDoor-v0"}, {"env": "mmopsd/Sokoban-v0"}])
+    mixture = from_dict({"tasks": [{"env": "mmopsd/KeyDoor-v0"}, {"env": "mmopsd/Sokoban-v0"}]})
     assert run_title(mixture).startswith("2 tasks (mmopsd/KeyDoor-v0, ...) · ")
-    assert run_title(TrainConfig(env="mmopsd/Sokoban-v0")).startswith("mmopsd/Sokoban-v0 · ")
+    assert run_title(from_dict({"tasks": [{"env": "mmopsd/Sokoban-v0"}]})).startswith(
+        "mmopsd/Sokoban-v0 · "
+    )
 
 
 def test_a_run_keeps_at_most_a_steps_environments():
     from mmopsd.training.mixture import TaskEnvs
 
-    config = TrainConfig(tasks=TASKS, batch_size=2)
+    config = from_dict({"tasks": TASKS, "optimizer": {"batch_size": 2}})
     envs = TaskEnvs(train_tasks(config), "train", keep=2)
     lent = [envs.lend(0), envs.lend(0), envs.lend(1)]  # one step drew task 0 twice
     closed = []

@@ -12,7 +12,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import from_dict, merge
 from mmopsd.policies.vision import vision_parameters
 from mmopsd.testing import tiny_vl_policy
 from mmopsd.training import loop as trainer
@@ -27,25 +27,16 @@ SMALL = {
 
 def _train(tmp_path, env_id, kind="qwen2_5_vl", **extra):
     env_kwargs, provider, provider_kwargs = SMALL[env_id]
-    config = TrainConfig(
-        model="tiny",
-        env=env_id,
-        env_kwargs=env_kwargs,
-        provider=provider,
-        provider_kwargs=provider_kwargs,
-        steps=1,
-        batch_size=2,
-        micro_batch_size=2,
-        lr=1e-2,
-        max_new_tokens=4,
-        max_turns=2,
-        eval_every=0,
-        eval_episodes=1,
-        eval_teacher=False,
-        save_every=0,
-        out_dir=str(tmp_path / "run"),
-        **extra,
-    )
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": env_id, "env_kwargs": env_kwargs, "provider": provider,
+                   "provider_kwargs": provider_kwargs}],
+        "rollout": {"max_new_tokens": 4, "max_turns": 2},
+        "optimizer": {"steps": 1, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-2},
+        "evaluation": {"every": 0, "episodes": 1, "teacher": False},
+        "run": {"save_every": 0, "out_dir": str(tmp_path / "run")},
+    }  # fmt: skip
+    config = from_dict(merge(base, extra))
     policy = tiny_vl_policy(kind)
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
     trainer.train(config, policy=policy, progress=False)
@@ -75,7 +66,7 @@ def test_other_qwen_families_train_on_zoomqa(tmp_path, kind):
 
 
 def test_frozen_vision_tower_gets_no_update(tmp_path):
-    _, changed, vision = _train(tmp_path, "mmopsd/GUIClick-v0", freeze_vision=True)
+    _, changed, vision = _train(tmp_path, "mmopsd/GUIClick-v0", model={"freeze_vision": True})
     assert changed and not changed & vision
 
 

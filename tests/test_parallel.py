@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mmopsd.config import merge
 from mmopsd.engines.local_server import free_port
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -26,14 +27,22 @@ TOL = dict(rtol=1e-9, atol=1e-11)
 
 
 def _config(out: Path, **kw) -> dict:
-    base = dict(
-        model="tiny", env="mmopsd/KeyDoor-v0", env_kwargs={"n_rooms": 2}, steps=3,
-        batch_size=4, micro_batch_size=1, lr=1e-3, max_new_tokens=3, max_turns=2,
-        temperature=0.0, eval_every=0, eval_episodes=3, eval_teacher=False, save_every=1,
-        keep_checkpoints=5, out_dir=str(out), seed=0, parallel="ddp", dist_timeout=60,
-    )  # fmt: skip
-    base.update(kw)
-    return base
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0", "env_kwargs": {"n_rooms": 2}}],
+        "rollout": {"max_new_tokens": 3, "max_turns": 2, "temperature": 0.0},
+        "optimizer": {"steps": 3, "batch_size": 4, "micro_batch_size": 1, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 3, "teacher": False},
+        "run": {
+            "save_every": 1,
+            "keep_checkpoints": 5,
+            "out_dir": str(out),
+            "seed": 0,
+            "parallel": "ddp",
+            "dist_timeout": 60,
+        },
+    }
+    return merge(base, kw)
 
 
 def _run(config: dict, procs: int, **env) -> subprocess.CompletedProcess:
@@ -73,7 +82,7 @@ def _assert_same(a: dict, b: dict) -> None:
 def reference(tmp_path_factory) -> Path:
     """The one-process run."""
     out = tmp_path_factory.mktemp("one") / "run"
-    done = _run(_config(out, parallel="none"), 1)
+    done = _run(_config(out, run={"parallel": "none"}), 1)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -81,7 +90,7 @@ def reference(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
     out = tmp_path / "run"
-    done = _run(_config(out, parallel=mode), 2)
+    done = _run(_config(out, run={"parallel": mode}), 2)
     assert done.returncode == 0, done.stderr[-3000:]
     for step in (1, 2, 3):
         _assert_same(_weights(out, step), _weights(reference, step))
@@ -105,26 +114,37 @@ def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        {"lora": True, "lora_targets": ["q_proj", "v_proj"], "teacher": "frozen"},
-        {"teacher": "live", "loss": "jsd"},
-        {"teacher": "ema", "teacher_kwargs": {"rate": 0.5}, "rl": "add", "group_size": 2},
         {
-            "distill_coef": 0.0,
-            "rl": "add",
-            "group_size": 2,
-            "ppo_epochs": 2,
-            "kl_coef": 0.1,
-            "lora": True,
-            "lora_targets": ["q_proj", "v_proj"],
+            "model": {"lora": True, "lora_targets": ["q_proj", "v_proj"]},
+            "teacher": {"update": "frozen"},
         },
-        {"actor": "teacher", "loss": "sft"},
+        {"method": {"loss": "jsd"}, "teacher": {"update": "live"}},
+        {
+            "method": {"rl": "add", "group_size": 2},
+            "teacher": {"update": "ema", "update_kwargs": {"rate": 0.5}},
+        },
+        {
+            "model": {"lora": True, "lora_targets": ["q_proj", "v_proj"]},
+            "method": {
+                "distill_coef": 0.0,
+                "rl": "add",
+                "group_size": 2,
+                "ppo_epochs": 2,
+                "kl_coef": 0.1,
+            },
+        },
+        {"method": {"actor": "teacher", "loss": "sft"}},
     ],
     ids=["lora-frozen", "live-jsd", "ema-rl-groups", "grpo-ppo-kl-lora", "sft-teacher"],
 )
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_lora_teachers_and_rl_equal_one_process(mode, options, tmp_path):
-    one = _run(_config(tmp_path / "one", steps=2, parallel="none", **options), 1)
-    two = _run(_config(tmp_path / "two", steps=2, parallel=mode, **options), 2)
+    one = _run(
+        _config(tmp_path / "one", options, optimizer={"steps": 2}, run={"parallel": "none"}), 1
+    )
+    two = _run(
+        _config(tmp_path / "two", options, optimizer={"steps": 2}, run={"parallel": mode}), 2
+    )
     assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
     _assert_same(_weights(tmp_path / "two", 2), _weights(tmp_path / "one", 2))
 
@@ -134,9 +154,11 @@ def test_lora_teachers_and_rl_equal_one_process(mode, options, tmp_path):
 )
 def test_a_resumed_run_continues_exactly_in_any_mode(first, then, reference, tmp_path):
     procs = {"none": 1, "ddp": 2, "fsdp": 2}
-    done = _run(_config(tmp_path / "run", steps=2, parallel=first), procs[first])
+    done = _run(
+        _config(tmp_path / "run", optimizer={"steps": 2}, run={"parallel": first}), procs[first]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    again = _run(_config(tmp_path / "run", parallel=then), procs[then])
+    again = _run(_config(tmp_path / "run", run={"parallel": then}), procs[then])
     assert again.returncode == 0, again.stderr[-3000:]
     _assert_same(_weights(tmp_path / "run", 3), _weights(reference, 3))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
@@ -150,7 +172,7 @@ def test_a_resumed_run_continues_exactly_in_any_mode(first, then, reference, tmp
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_a_rank_that_raises_ends_the_run_with_its_message(mode, tmp_path):
     start = time.monotonic()
-    config = _config(tmp_path / "run", dist_timeout=30, parallel=mode)
+    config = _config(tmp_path / "run", run={"dist_timeout": 30, "parallel": mode})
     done = _run(config, 2, FAIL_AT_STEP="2", FAIL_RANK="1")
     assert done.returncode != 0
     assert "rank 1 failed on purpose at step 2" in done.stdout + done.stderr
@@ -159,12 +181,12 @@ def test_a_rank_that_raises_ends_the_run_with_its_message(mode, tmp_path):
 
 
 def test_a_multi_process_launch_needs_parallel_ddp(tmp_path):
-    done = _run(_config(tmp_path / "run", parallel="none"), 2)
+    done = _run(_config(tmp_path / "run", run={"parallel": "none"}), 2)
     assert done.returncode != 0 and "set parallel: ddp or auto" in done.stdout + done.stderr
 
 
 def test_tasks_must_divide_among_the_processes(tmp_path):
-    done = _run(_config(tmp_path / "run", batch_size=3), 2)
+    done = _run(_config(tmp_path / "run", optimizer={"batch_size": 3}), 2)
     assert done.returncode != 0
     assert "cannot be shared by 2 processes" in done.stdout + done.stderr
 
@@ -187,8 +209,8 @@ def test_accelerate_launch_runs_the_demo_config_on_two_cpu_processes(tmp_path):
         command = [
             str(Path(sys.executable).with_name("accelerate")), "launch",
             "--num_processes", "2", "--main_process_port", str(free_port()),
-            "-m", "mmopsd", "train", "--config", str(demo), "--set", "steps=2",
-            "--set", f"out_dir={tmp_path / 'run'}",
+            "-m", "mmopsd", "train", "--config", str(demo), "--set", "optimizer.steps=2",
+            "--set", f"run.out_dir={tmp_path / 'run'}",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
     first_failure = [line for line in done.stderr.splitlines() if line.startswith("[rank0]")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import from_dict
 from mmopsd.engines.prefix_cache import PrefixCache
 from mmopsd.errors import ConfigError
 from mmopsd.parallel import Parallel
@@ -38,10 +38,12 @@ def test_the_setting_resolves_per_device(monkeypatch):
     with pytest.raises(ValueError, match="bf16-mixed"):
         resolve_dtype("bf8", CPU)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="AVX-512.*float32"):  # refused before the weights load
-        check(TrainConfig(dtype="bf16-mixed", device="cpu"), Parallel())
-    assert TrainConfig(dtype="bf16-mixed", device="cuda").dtype == "bf16-mixed"
+        check(from_dict({"model": {"dtype": "bf16-mixed", "device": "cpu"}}), Parallel())
+    assert (
+        from_dict({"model": {"dtype": "bf16-mixed", "device": "cuda"}}).model.dtype == "bf16-mixed"
+    )
     with pytest.raises(ConfigError, match="dtype"):
-        TrainConfig(dtype="mixed")
+        from_dict({"model": {"dtype": "mixed"}})
 
 
 def _batch(policy):

@@ -15,6 +15,7 @@ from mmopsd.privileged import (
 from mmopsd.privileged.base import PROVIDERS, Provider
 from PIL import Image
 
+from mmopsd.config import from_dict
 from mmopsd.types import Encoded, Message, Trajectory, Turn, generated, user
 
 STUDENT = [Message("system", "Be brief."), user("You hold a red key. Which door?")]
@@ -194,22 +195,20 @@ class LeakyHint(Provider):
 
 
 def test_a_provider_that_leaks_into_the_student_context_raises_in_training(tmp_path):
-    from mmopsd.config import TrainConfig
     from mmopsd.testing import tiny_text_policy
     from mmopsd.training import loop as trainer
 
     PROVIDERS.add("leaky", LeakyHint)
     try:
-        config = TrainConfig(
-            model="tiny",
-            provider="leaky",
-            steps=1,
-            batch_size=2,
-            micro_batch_size=2,
-            max_new_tokens=2,
-            eval_teacher=False,
-            eval_episodes=2,
-            out_dir=str(tmp_path / "run"),
+        config = from_dict(
+            {
+                "model": {"name": "tiny"},
+                "tasks": [{"provider": "leaky"}],
+                "rollout": {"max_new_tokens": 2},
+                "optimizer": {"steps": 1, "batch_size": 2, "micro_batch_size": 2},
+                "evaluation": {"teacher": False, "episodes": 2},
+                "run": {"out_dir": str(tmp_path / "run")},
+            }
         )
         with pytest.raises(PrivilegedLeak, match="info\\['privileged'\\]\\['hint'\\]"):
             trainer.train(config, policy=tiny_text_policy(), progress=False)
@@ -282,23 +281,20 @@ def test_skill_summary_writes_retrieves_and_saves_skills(tmp_path):
 
 
 def test_skill_summary_trains_with_the_policy_as_summariser(tmp_path):
-    from mmopsd.config import TrainConfig
     from mmopsd.testing import tiny_text_policy
     from mmopsd.training import loop as trainer
 
-    config = TrainConfig(
-        model="tiny",
-        provider="skill_summary",
-        provider_kwargs={"every": 1, "max_new_tokens": 6},
-        steps=2,
-        batch_size=2,
-        micro_batch_size=2,
-        max_new_tokens=2,
-        eval_every=0,
-        eval_episodes=2,
-        eval_teacher=False,
-        save_every=0,
-        out_dir=str(tmp_path / "run"),
+    config = from_dict(
+        {
+            "model": {"name": "tiny"},
+            "tasks": [
+                {"provider": "skill_summary", "provider_kwargs": {"every": 1, "max_new_tokens": 6}}
+            ],
+            "rollout": {"max_new_tokens": 2},
+            "optimizer": {"steps": 2, "batch_size": 2, "micro_batch_size": 2},
+            "evaluation": {"every": 0, "episodes": 2, "teacher": False},
+            "run": {"save_every": 0, "out_dir": str(tmp_path / "run")},
+        }
     )
     trainer.train(config, policy=tiny_text_policy(), progress=False)
     skills = json.loads((tmp_path / "run" / "skills.json").read_text())

@@ -84,7 +84,9 @@ def test_the_python_example_runs_on_the_packaged_model(tmp_path, monkeypatch):
     """The README's Python example as written, shortened to one step of 4 episodes."""
     monkeypatch.chdir(ROOT)
     block = _python_block("README.md", "load_config")
-    short = '"steps=1", "batch_size=4", "micro_batch_size=4", "eval_episodes=4", "eval_every=0"'
-    block = block.replace('"steps=20"', short).replace("runs/keydoor-python", str(tmp_path / "run"))
+    short = '"optimizer.steps=1", "optimizer.batch_size=4", "optimizer.micro_batch_size=4", "evaluation.episodes=4", "evaluation.every=0"'
+    block = block.replace('"optimizer.steps=20"', short).replace(
+        "runs/keydoor-python", str(tmp_path / "run")
+    )
     exec(block, {})
     assert (tmp_path / "run" / "summary.json").is_file()

@@ -47,7 +47,12 @@ ARMS = {
     ),
     "keydoor-tip-discount": (
         KEYDOOR,
-        ["method.name=opsd", "method.token_weighting=tip", "method.turn_weighting=discount", "rollout.max_turns=2"],
+        [
+            "method.name=opsd",
+            "method.token_weighting=tip",
+            "method.turn_weighting=discount",
+            "rollout.max_turns=2",
+        ],
     ),
     "miniwob-opsd": (MINIWOB, ["method.name=opsd"]),
     "miniwob-lambda0.5": (MINIWOB, ["method.name=gkd", "method.teacher_share=0.5"]),

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, from_dict, merge
 from mmopsd.errors import CheckpointError
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import checkpoint
@@ -17,22 +17,14 @@ from mmopsd.training.resume import CheckpointWarning
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        model="tiny",
-        steps=3,
-        batch_size=2,
-        micro_batch_size=2,
-        lr=1e-3,
-        max_new_tokens=2,
-        eval_every=0,
-        eval_episodes=2,
-        eval_teacher=False,
-        save_every=1,
-        keep_checkpoints=3,
-        out_dir=str(tmp_path / "run"),
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    base = {
+        "model": {"name": "tiny"},
+        "rollout": {"max_new_tokens": 2},
+        "optimizer": {"steps": 3, "batch_size": 2, "micro_batch_size": 2, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 2, "teacher": False},
+        "run": {"save_every": 1, "keep_checkpoints": 3, "out_dir": str(tmp_path / "run")},
+    }
+    return from_dict(merge(base, kw))
 
 
 def _records(tmp_path) -> list[dict]:
@@ -71,7 +63,9 @@ def _truncate(file, keep: float = 0.5) -> None:
 def test_a_damaged_latest_checkpoint_is_named_and_the_run_resumes_from_the_previous(
     tmp_path, monkeypatch, damage
 ):
-    trainer_mod.train(_config(tmp_path, steps=2), policy=tiny_text_policy(), progress=False)
+    trainer_mod.train(
+        _config(tmp_path, optimizer={"steps": 2}), policy=tiny_text_policy(), progress=False
+    )
     root = tmp_path / "run" / "checkpoints"
     assert [p.name for p in checkpoint.candidates(root)] == ["step-2", "step-1"]
     name, how = damage
@@ -112,7 +106,9 @@ def test_a_bad_checkpoint_changes_nothing_when_it_fails_to_load(tmp_path):
 
 
 def test_no_loadable_checkpoint_stops_with_advice_and_keeps_the_metrics(tmp_path):
-    trainer_mod.train(_config(tmp_path, steps=1), policy=tiny_text_policy(), progress=False)
+    trainer_mod.train(
+        _config(tmp_path, optimizer={"steps": 1}), policy=tiny_text_policy(), progress=False
+    )
     metrics = (tmp_path / "run" / "metrics.jsonl").read_bytes()
     _truncate(tmp_path / "run" / "checkpoints" / "step-1" / "model.safetensors")
     with (
@@ -124,12 +120,12 @@ def test_no_loadable_checkpoint_stops_with_advice_and_keeps_the_metrics(tmp_path
 
 
 def test_a_finished_run_says_so_and_evaluates_nothing(tmp_path, monkeypatch, capsys):
-    first = trainer_mod.train(_config(tmp_path, steps=2), policy=tiny_text_policy())
+    first = trainer_mod.train(_config(tmp_path, optimizer={"steps": 2}), policy=tiny_text_policy())
     records = _records(tmp_path)
     evals = _counting(monkeypatch, "run_eval")
     builds = []
     monkeypatch.setattr(trainer_mod, "build", lambda *a, **k: builds.append(1))
-    again = trainer_mod.train(_config(tmp_path, steps=2), policy=tiny_text_policy())
+    again = trainer_mod.train(_config(tmp_path, optimizer={"steps": 2}), policy=tiny_text_policy())
     assert "is finished" in "".join(capsys.readouterr())
     assert evals == [] and builds == []  # no evaluation, not even a model
     assert _records(tmp_path) == records  # no second eval or summary record
@@ -137,14 +133,18 @@ def test_a_finished_run_says_so_and_evaluates_nothing(tmp_path, monkeypatch, cap
 
 
 def test_a_run_killed_before_its_summary_completes_it_once(tmp_path, monkeypatch):
-    trainer_mod.train(_config(tmp_path, steps=2), policy=tiny_text_policy(), progress=False)
+    trainer_mod.train(
+        _config(tmp_path, optimizer={"steps": 2}), policy=tiny_text_policy(), progress=False
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     lines = metrics.read_text().splitlines()
     assert json.loads(lines[-1])["kind"] == "summary"
     metrics.write_text("\n".join(lines[:-1]) + "\n")  # killed after the last checkpoint
     evals = _counting(monkeypatch, "run_eval")
     steps = _counting(monkeypatch, "train_step")
-    trainer_mod.train(_config(tmp_path, steps=2), policy=tiny_text_policy(), progress=False)
+    trainer_mod.train(
+        _config(tmp_path, optimizer={"steps": 2}), policy=tiny_text_policy(), progress=False
+    )
     assert evals == [] and steps == []
     kinds = [r["kind"] for r in _records(tmp_path)]
     assert kinds.count("summary") == 1 and kinds.count("eval") == 2
@@ -157,8 +157,18 @@ def test_the_cli_reports_a_finished_run_and_exits_0(tmp_path, capsys):
     policy = tiny_text_policy()
     policy.model.save_pretrained(policy_dir)
     policy.tokenizer.save_pretrained(policy_dir)
-    args = ["train", "--quiet", "--set", f"model={policy_dir}", "--set", f"out_dir={tmp_path}/run"]
-    for key, value in dict(steps=1, batch_size=2, eval_episodes=2, eval_teacher=False).items():
+    args = [
+        "train",
+        "--quiet",
+        "--set",
+        f"model.name={policy_dir}",
+        "--set",
+        f"run.out_dir={tmp_path}/run",
+    ]
+    for key, value in {
+        "optimizer": {"steps": 1, "batch_size": 2},
+        "evaluation": {"episodes": 2, "teacher": False},
+    }.items():
         args += ["--set", f"{key}={value}"]
     assert main(args) == 0
     size = (tmp_path / "run" / "metrics.jsonl").stat().st_size

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mmopsd.config import from_dict
+
 pytest.importorskip("openai", reason="the serve extra is missing: pip install 'mmopsd[serve]'")
 pytest.importorskip("fastapi", reason="transformers serve is missing: pip install 'mmopsd[dev]'")
 
@@ -132,7 +134,7 @@ def test_skill_summary_can_have_a_served_summariser(server, model_dir, tmp_path)
 
 def test_a_bad_served_summariser_is_a_config_error_naming_the_fields():
     with pytest.raises(ConfigError, match="base_url and model"):
-        build_provider("skill_summary", summariser={"model": "m"})
+        build_provider("skill_summary", summariser={"model": {"name": "m"}})
     with pytest.raises(ConfigError, match="not temperature"):
         build_provider(
             "skill_summary", summariser={"base_url": "u", "model": "m", "temperature": 1}
@@ -146,21 +148,15 @@ def test_training_rollouts_can_come_from_a_served_model(server, server_log, mode
     """``engine: openai``: the training rollouts are the server's (one completion request
     per turn, seen in the server's access log), with the ids a local greedy rollout of the
     same episodes gives; the student trains and evaluates locally."""
-    from mmopsd.config import TrainConfig
     from mmopsd.training.loop import train
 
-    config = TrainConfig(
-        model="smollm2-135m", engine="openai", temperature=0, steps=1, batch_size=4,
-        micro_batch_size=4, eval_every=0, eval_episodes=4, eval_teacher=False,
-        save_rollouts=True, out_dir=str(tmp_path / "run"),
-        engine_kwargs={"base_url": server, "model": str(model_dir)},
-    )  # fmt: skip
+    config = from_dict({"model": {"name": "smollm2-135m"}, "rollout": {"engine": "openai", "temperature": 0, "save": True, "engine_kwargs": {"base_url": server, "model": str(model_dir)}}, "optimizer": {"steps": 1, "batch_size": 4, "micro_batch_size": 4}, "evaluation": {"every": 0, "episodes": 4, "teacher": False}, "run": {"out_dir": str(tmp_path / "run")}})  # fmt: skip
     requests = server_log.read_text().count("/v1/completions")
     train(config, progress=False)
     assert server_log.read_text().count("/v1/completions") - requests == 1 + 4  # check + turns
     saved = (tmp_path / "run/rollouts/step-1.jsonl").read_text().splitlines()
     ids = [[t["response_ids"] for t in json.loads(line)["turns"]] for line in saved]
-    sampling = Sampling(max_new_tokens=config.max_new_tokens, greedy=True)
+    sampling = Sampling(max_new_tokens=config.rollout.max_new_tokens, greedy=True)
     local = rollout(
         _local(), make_envs(KEYDOOR, 4), [0, 1, 2, 3], prompt_for(KEYDOOR),
         sampling,

@@ -7,34 +7,31 @@ import json
 import pytest
 import torch
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, from_dict, merge
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import checkpoint
 from mmopsd.training import loop as trainer_mod
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        model="tiny",
-        env="mmopsd/KeyDoor-v0",
-        steps=4,
-        batch_size=4,
-        micro_batch_size=2,
-        lr=1e-3,
-        max_new_tokens=3,
-        eval_every=0,
-        eval_episodes=4,
-        save_every=2,
-        keep_checkpoints=3,
-        out_dir=str(tmp_path / "run"),
-        seed=0,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0"}],
+        "rollout": {"max_new_tokens": 3},
+        "optimizer": {"steps": 4, "batch_size": 4, "micro_batch_size": 2, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 4},
+        "run": {
+            "save_every": 2,
+            "keep_checkpoints": 3,
+            "out_dir": str(tmp_path / "run"),
+            "seed": 0,
+        },
+    }
+    return from_dict(merge(base, kw))
 
 
 def test_training_writes_metrics_curve_and_checkpoints(tmp_path):
-    config = _config(tmp_path, steps=2)
+    config = _config(tmp_path, optimizer={"steps": 2})
     policy = tiny_text_policy()
     before = {n: p.detach().clone() for n, p in policy.model.named_parameters()}
     summary = trainer_mod.train(config, policy=policy, progress=False)
@@ -145,7 +142,12 @@ def test_leftover_temporary_directory_is_ignored_on_resume(tmp_path):
     "teacher, kwargs", [("live", {}), ("ema", {"rate": 0.5}), ("sync", {"every": 1})]
 )
 def test_other_teachers_train(tmp_path, teacher, kwargs):
-    config = _config(tmp_path, steps=1, teacher=teacher, teacher_kwargs=kwargs, eval_teacher=False)
+    config = _config(
+        tmp_path,
+        teacher={"update": teacher, "update_kwargs": kwargs},
+        optimizer={"steps": 1},
+        evaluation={"teacher": False},
+    )
     summary = trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
     assert summary.steps == 1
 
@@ -160,14 +162,19 @@ def test_other_teachers_train(tmp_path, teacher, kwargs):
 )
 def test_losses_and_weightings_plug_into_training(tmp_path, loss, extra):
     config = _config(
-        tmp_path, steps=1, loss=loss, loss_kwargs=extra, token_weighting="tip", eval_teacher=False
+        tmp_path,
+        method={"loss": loss, "loss_kwargs": extra, "token_weighting": "tip"},
+        optimizer={"steps": 1},
+        evaluation={"teacher": False},
     )
     trainer_mod.train(config, policy=tiny_text_policy(), progress=False)
 
 
 def test_lora_training_with_adapter_disabled_teacher(tmp_path):
     config = _config(
-        tmp_path, steps=2, lora=True, lora_r=4, lora_alpha=8, lora_targets=["q_proj", "v_proj"]
+        tmp_path,
+        model={"lora": True, "lora_r": 4, "lora_alpha": 8, "lora_targets": ["q_proj", "v_proj"]},
+        optimizer={"steps": 2},
     )
     policy = tiny_text_policy()
     trainer_mod.train(config, policy=policy, progress=False)

@@ -10,7 +10,7 @@ import torch
 from mmopsd.privileged.base import MissingPrivilegedKey
 
 from mmopsd import losses
-from mmopsd.config import TrainConfig
+from mmopsd.config import TrainConfig, from_dict, merge
 from mmopsd.errors import MmopsdError
 from mmopsd.methods.curriculum import TemporalCurriculum
 from mmopsd.methods.terms import Divergence, PolicyGradient
@@ -138,31 +138,30 @@ def test_micro_batches_give_the_full_batch_gradient_and_the_hand_formula():
 
 
 def _config(tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        model="tiny",
-        steps=2,
-        batch_size=4,
-        micro_batch_size=4,
-        lr=1e-3,
-        max_new_tokens=3,
-        max_turns=4,
-        eval_every=0,
-        eval_episodes=4,
-        save_every=0,
-        out_dir=str(tmp_path / "run"),
-        env_kwargs={"n_rooms": 2},
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    base = {
+        "model": {"name": "tiny"},
+        "tasks": [{"env": "mmopsd/KeyDoor-v0", "env_kwargs": {"n_rooms": 2}}],
+        "rollout": {"max_new_tokens": 3, "max_turns": 4},
+        "optimizer": {"steps": 2, "batch_size": 4, "micro_batch_size": 4, "lr": 1e-3},
+        "evaluation": {"every": 0, "episodes": 4},
+        "run": {"save_every": 0, "out_dir": str(tmp_path / "run")},
+    }
+    return from_dict(merge(base, kw))
 
 
 @pytest.mark.parametrize(
     "extra",
     [
-        dict(turn_weighting="discount", turn_weighting_kwargs={"gamma": 0.8}, history=1),
-        dict(turn_weighting="sod", curriculum_every=1),
-        dict(rl="route", group_size=2),
-        dict(rl="add", rl_advantage="rloo", group_size=4, save_rollouts=True),
+        {
+            "tasks": [{"env": "mmopsd/KeyDoor-v0", "env_kwargs": {"n_rooms": 2}, "history": 1}],
+            "method": {"turn_weighting": "discount", "turn_weighting_kwargs": {"gamma": 0.8}},
+        },
+        {"method": {"turn_weighting": "sod", "curriculum_every": 1}},
+        {"method": {"rl": "route", "group_size": 2}},
+        {
+            "method": {"rl": "add", "rl_advantage": "rloo", "group_size": 4},
+            "rollout": {"save": True},
+        },
     ],
 )
 def test_multi_turn_training_runs(tmp_path, extra):
@@ -172,13 +171,24 @@ def test_multi_turn_training_runs(tmp_path, extra):
     train = [r for r in records if r["kind"] == "train"]
     assert len(train) == 2 and all(r["mean_turns"] >= 1 for r in train)
     assert all(r["loss"] == r["loss"] and r["rl_loss"] == r["rl_loss"] for r in train)  # finite
-    if extra.get("save_rollouts"):
+    if extra.get("rollout", {}).get("save"):
         rows = (tmp_path / "run" / "rollouts" / "step-1.jsonl").read_text().splitlines()
         assert len(rows) == 4 and json.loads(rows[0])["turns"][0]["response_ids"]
 
 
 def test_missing_privileged_key_names_it_and_keeps_the_trajectories(tmp_path):
-    config = _config(tmp_path, provider="hint", provider_kwargs={"key": "plan"}, eval_teacher=False)
+    config = _config(
+        tmp_path,
+        tasks=[
+            {
+                "env": "mmopsd/KeyDoor-v0",
+                "env_kwargs": {"n_rooms": 2},
+                "provider": "hint",
+                "provider_kwargs": {"key": "plan"},
+            }
+        ],
+        evaluation={"teacher": False},
+    )
     with pytest.raises(
         MissingPrivilegedKey, match="provider 'hint' needs info\\['privileged'\\]\\['plan'\\]"
     ) as err:
@@ -191,5 +201,5 @@ def test_missing_privileged_key_names_it_and_keeps_the_trajectories(tmp_path):
 
 
 def test_group_size_must_divide_the_batch():
-    with pytest.raises(MmopsdError, match="multiple of group_size"):
-        TrainConfig(batch_size=6, group_size=4)
+    with pytest.raises(MmopsdError, match="multiple of method.group_size"):
+        from_dict({"method": {"group_size": 4}, "optimizer": {"batch_size": 6}})

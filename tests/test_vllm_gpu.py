@@ -83,11 +83,11 @@ def test_training_with_the_vllm_engine_logs_the_mismatch(tmp_path):
 
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "mmopsd", "train", "--quiet", "--set", "model=smollm2-135m",
-        "--set", "engine=vllm", "--set", "device=cuda", "--set", "dtype=bfloat16",
-        "--set", "engine_kwargs={gpu_memory_utilization: 0.3}", "--set", "steps=2",
-        "--set", "batch_size=8", "--set", "micro_batch_size=8", "--set", "eval_every=0",
-        "--set", "eval_episodes=16", "--set", f"out_dir={out}",
+        sys.executable, "-m", "mmopsd", "train", "--quiet", "--set", "model.name=smollm2-135m",
+        "--set", "rollout.engine=vllm", "--set", "model.device=cuda", "--set", "model.dtype=bfloat16",
+        "--set", "rollout.engine_kwargs={gpu_memory_utilization: 0.3}", "--set", "optimizer.steps=2",
+        "--set", "optimizer.batch_size=8", "--set", "optimizer.micro_batch_size=8", "--set", "evaluation.every=0",
+        "--set", "evaluation.episodes=16", "--set", f"run.out_dir={out}",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -18,7 +18,7 @@ from mmopsd.envs.wrappers import (
     TextActions,
 )
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import from_dict
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training.loop import train
 
@@ -50,17 +50,21 @@ def test_the_readme_frozen_lake_passes_check_env_and_its_expert_wins(frozen_lake
 
 
 def test_the_readme_frozen_lake_trains_a_step(frozen_lake, tmp_path):
-    config = TrainConfig(
-        model="tiny",
-        env=frozen_lake,
-        provider="reference",
-        provider_kwargs={"kind": "expert_plan"},
-        steps=1,
-        batch_size=2,
-        max_turns=2,
-        max_new_tokens=3,
-        eval_episodes=2,
-        out_dir=str(tmp_path / "run"),
+    config = from_dict(
+        {
+            "model": {"name": "tiny"},
+            "tasks": [
+                {
+                    "env": frozen_lake,
+                    "provider": "reference",
+                    "provider_kwargs": {"kind": "expert_plan"},
+                }
+            ],
+            "rollout": {"max_turns": 2, "max_new_tokens": 3},
+            "optimizer": {"steps": 1, "batch_size": 2},
+            "evaluation": {"episodes": 2},
+            "run": {"out_dir": str(tmp_path / "run")},
+        }
     )
     summary = train(config, policy=tiny_text_policy(), progress=False)
     assert summary.steps == 1 and (tmp_path / "run" / "checkpoints" / "step-1").is_dir()

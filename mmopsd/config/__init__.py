@@ -9,6 +9,7 @@ from mmopsd.config.loading import (
     import_modules,
     load_config,
     load_data,
+    merge,
     parse_yaml,
 )
 from mmopsd.config.migration import is_flat, migrate
@@ -41,6 +42,7 @@ __all__ = [
     "is_flat",
     "load_config",
     "load_data",
+    "merge",
     "migrate",
     "parse_yaml",
 ]

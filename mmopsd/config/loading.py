@@ -4,6 +4,7 @@ flat form names its new place (:mod:`mmopsd.config.migration`)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import typing
@@ -15,7 +16,7 @@ import yaml
 
 from mmopsd.config.fields import coerce
 from mmopsd.config.migration import moved_error, moved_key
-from mmopsd.config.sections import TaskConfig
+from mmopsd.config.sections import DEFAULT_ENV, TaskConfig
 from mmopsd.config.train_config import TrainConfig
 from mmopsd.errors import ConfigError
 
@@ -75,7 +76,7 @@ def _child(node: Any, part: str, where: str, key: str) -> Any:
     if not isinstance(node, dict):
         raise ConfigError(f"{where} is not a mapping, so {key} cannot be set")
     if part == "tasks" and "tasks" not in node:
-        node["tasks"] = [{}]  # the default task, to set one of its fields
+        node["tasks"] = [{"env": DEFAULT_ENV}]  # the default task, to set one of its fields
     return node.setdefault(part, {})
 
 
@@ -95,6 +96,19 @@ def _index(node: list, part: str, where: str, key: str) -> int:
             f"{len(node) - 1}"
         )
     return int(part)
+
+
+def merge(data: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of config ``data`` with ``changes`` merged in, section by section: a mapping
+    merges into the mapping it meets, anything else (a list, a value) replaces it
+    (``merge(base, {"optimizer": {"lr": 1e-4}})`` keeps the base's other optimizer fields)."""
+    out = copy.deepcopy(dict(data))
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def _read_text(path: Path) -> str:
@@ -156,6 +170,10 @@ def section(cls: Any, where: str, value: Any) -> Any:
         if key not in names:
             raise _unknown(key, names, f"field of {where}")
         clean[key] = coerce(f"{where}.{key}", item, hints[key])
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and f.name not in clean:
+            raise ConfigError(f"{where} needs {f.name}: {f.metadata.get('doc', '')}")
     return cls(**clean)
 
 

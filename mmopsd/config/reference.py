@@ -48,8 +48,11 @@ def _row(f: dataclasses.Field, hint: Any) -> str:
     elif f.default_factory is not dataclasses.MISSING:
         default = f.default_factory()
     else:
-        default = ""
-    shown = "unset" if default is None else f"`{_yaml(default)}`"
+        default = dataclasses.MISSING
+    if default is dataclasses.MISSING:
+        shown = "required"
+    else:
+        shown = "unset" if default is None else f"`{_yaml(default)}`"
     kind = str(hint) if typing.get_args(hint) else getattr(hint, "__name__", str(hint))
     kind = kind.replace("typing.", "").replace(" | None", " or unset")
     return f"| `{f.name}` | {kind} | {shown} | {f.metadata.get('doc', '')} |"

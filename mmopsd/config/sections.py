@@ -10,6 +10,7 @@ from typing import Any
 from mmopsd.config.fields import Section, option
 from mmopsd.errors import ConfigError
 
+DEFAULT_ENV = "mmopsd/KeyDoor-v0"  # the one task of a config that lists none
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj")
 
 
@@ -58,7 +59,7 @@ class TaskConfig(Section):
     one)."""
 
     key = "tasks[]"
-    env: str = option("mmopsd/KeyDoor-v0", "A registered gymnasium id.")
+    env: str = option(doc="A registered gymnasium id (required).")
     env_kwargs: dict[str, Any] = option(doc="Keyword arguments of `gymnasium.make`.", factory=dict)
     weight: float = option(
         1.0,

@@ -8,6 +8,7 @@ from typing import Any
 
 from mmopsd.config.fields import option
 from mmopsd.config.sections import (
+    DEFAULT_ENV,
     EvaluationConfig,
     MethodConfig,
     ModelConfig,
@@ -37,7 +38,7 @@ class TrainConfig:
         factory=list,
     )
     model: ModelConfig = field(default_factory=ModelConfig)
-    tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig()])
+    tasks: list[TaskConfig] = field(default_factory=lambda: [TaskConfig(DEFAULT_ENV)])
     method: MethodConfig = field(default_factory=MethodConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
