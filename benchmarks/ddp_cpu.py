@@ -31,7 +31,9 @@ from mmopsd.engines.local_server import free_port
 def run(out: Path, mode: str, procs: int, sets: list[str], demo: Path) -> dict:
     """Train once; the step seconds and the final checkpoint's weights."""
     args = ["-m", "mmopsd", "train", "--config", str(demo), "--quiet"]
-    args += [x for kv in [*sets, f"out_dir={out}", f"parallel={mode}"] for x in ("--set", kv)]
+    args += [
+        x for kv in [*sets, f"run.out_dir={out}", f"run.parallel={mode}"] for x in ("--set", kv)
+    ]
     if procs == 1:
         command = [sys.executable, *args]
     else:
@@ -61,9 +63,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ddp_cpu.json")
     args = ap.parse_args()
     sets = [
-        f"steps={args.steps}", f"batch_size={args.batch}", "micro_batch_size=4",
-        "temperature=0", "eval_every=0", "eval_episodes=2", "eval_teacher=false",
-        f"save_every={args.steps}",
+        f"optimizer.steps={args.steps}", f"optimizer.batch_size={args.batch}", "optimizer.micro_batch_size=4",
+        "rollout.temperature=0", "evaluation.every=0", "evaluation.episodes=2", "evaluation.teacher=false",
+        f"run.save_every={args.steps}",
     ]  # fmt: skip
     rows = []
     config = resources.files("mmopsd.configs") / "keydoor_demo.yaml"

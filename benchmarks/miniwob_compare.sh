@@ -46,8 +46,8 @@ arms=()
 for arm in $ARMS; do
   case "$arm" in
     opsd | sft_teacher) methods+=("$arm") ;;
-    lambda) arms+=(--arm "opsd-lambda$LAMBDA" method=gkd "teacher_share=$LAMBDA") ;;
-    grpo) arms+=(--arm grpo method=grpo group_size=4) ;;
+    lambda) arms+=(--arm "opsd-lambda$LAMBDA" method.name=gkd "method.teacher_share=$LAMBDA") ;;
+    grpo) arms+=(--arm grpo method.name=grpo method.group_size=4) ;;
     *) echo "unknown arm '$arm' in ARMS: use opsd, sft_teacher, lambda, grpo" >&2; exit 2 ;;
   esac
 done

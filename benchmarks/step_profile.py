@@ -36,52 +36,56 @@ from unittest import mock
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-RUN_FIELDS = ("steps", "eval_every", "save_every", "out_dir", "seed", "ood", "retain")
 
 
 def recipe_fields(name: str) -> dict[str, Any]:
-    """A packaged config's fields but those the profile sets (its budget, evaluations apart
-    from the held-out one, its output)."""
+    """A packaged config's sections but those the profile sets (its budget, evaluations
+    apart from the held-out one, its output)."""
     from mmopsd.config import load_data
 
     with resources.as_file(resources.files("mmopsd.configs") / name) as path:
-        return {k: v for k, v in load_data(path).items() if k not in RUN_FIELDS}
+        data = load_data(path)
+    data.pop("run", None)
+    data["evaluation"] = {"episodes": 2}
+    data["optimizer"].pop("steps", None)
+    return data
 
 
 CASES: dict[str, dict[str, Any]] = {
-    "keydoor": dict(
-        env="mmopsd/KeyDoor-v0",
-        env_kwargs={"n_doors": 2, "n_rooms": 1},
-        provider="hint",
-        provider_kwargs={"template": " Hint: {hint}"},
-        batch_size=16,
-        micro_batch_size=16,
-        max_new_tokens=4,
-        max_turns=1,
-        eval_episodes=32,
-    ),
-    "click-button": dict(
-        env="mmopsd/MiniWoB-click-button-v0",
-        provider="hint",
-        batch_size=8,
-        micro_batch_size=8,
-        max_new_tokens=16,
-        max_turns=1,
-        eval_episodes=16,
-    ),
+    "keydoor": {
+        "tasks": [
+            {
+                "env": "mmopsd/KeyDoor-v0",
+                "env_kwargs": {"n_doors": 2, "n_rooms": 1},
+                "provider": "hint",
+                "provider_kwargs": {"template": " Hint: {hint}"},
+            }
+        ],
+        "rollout": {"max_new_tokens": 4, "max_turns": 1},
+        "optimizer": {"batch_size": 16, "micro_batch_size": 16},
+        "evaluation": {"episodes": 32},
+    },
+    "click-button": {
+        "tasks": [{"env": "mmopsd/MiniWoB-click-button-v0", "provider": "hint"}],
+        "rollout": {"max_new_tokens": 16, "max_turns": 1},
+        "optimizer": {"batch_size": 8, "micro_batch_size": 8},
+        "evaluation": {"episodes": 16},
+    },
     # mmopsd/configs/miniwob_opsd.yaml's training (its eight tasks), with small evaluations
-    "miniwob-mixture": {**recipe_fields("miniwob_opsd.yaml"), "eval_episodes": 2},
-    "babyai-gotolocal": dict(
-        env="mmopsd/BabyAI-GoToLocal-v0",
-        provider="reference",
-        provider_kwargs={"kind": "next_action"},
-        batch_size=4,
-        micro_batch_size=4,
-        max_new_tokens=4,
-        max_turns=8,
-        history=2,
-        eval_episodes=8,
-    ),
+    "miniwob-mixture": recipe_fields("miniwob_opsd.yaml"),
+    "babyai-gotolocal": {
+        "tasks": [
+            {
+                "env": "mmopsd/BabyAI-GoToLocal-v0",
+                "provider": "reference",
+                "provider_kwargs": {"kind": "next_action"},
+                "history": 2,
+            }
+        ],
+        "rollout": {"max_new_tokens": 4, "max_turns": 8},
+        "optimizer": {"batch_size": 4, "micro_batch_size": 4},
+        "evaluation": {"episodes": 8},
+    },
 }
 CATEGORIES = (
     "generation",
@@ -240,28 +244,22 @@ def _eval_patches(clock: Clock, core: Any) -> list:
 def profile(case: str, steps: int, dtype: str = "auto") -> dict[str, Any]:
     """Train ``steps`` steps of ``case`` (one evaluation before and one after) and split
     the time."""
-    from mmopsd.config import from_dict
+    from mmopsd.config import from_dict, merge
     from mmopsd.training.loop import train
 
     clock = Clock()
     with tempfile.TemporaryDirectory() as out, ExitStack() as stack:
         for patch in _patches(clock):
             stack.enter_context(patch)
-        config = from_dict(
-            {
-                "model": "smollm2-135m",
-                "loss": "forward_kl",
-                "teacher": "frozen",
-                "lr": 2e-5,
-                "steps": steps,
-                "eval_every": 0,
-                "save_every": 0,
-                "out_dir": out,
-                "seed": 0,
-                "dtype": dtype,
-                **CASES[case],
-            }
-        )
+        base = {
+            "model": {"name": "smollm2-135m", "dtype": dtype},
+            "method": {"loss": "forward_kl"},
+            "teacher": {"update": "frozen"},
+            "optimizer": {"lr": 2e-5, "steps": steps},
+            "evaluation": {"every": 0},
+            "run": {"save_every": 0, "out_dir": out, "seed": 0},
+        }
+        config = from_dict(merge(base, CASES[case]))
         began = time.perf_counter()
         clock.mark = began
         summary = train(config, progress=False)
@@ -277,10 +275,10 @@ def _report(case: str, steps: int, clock: Clock, wall: float, summary: Any) -> d
         phase: {cat: round(clock.seconds.get((phase, cat), 0.0), 2) for cat in CATEGORIES}
         for phase in ("train", "eval")
     }
-    train_eps = steps * config["batch_size"]
+    train_eps = steps * config["optimizer"]["batch_size"]
     out: dict[str, Any] = {
         "case": case,
-        "env": config.get("env", "mixture"),
+        "env": config["tasks"][0]["env"] if len(config["tasks"]) == 1 else "mixture",
         "steps": steps,
         "wall_seconds": round(wall, 1),
         "train_seconds_per_step": round(sum(split["train"].values()) / steps, 2),

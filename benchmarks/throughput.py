@@ -48,13 +48,19 @@ EVALS = {
                              max_new_tokens=4),
 }  # fmt: skip
 RUNS = {
-    "click-button": dict(env="mmopsd/MiniWoB-click-button-v0", provider="hint", steps=4,
-                         batch_size=8, micro_batch_size=8, max_new_tokens=16, max_turns=1,
-                         eval_every=2, eval_episodes=16),
-    "babyai-gotolocal": dict(env="mmopsd/BabyAI-GoToLocal-v0", provider="reference",
-                             provider_kwargs={"kind": "next_action"}, steps=2, batch_size=4,
-                             micro_batch_size=4, max_new_tokens=4, max_turns=8, history=2,
-                             eval_every=1, eval_episodes=8),
+    "click-button": {
+        "tasks": [{"env": "mmopsd/MiniWoB-click-button-v0", "provider": "hint"}],
+        "rollout": {"max_new_tokens": 16, "max_turns": 1},
+        "optimizer": {"steps": 4, "batch_size": 8, "micro_batch_size": 8},
+        "evaluation": {"every": 2, "episodes": 16},
+    },
+    "babyai-gotolocal": {
+        "tasks": [{"env": "mmopsd/BabyAI-GoToLocal-v0", "provider": "reference",
+                   "provider_kwargs": {"kind": "next_action"}, "history": 2}],
+        "rollout": {"max_new_tokens": 4, "max_turns": 8},
+        "optimizer": {"steps": 2, "batch_size": 4, "micro_batch_size": 4},
+        "evaluation": {"every": 1, "episodes": 8},
+    },
 }  # fmt: skip
 
 
@@ -110,27 +116,23 @@ def measure_eval(name: str) -> dict[str, Any]:
 
 def measure_run(name: str) -> dict[str, Any]:
     """A short self-distillation run; training episodes per hour of its wall time."""
-    from mmopsd.config import from_dict
+    from mmopsd.config import from_dict, merge
     from mmopsd.training.loop import train
 
     policy = _policy()
     with tempfile.TemporaryDirectory() as out:
-        config = from_dict(
-            {
-                "model": MODEL,
-                "loss": "forward_kl",
-                "teacher": "frozen",
-                "lr": 2e-5,
-                "save_every": 0,
-                "out_dir": out,
-                "seed": 0,
-                **RUNS[name],
-            }
-        )
+        base = {
+            "model": {"name": MODEL},
+            "method": {"loss": "forward_kl"},
+            "teacher": {"update": "frozen"},
+            "optimizer": {"lr": 2e-5},
+            "run": {"save_every": 0, "out_dir": out, "seed": 0},
+        }
+        config = from_dict(merge(base, RUNS[name]))
         began = time.perf_counter()
         summary = train(config, policy=policy, progress=False)
         seconds = time.perf_counter() - began
-    episodes = config.steps * config.batch_size
+    episodes = config.optimizer.steps * config.optimizer.batch_size
     return {
         "seconds": seconds,
         "episodes": episodes,

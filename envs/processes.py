@@ -26,6 +26,20 @@ class ProcessPool(Protocol):
         """End every process of the pool, idle or in use."""
 
 
+# Environments with a process open at a time beside a model generating on the CPU.
+SLOTS_BESIDE_CPU_MODEL = 8
+
+
+def process_slots(beside_cpu_model: bool) -> int | None:
+    """How many environments that own a process (those that step in threads: MiniWoB++'s
+    browsers) may be open at a time when nobody asked for a number: 8 beside a model
+    generating on the CPU, no bound elsewhere. On 2 cores, starting a headless Chromium costs
+    about a second of CPU and an open one a share of a core, which 32 open browsers took from
+    generation (MiniWoB++ click-button: 32 at a time 134 s, 8 at a time 102 s); text
+    environments gain from 32 (KeyDoor: 7.3 s against 12.5 s)."""
+    return SLOTS_BESIDE_CPU_MODEL if beside_cpu_model else None
+
+
 _POOLS: list[ProcessPool] = []
 _depth = 0
 

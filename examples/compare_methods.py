@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from mmopsd.compare import arms_for_methods, run_compare
-from mmopsd.config import load_data
+from mmopsd.config import load_data, merge
 from mmopsd.evaluation.report import compare_table as table
 
 ap = argparse.ArgumentParser()
@@ -29,16 +29,17 @@ args = ap.parse_args()
 
 one_room = {"n_doors": 2, "n_rooms": 1}
 overrides = {
-    "steps": args.steps,
-    "group_size": 4,  # GRPO compares the episodes of a group (same seed)
-    "eval_every": max(1, args.steps // 4),
-    "save_every": args.steps,
-    "keep_checkpoints": 1,
-    "ood": [{"name": "combination", "env_kwargs": {**one_room, "split_by": "combination"}}],
-    "retain": [{"name": "other-rule", "env_kwargs": {**one_room, "rule_seed": 7}}],
+    "method": {"group_size": 4},  # GRPO compares the episodes of a group (same seed)
+    "optimizer": {"steps": args.steps},
+    "evaluation": {
+        "every": max(1, args.steps // 4),
+        "ood": [{"name": "combination", "env_kwargs": {**one_room, "split_by": "combination"}}],
+        "retain": [{"name": "other-rule", "env_kwargs": {**one_room, "rule_seed": 7}}],
+    },
+    "run": {"save_every": args.steps, "keep_checkpoints": 1},
 }
 with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as path:
-    base = {**load_data(path), **overrides}
+    base = merge(load_data(path), overrides)
 arms = arms_for_methods(base, args.methods.split(","))
 summary = run_compare(arms, [int(s) for s in args.seeds.split(",")], args.out)
 print(table(summary))

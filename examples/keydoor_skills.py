@@ -18,4 +18,4 @@ with resources.as_file(resources.files("mmopsd.configs") / "keydoor_skills.yaml"
     config = load_config(path, sys.argv[1:])
 summary = train(config)
 print(summary.table())
-print((Path(config.out_dir) / "skills.md").read_text())
+print((Path(config.run.out_dir) / "skills.md").read_text())

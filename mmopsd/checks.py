@@ -83,7 +83,7 @@ def check_loss(name: str, fn: Callable[..., torch.Tensor], options: dict[str, An
     fixed: dict[str, Any] = {"reduction": "sum"}
     if needs_ids(fn):
         fixed["response_ids"] = torch.zeros(1, 2, dtype=torch.long)
-    call_checked("loss_kwargs", f"loss {name!r}", fn, s, t, mask, fixed=fixed, **options)
+    call_checked("method.loss_kwargs", f"loss {name!r}", fn, s, t, mask, fixed=fixed, **options)
 
 
 def needs_ids(fn: Callable[..., torch.Tensor]) -> bool:
@@ -95,14 +95,14 @@ def check_token_weighting(name: str, fn: Callable[..., torch.Tensor], options: d
     """Run the token weighting once on a tiny batch with the user's ``weighting_kwargs``."""
     fixed = {"student_logits": torch.zeros(1, 2, 8), "teacher_logits": _ramp()}
     what = f"token weighting {name!r}"
-    call_checked("weighting_kwargs", what, fn, torch.ones(1, 2), fixed=fixed, **options)
+    call_checked("method.weighting_kwargs", what, fn, torch.ones(1, 2), fixed=fixed, **options)
 
 
 def check_turn_weighting(name: str, fn: Callable[..., list[float]], options: dict) -> None:
     """Run the turn weighting once on two turns with the user's ``turn_weighting_kwargs``."""
     what = f"turn weighting {name!r}"
     fixed = {"divergences": [0.5, 0.25]}
-    call_checked("turn_weighting_kwargs", what, fn, 2, fixed=fixed, **options)
+    call_checked("method.turn_weighting_kwargs", what, fn, 2, fixed=fixed, **options)
 
 
 def _ramp() -> torch.Tensor:

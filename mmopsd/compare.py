@@ -122,13 +122,15 @@ def run_compare(
     if len(budgets) != 1:
         raise ConfigError(
             "the compared runs consume different numbers of environment episodes "
-            f"(batch_size, steps): {sorted(budgets)}; give them the same budget"
+            f"(optimizer.batch_size, optimizer.steps): {sorted(budgets)}; give them the same budget"
         )
     for n, (arm, seed, config) in enumerate(runs, 1):
         where = f"[{n}/{len(runs)}] {arm.name}, seed {seed}"
         if has_final_summary(Path(config.run.out_dir), config.optimizer.steps):
             if progress:
-                print(f"{where}: finished ({config.run.out_dir} holds its final summary)", flush=True)
+                print(
+                    f"{where}: finished ({config.run.out_dir} holds its final summary)", flush=True
+                )
             continue
         if progress:
             print(f"{where} -> {config.run.out_dir}", flush=True)

@@ -180,8 +180,8 @@ def init(mode: str, timeout: float = 600.0) -> Parallel:
         return Parallel("none", 0, 1)
     if mode == "none":
         raise ConfigError(
-            f"launched on {world} processes but parallel is none: set parallel: ddp or auto "
-            "(--set parallel=ddp), or launch one process"
+            f"launched on {world} processes but run.parallel is none: set run.parallel: ddp or "
+            "auto (--set run.parallel=ddp), or launch one process"
         )
     mode = "ddp" if mode == "auto" else mode
     if not dist.is_initialized():

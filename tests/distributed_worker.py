@@ -8,13 +8,13 @@ import json
 import os
 import sys
 
-from mmopsd.config import TrainConfig
+from mmopsd.config import from_dict
 from mmopsd.testing import tiny_text_policy
 from mmopsd.training import loop as trainer
 
 
 def main() -> None:
-    config = TrainConfig(**json.loads(sys.argv[1]))
+    config = from_dict(json.loads(sys.argv[1]))
     policy = tiny_text_policy()
     policy.model.double()  # float64: "the same update" is checked near float64's epsilon
     fail_at = int(os.environ.get("FAIL_AT_STEP", "0"))

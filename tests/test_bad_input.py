@@ -22,14 +22,16 @@ def files(tmp_path_factory) -> dict[str, Path]:
     policy = tiny_text_policy()
     policy.model.save_pretrained(model)
     policy.tokenizer.save_pretrained(model)
-    (root / "broken.yaml").write_text("steps: 3\nloss: [forward_kl\nlr: 1e-5\n")
+    (root / "broken.yaml").write_text(
+        "optimizer: {steps: 3}\nmethod: {loss: [forward_kl\nrun: {seed: 1}\n"
+    )
     (root / "list.yaml").write_text("- steps\n- lr\n")
     (root / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
     (root / "a-file").write_text("not a folder")
     (root / "empty-dir").mkdir()
     bad_run = root / "bad-run"
     (bad_run / "checkpoints" / "step-1").mkdir(parents=True)
-    (bad_run / "config.yaml").write_text(f"model: {model}\nsteps: 1\n")
+    (bad_run / "config.yaml").write_text(f"model: {{name: {model}}}\noptimizer: {{steps: 1}}\n")
     (bad_run / "checkpoints" / "step-1" / "trainer_state.json").write_text('{"step": 1}')
     (bad_run / "checkpoints" / "step-1" / "model.safetensors").write_bytes(b"\x10\x00" * 9)
     broken_run = root / "broken-run"
@@ -62,28 +64,33 @@ def S(*pairs: str) -> list[str]:
 CASES = [
     # --- train: files
     ("config-missing", T("--config", "{missing}"), {}, "config file not found"),
-    ("config-bad-yaml", T("--config", "{broken}"), {}, "not valid YAML at line 3, column 3"),
+    ("config-bad-yaml", T("--config", "{broken}"), {}, "not valid YAML at line 3, column 4"),
     ("config-not-mapping", T("--config", "{list}"), {}, "must hold a mapping"),
     ("config-binary", T("--config", "{binary}"), {}, "not a UTF-8 text file"),
     # --- train: config fields
     ("set-no-equals", T(*S("steps")), {}, "must look like key=value"),
-    ("set-bad-yaml", T(*S("optimizer.steps=[1")), {}, "value of --set steps is not valid YAML"),
-    ("unknown-field", T(*S("stpes=3")), {}, "did you mean 'steps'"),
-    ("field-type", T(*S("optimizer.steps=many")), {}, "'steps' must be int"),
+    (
+        "set-bad-yaml",
+        T(*S("optimizer.steps=[1")),
+        {},
+        "value of --set optimizer.steps is not valid YAML",
+    ),
+    ("unknown-field", T(*S("optimizer.stpes=3")), {}, "did you mean 'steps'"),
+    ("field-type", T(*S("optimizer.steps=many")), {}, "optimizer.steps must be int"),
     ("field-zero", T(*S("optimizer.steps=0")), {}, "steps must be >= 1"),
-    ("history-zero", T(*S("history=0")), {}, "history must be >= 1"),
+    ("history-zero", T(*S("tasks.0.history=0")), {}, "tasks[0].history must be >= 1"),
     ("lr-negative", T(*S("optimizer.lr=-1")), {}, "lr must be > 0"),
     (
         "group-size",
         T(*S("optimizer.batch_size=5", "method.group_size=2")),
         {},
-        "multiple of group_size",
+        "multiple of method.group_size",
     ),
     ("rl-mode", T(*S("method.rl=both")), {}, "rl must be one of none, add, route"),
     ("dtype", T(*S("model.dtype=float8")), {}, "dtype must be one of"),
     ("device", T(*S("model.device=gpu")), {}, "device must be auto, cpu, cuda"),
-    ("top-p", T(*S("rollout.top_p=2")), {}, "top_p must lie in (0, 1]"),
-    ("kwargs-not-mapping", T(*S("method.loss_kwargs=5")), {}, "'loss_kwargs' must be dict"),
+    ("top-p", T(*S("rollout.top_p=2")), {}, "rollout.top_p must lie in (0, 1]"),
+    ("kwargs-not-mapping", T(*S("method.loss_kwargs=5")), {}, "method.loss_kwargs must be dict"),
     (
         "dotted-into-scalar",
         T(*S("optimizer.steps=2", "optimizer.steps.x=1")),
@@ -144,24 +151,39 @@ CASES = [
         {},
         "teacher 'frozen' does not take",
     ),
-    ("provider-name", T(*S("provider=oracle")), {}, "provider 'oracle'; known: compose"),
-    ("provider-kwarg", T(*S("provider_kwargs.colour=red")), {}, "provider_kwargs has 'colour'"),
+    ("provider-name", T(*S("tasks.0.provider=oracle")), {}, "provider 'oracle'; known: compose"),
+    (
+        "provider-kwarg",
+        T(*S("tasks.0.provider_kwargs.colour=red")),
+        {},
+        "provider_kwargs has 'colour'",
+    ),
     (
         "provider-value",
-        T(*S("provider=reference", "provider_kwargs.kind=x")),
+        T(*S("tasks.0.provider=reference", "tasks.0.provider_kwargs.kind=x")),
         {},
         "reference kind must be one of",
     ),
-    ("env-id", T(*S("env=mmopsd/Nope-v0")), {}, "unknown environment 'mmopsd/Nope-v0'"),
-    ("env-value", T(*S("env_kwargs={n_doors: 99}")), {}, "2 <= n_doors <= 3"),
-    ("env-kwarg", T(*S("env_kwargs.n_dors=2")), {}, "env_kwargs has 'n_dors'"),
-    ("env-kwarg-type", T(*S("env_kwargs.n_doors=two")), {}, "check the types in env_kwargs"),
+    ("env-id", T(*S("tasks.0.env=mmopsd/Nope-v0")), {}, "unknown environment 'mmopsd/Nope-v0'"),
+    ("env-value", T(*S("tasks.0.env_kwargs={n_doors: 99}")), {}, "2 <= n_doors <= 3"),
+    ("env-kwarg", T(*S("tasks.0.env_kwargs.n_dors=2")), {}, "env_kwargs has 'n_dors'"),
+    (
+        "env-kwarg-type",
+        T(*S("tasks.0.env_kwargs.n_doors=two")),
+        {},
+        "check the types in env_kwargs",
+    ),
     ("env-split", T(*S("rollout.split=validation")), {}, "split must be 'train' or 'test'"),
     ("imports", T(*S("imports=[no_such_module_xyz]")), {}, "cannot import 'no_such_module_xyz'"),
     # --- train: models and outputs
     ("model-alias", T(*S("model.name=smollm9")), {}, "unknown model 'smollm9'"),
     ("model-empty-dir", T(*S("model.name={empty}")), {}, "holds no config.json"),
-    ("out-dir-is-file", T(*S("run.out_dir={file}")), {}, "is a file; set out_dir to a directory"),
+    (
+        "out-dir-is-file",
+        T(*S("run.out_dir={file}")),
+        {},
+        "is a file; set run.out_dir to a directory",
+    ),
     # --- eval
     ("eval-episodes-0", ["eval", "--episodes", "0"], {}, "--episodes: must be >= 1, got 0"),
     ("eval-tokenizer-alone", ["eval", "--tokenizer", "x"], {}, "pass --base-url too"),
@@ -199,18 +221,18 @@ CASES = [
     ),
     ("engine-vllm-cpu", T(*S("rollout.engine=vllm")), {}, "engine: vllm needs"),
     ("importance-cap", T(*S("method.importance_cap=-1")), {}, "importance_cap must be >= 0"),
-    ("method-unknown", T(*S("method.name=ppo")), {}, "method must be one of custom, dagger"),
+    ("method-unknown", T(*S("method.name=ppo")), {}, "method.name must be one of custom, dagger"),
     (
         "method-clash",
         T(*S("method.name=grpo", "method.distill_coef=0.5")),
         {},
-        "method grpo sets distill_coef",
+        "method grpo sets method.distill_coef",
     ),
     (
         "kl-teacher",
         T(*S("method.kl_coef=0.1", "teacher.update=ema")),
         {},
-        "kl_coef needs teacher: frozen",
+        "kl_coef needs teacher.update: frozen",
     ),
     ("ppo-epochs-0", T(*S("method.ppo_epochs=0")), {}, "ppo_epochs must be >= 1"),
     ("ood-key", T(*S("evaluation.ood=[{envs: x}]")), {}, "ood[0] has 'envs'"),
@@ -289,8 +311,9 @@ CASES = [
     ("eval-out-is-dir", ["eval", "--out", "{empty}"], {}, "is a directory"),
     # --- demo, list, the command itself
     ("demo-name", ["demo", "chess"], {}, "invalid choice: 'chess'"),
-    ("demo-field", ["demo", "--set", "stpes=1"], {}, "did you mean 'steps'"),
-    ("demo-value", ["demo", "--set", "evaluation.episodes=0"], {}, "eval_episodes"),
+    ("demo-field", ["demo", "--set", "optimizer.stpes=1"], {}, "did you mean 'steps'"),
+    ("flat-key", ["demo", "--set", "steps=1"], {}, "config key 'steps' is now optimizer.steps"),
+    ("demo-value", ["demo", "--set", "evaluation.episodes=0"], {}, "evaluation.episodes must be"),
     ("list-extra", ["list", "--all"], {}, "unrecognized arguments: --all"),
     ("no-command", [], {}, "required: command"),
     ("unknown-command", ["fly"], {}, "invalid choice: 'fly'"),

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from mmopsd.compare import arm_of, arms_for_methods
+from mmopsd.config import merge
 from mmopsd.errors import ConfigError
 
 
@@ -40,15 +41,24 @@ def test_an_arm_is_the_base_config_with_its_own_overrides():
         ["opsd-mixed", "method.name=opsd", "method.teacher_share=0.5", "method.loss_kwargs.beta=1"],
     )
     assert mixed.name == "opsd-mixed"
-    assert mixed.data == {"method": {"loss": "jsd", "name": "opsd", "teacher_share": 0.5, "loss_kwargs": {"top_k": 5, "beta": 1}}, "optimizer": {"lr": 1e-4}}  # fmt: skip
-    assert base["loss_kwargs"] == {"top_k": 5}  # the base is left as it was
-    grpo = arm_of(base, ["grpo4", "method.name=grpo", "method.group_size=4", "method.rl=add"]).data
-    assert grpo["group_size"] == 4 and grpo["rl"] == "add" and "loss" in grpo
-    assert arm_of(base, ["slow", "optimizer.lr=2.0e-5"]).data == {**base, "lr": 2e-5}
+    # opsd fixes rl (and its teacher_share, which the arm sets itself and so keeps)
+    assert mixed.data == {
+        "method": {"loss": "jsd", "loss_kwargs": {"top_k": 5, "beta": 1}, "name": "opsd",
+                   "teacher_share": 0.5},
+        "optimizer": {"lr": 1e-4},
+    }  # fmt: skip
+    assert base["method"]["loss_kwargs"] == {"top_k": 5}  # the base is left as it was
+    grpo = arm_of(base, ["grpo4", "method.name=grpo", "method.group_size=4", "method.rl=add"])
+    m = grpo.data["method"]
+    assert m["group_size"] == 4 and m["rl"] == "add" and "loss" in m
+    slow = arm_of(base, ["slow", "optimizer.lr=2.0e-5"]).data
+    assert slow == {**base, "optimizer": {"lr": 2e-5}}
     with pytest.raises(ConfigError, match="needs a name first"):
         arm_of(base, ["optimizer.lr=1e-5"])
     with pytest.raises(ConfigError, match="key=value"):
         arm_of(base, ["x", "lr"])
+    with pytest.raises(ConfigError, match="config key 'lr' is now optimizer.lr"):
+        arm_of(base, ["x", "lr=1e-5"])
 
 
 def test_the_cli_takes_arms_beside_methods(tmp_path):
@@ -61,10 +71,12 @@ def test_the_cli_takes_arms_beside_methods(tmp_path):
     with pytest.raises(ConfigError, match="either --methods or --arm"):
         arms("--seeds", "0")
     config = tmp_path / "c.yaml"
-    config.write_text("lr: 0.001\n")
+    config.write_text("optimizer: {lr: 0.001}\n")
     got = arms("--config", str(config), "--methods", "opsd", "--arm", "mixed",
                "method.teacher_share=0.25", "--arm", "slow", "optimizer.lr=2.0e-5")  # fmt: skip
-    assert [(a.name, a.data.get("teacher_share"), a.data["lr"]) for a in got] == [
+    got = [(a.name, a.data.get("method", {}).get("teacher_share"), a.data["optimizer"]["lr"])
+           for a in got]  # fmt: skip
+    assert got == [
         ("opsd", None, 0.001), ("mixed", 0.25, 0.001), ("slow", None, 2e-5)
     ]  # fmt: skip
 
@@ -157,8 +169,8 @@ def test_runs_kept_as_metrics_alone_are_not_trained_again(tmp_path, monkeypatch)
     from mmopsd.compare import Arm, has_final_summary, run_compare
 
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
-        data = {**yaml.safe_load(demo.read_text()), "steps": 2, "batch_size": 4}
-    data["micro_batch_size"] = 4
+        data = merge(yaml.safe_load(demo.read_text()),
+                     {"optimizer": {"steps": 2, "batch_size": 4, "micro_batch_size": 4}})  # fmt: skip
     for seed in (0, 1):
         _mixture_run(tmp_path / "opsd" / f"seed-{seed}", 0.0, 1.0, {"MiniWoB-click-test-v0": 1.0})
     with (tmp_path / "opsd" / "seed-0" / "metrics.jsonl").open("a") as log:
@@ -182,8 +194,8 @@ def test_the_runs_share_one_cache_named_relative_to_each_run(tmp_path, monkeypat
     from mmopsd.training.components import _cache_path
 
     with resources.as_file(resources.files("mmopsd.configs") / "keydoor_demo.yaml") as demo:
-        data = {**yaml.safe_load(demo.read_text()), "steps": 1, "batch_size": 4}
-    data["micro_batch_size"] = 4
+        data = merge(yaml.safe_load(demo.read_text()),
+                     {"optimizer": {"steps": 1, "batch_size": 4, "micro_batch_size": 4}})  # fmt: skip
     seen = []
 
     def fake_train(config, progress):
@@ -192,7 +204,7 @@ def test_the_runs_share_one_cache_named_relative_to_each_run(tmp_path, monkeypat
 
     monkeypatch.setattr(loop, "train", fake_train)
     monkeypatch.chdir(tmp_path)
-    run_compare([Arm("opsd", data), Arm("slow", {**data, "lr": 1e-5})], [0, 1], Path("cmp"),
+    run_compare([Arm("opsd", data), Arm("slow", merge(data, {"optimizer": {"lr": 1e-5}}))], [0, 1], Path("cmp"),
                 progress=False)  # fmt: skip
-    assert {c.eval_cache for c in seen} == {os.path.join("..", "..", "eval_cache.json")}
+    assert {c.evaluation.cache for c in seen} == {os.path.join("..", "..", "eval_cache.json")}
     assert {_cache_path(c, Parallel()) for c in seen} == {Path("cmp") / "eval_cache.json"}

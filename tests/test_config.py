@@ -59,7 +59,7 @@ def test_defaults_are_the_documented_ones():
         ("model.lora=3", "model.lora must be bool"),
         ("optimizer.lr=fast", "optimizer.lr must be a number"),
         ("method.rl=both", "method.rl must be one of none, add, route"),
-        ("method.teacher_share=2", "method.teacher_share must be <= 1"),
+        ("method.teacher_share=2", r"method.teacher_share must lie in \[0, 1\]"),
         ("tasks.0.weight=0", r"tasks\[0\].weight must be > 0"),
         ("tasks.3.env=x", "tasks is a list of 1; index it 0 to 0"),
         ("optimizer=3", "optimizer must be a mapping of its fields"),

@@ -139,12 +139,13 @@ def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
 )
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
 def test_lora_teachers_and_rl_equal_one_process(mode, options, tmp_path):
-    one = _run(
-        _config(tmp_path / "one", options, optimizer={"steps": 2}, run={"parallel": "none"}), 1
-    )
-    two = _run(
-        _config(tmp_path / "two", options, optimizer={"steps": 2}, run={"parallel": mode}), 2
-    )
+    def config(out, parallel):
+        return _config(
+            out, **merge(options, {"optimizer": {"steps": 2}, "run": {"parallel": parallel}})
+        )
+
+    one = _run(config(tmp_path / "one", "none"), 1)
+    two = _run(config(tmp_path / "two", mode), 2)
     assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
     _assert_same(_weights(tmp_path / "two", 2), _weights(tmp_path / "one", 2))
 
@@ -182,7 +183,7 @@ def test_a_rank_that_raises_ends_the_run_with_its_message(mode, tmp_path):
 
 def test_a_multi_process_launch_needs_parallel_ddp(tmp_path):
     done = _run(_config(tmp_path / "run", run={"parallel": "none"}), 2)
-    assert done.returncode != 0 and "set parallel: ddp or auto" in done.stdout + done.stderr
+    assert done.returncode != 0 and "set run.parallel: ddp or auto" in done.stdout + done.stderr
 
 
 def test_tasks_must_divide_among_the_processes(tmp_path):

@@ -203,7 +203,7 @@ def test_a_provider_that_leaks_into_the_student_context_raises_in_training(tmp_p
         config = from_dict(
             {
                 "model": {"name": "tiny"},
-                "tasks": [{"provider": "leaky"}],
+                "tasks": [{"env": "mmopsd/KeyDoor-v0", "provider": "leaky"}],
                 "rollout": {"max_new_tokens": 2},
                 "optimizer": {"steps": 1, "batch_size": 2, "micro_batch_size": 2},
                 "evaluation": {"teacher": False, "episodes": 2},
@@ -288,7 +288,11 @@ def test_skill_summary_trains_with_the_policy_as_summariser(tmp_path):
         {
             "model": {"name": "tiny"},
             "tasks": [
-                {"provider": "skill_summary", "provider_kwargs": {"every": 1, "max_new_tokens": 6}}
+                {
+                    "env": "mmopsd/KeyDoor-v0",
+                    "provider": "skill_summary",
+                    "provider_kwargs": {"every": 1, "max_new_tokens": 6},
+                }
             ],
             "rollout": {"max_new_tokens": 2},
             "optimizer": {"steps": 2, "batch_size": 2, "micro_batch_size": 2},

@@ -63,6 +63,14 @@ def check_value(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
         raise ConfigError(f"{name} must be one of {shown}, got {value!r}")
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return
+    low, high = meta.get("at_least"), meta.get("at_most")
+    low = meta.get("above") if low is None else low
+    if low is not None and high is not None:
+        opening = "[" if meta.get("at_least") is not None else "("
+        inside = value >= low if opening == "[" else value > low
+        if not (inside and value <= high):
+            raise ConfigError(f"{name} must lie in {opening}{low:g}, {high:g}], got {value}")
+        return
     if meta.get("at_least") is not None and value < meta["at_least"]:
         raise ConfigError(f"{name} must be >= {meta['at_least']:g}, got {value}")
     if meta.get("above") is not None and value <= meta["above"]:

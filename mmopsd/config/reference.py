@@ -21,7 +21,9 @@ START, END = "<!-- reference: start -->", "<!-- reference: end -->"
 def reference() -> str:
     """Markdown: per section its purpose, then one row per field (type, default, meaning)."""
     hints = typing.get_type_hints(TrainConfig)
-    parts = [_table("imports", "Modules to import first (a key of its own).", [_top_field("imports")])]
+    parts = [
+        _table("imports", "Modules to import first (a key of its own).", [_top_field("imports")])
+    ]
     for f in dataclasses.fields(TrainConfig):
         cls = TaskConfig if f.name == "tasks" else hints[f.name]
         if not dataclasses.is_dataclass(cls):

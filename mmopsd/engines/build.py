@@ -1,4 +1,4 @@
-"""``engine: hf | vllm | openai``: the rollout engine a config names, built for a policy."""
+"""``rollout.engine: hf | vllm | openai``: the rollout engine a config names, built for a policy."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def check_engine(name: str, options: dict[str, Any]) -> None:
     ``options`` here (called before any model loads)."""
     if name not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}")
-    check_keys("engine_kwargs", f"engine {name!r}", options, sorted(OPTIONS[name]))
+    check_keys("rollout.engine_kwargs", f"engine {name!r}", options, sorted(OPTIONS[name]))
     if name == "vllm" and options.get("tensor_parallel_size", 1) != 1:
         # tp > 1 makes vLLM pick its multi-process executor (vllm/config/parallel.py), which
         # has no in-process driver worker for sync() to load weights into.

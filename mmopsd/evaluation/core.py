@@ -16,6 +16,7 @@ from typing import Any
 from mmopsd.agents.parsing import normalise
 from mmopsd.agents.prompting import PromptSpec
 from mmopsd.engines.base import Engine
+from mmopsd.envs.processes import process_slots
 from mmopsd.evaluation.report import result_table
 from mmopsd.evaluation.stable import EnvStable, env_key
 from mmopsd.evaluation.stats import wilson_interval
@@ -113,16 +114,13 @@ DEFAULT_BATCH_SIZE = 32  # episodes evaluated at a time when none is asked for
 
 def browser_slots(policy: Policy) -> int | None:
     """How many of the episodes evaluated at a time may hold a browser (an environment
-    that steps in threads) when no batch size is asked for: 8 for a model on a CPU, no
-    other bound elsewhere. On 2 cores, starting a headless Chromium costs about a second of
-    CPU and an open one a share of a core, which 32 open browsers took from generation
-    (MiniWoB++ click-button: 32 at a time 134 s, 8 at a time 102 s); text environments
-    gain from 32 (KeyDoor: 7.3 s against 12.5 s)."""
+    that steps in threads) when no batch size is asked for: what the environments' process
+    pools allow beside this policy (:func:`mmopsd.envs.processes.process_slots`)."""
     try:
         on_cpu = policy.device.type == "cpu"
     except (AttributeError, StopIteration):  # a served model: its server batches
         on_cpu = False
-    return 8 if on_cpu else None
+    return process_slots(on_cpu)
 
 
 def evaluate_all(

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from mmopsd.errors import ConfigError
 from mmopsd.config import MethodConfig, TrainConfig
+from mmopsd.errors import ConfigError
 from mmopsd.methods.terms import Term
 from mmopsd.registry import Registry
 

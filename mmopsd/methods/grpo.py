@@ -22,8 +22,8 @@ class GRPO(GroupRL):
     """RL on the reward alone (see the module doc)."""
 
     fixed: ClassVar = {
-        "actor": ("student",), "rl": ("add",), "distill_coef": (0.0,), "teacher.update": ("frozen",),
-        "teacher_share": (0.0,),
+        "actor": ("student",), "rl": ("add",), "distill_coef": (0.0,), "teacher_share": (0.0,),
+        "teacher.update": ("frozen",),
     }  # fmt: skip
 
     def terms(self) -> tuple[Term, ...]:

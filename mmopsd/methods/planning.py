@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mmopsd.methods.curriculum import TemporalCurriculum
 from mmopsd.config import MethodConfig
+from mmopsd.methods.curriculum import TemporalCurriculum
 from mmopsd.methods.terms import Divergence, KLPenalty, Term
 from mmopsd.methods.turn_plan import plan_turns
 

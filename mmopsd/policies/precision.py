@@ -1,6 +1,6 @@
 """Mixed precision: float32 weights whose matrix products run in bfloat16.
 
-``dtype: bf16-mixed`` keeps the weights, their gradients and the optimizer's state in float32
+``model.dtype: bf16-mixed`` keeps the weights, their gradients and the optimizer's state in float32
 and runs a policy's forward passes (generation, the teacher's and the student's scoring, and
 so their backward passes) under :func:`torch.autocast` in bfloat16. On a CPU with bfloat16
 matrix units (Intel AMX, ``amx_bf16``) this is about twice as fast as float32 for a small
@@ -8,9 +8,9 @@ model (SmolLM2-135M on 2 cores: a forward and backward pass of 8 x 242 tokens 7.
 greedy generation of 16 tokens after 8 prompts of 1,500 tokens 21.7 s -> 10.7 s;
 ``benchmarks/mixed_precision.py``), while the weights are updated in float32.
 
-``dtype: auto`` chooses it on such CPUs (and plain float32 on other CPUs, where bfloat16 is
+``model.dtype: auto`` chooses it on such CPUs (and plain float32 on other CPUs, where bfloat16 is
 emulated and slower); on a GPU ``auto`` still loads bfloat16 weights where the GPU supports
-them. ``dtype: float32`` turns it off. The hidden states are bfloat16, but
+them. ``model.dtype: float32`` turns it off. The hidden states are bfloat16, but
 the output projection keeps computing in float32 (:func:`float_logits`), so the logits that
 the divergences compare are float32 as in float32 training; only generation's last position
 and the scored response columns go through it, a small share of the work.

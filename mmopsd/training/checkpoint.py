@@ -84,7 +84,7 @@ def save(
             raise CheckpointError(
                 f"no space left on the disk holding {root} while writing checkpoint "
                 f"{PREFIX}{step}; nothing of it was kept and earlier checkpoints are intact. "
-                "Free disk space (or lower keep_checkpoints) and run the same command again "
+                "Free disk space (or lower run.keep_checkpoints) and run the same command again "
                 "to resume"
             ) from e
         raise

@@ -132,8 +132,9 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Meth
     tasks = config.optimizer.batch_size // config.method.group_size
     if tasks % par.world:
         raise ConfigError(
-            f"{tasks} tasks per step (batch_size / group_size) cannot be shared by {par.world} "
-            "processes: make it a multiple of the number of processes (groups never split)"
+            f"{tasks} tasks per step (optimizer.batch_size / method.group_size) cannot be shared "
+            f"by {par.world} processes: make it a multiple of the number of processes (groups "
+            "never split)"
         )
     import_modules(config.imports)
     _check_precision(config)

@@ -46,7 +46,10 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
             c.teacher_eval = _teacher_eval(c, config, settings, static)
     if teacher and c.teacher_eval is not None:
         record.update(teacher_success=c.teacher_eval["success"], teacher=dict(c.teacher_eval))
-    if step in (0, config.optimizer.steps):  # out-of-distribution and retained tasks: before and after
+    if step in (
+        0,
+        config.optimizer.steps,
+    ):  # out-of-distribution and retained tasks: before and after
         for kind in ("ood", "retain"):
             if config.evaluation.ood if kind == "ood" else config.evaluation.retain:
                 compute = lambda kind=kind: _extra_evals(c, config, kind)  # noqa: E731

@@ -37,7 +37,7 @@ def train(
 ) -> RunSummary:
     """Run self-distillation as configured; resumes from the latest checkpoint if any.
 
-    Launched by ``torchrun``/``accelerate launch`` with ``parallel: ddp``, every process
+    Launched by ``torchrun``/``accelerate launch`` with ``run.parallel: ddp``, every process
     runs this; rank 0 alone writes the run directory and shows progress.
     """
     config = prepared(config)  # the method's fields filled in, as config.yaml records them
@@ -78,9 +78,13 @@ def train(
             if _due(config.run.save_every, step, config.optimizer.steps):
                 _save(c, config, out, step, before)
         if last_eval is None or last_eval["step"] != config.optimizer.steps:
-            last_eval = run_eval(config.optimizer.steps, c, config, teacher=config.evaluation.teacher)
+            last_eval = run_eval(
+                config.optimizer.steps, c, config, teacher=config.evaluation.teacher
+            )
             log.write(last_eval)
-        summary = summarise_run(config.optimizer.steps, before, last_eval, time.perf_counter() - began, out)
+        summary = summarise_run(
+            config.optimizer.steps, before, last_eval, time.perf_counter() - began, out
+        )
         _finish(config, summary, log, par)
         return summary
 
@@ -88,7 +92,7 @@ def train(
 def _run_dir(config: TrainConfig) -> Path:
     out = Path(config.run.out_dir)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"out_dir {out} is a file; set out_dir to a directory")
+        raise ConfigError(f"run.out_dir {out} is a file; set run.out_dir to a directory")
     return out
 
 
@@ -138,7 +142,9 @@ def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Para
     the run directory is complete."""
     if par.main:
         out, record = summary.out_dir, summary.record()
-        if not any(r["kind"] == "summary" and r["step"] == config.optimizer.steps for r in log.read()):
+        if not any(
+            r["kind"] == "summary" and r["step"] == config.optimizer.steps for r in log.read()
+        ):
             log.write({"kind": "summary", "step": config.optimizer.steps, **record})
         (out / "summary.json").write_text(json.dumps(record, indent=2))
         plot_run(log.read(), out / "curve.png", title=run_title(config))

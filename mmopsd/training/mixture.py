@@ -9,11 +9,9 @@ code path.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -21,7 +19,6 @@ import numpy as np
 
 from mmopsd.agents.history import check_window
 from mmopsd.config import TaskConfig, TrainConfig
-from mmopsd.errors import ConfigError
 from mmopsd.privileged.base import Episode, Provider
 from mmopsd.rollout import concurrent, make_envs
 from mmopsd.types import Message, TeacherContext, Trajectory

@@ -80,7 +80,7 @@ def _skip(path: Path, err: CheckpointError) -> None:
 def _none_loads(root: Path) -> CheckpointError:
     return CheckpointError(
         f"no checkpoint under {root} loads (see the warnings above); move the bad ones "
-        "away, or set resume=false to start over (this replaces the run's metrics)"
+        "away, or set run.resume=false to start over (this replaces the run's metrics)"
     )
 
 

@@ -40,7 +40,9 @@ def train_step(step: int, c: Components, config: TrainConfig) -> dict[str, Any]:
     passes = c.method.passes
     if passes > 1:  # the ratio of later passes is clipped against these
         with par.gathered(c.policy.model):
-            olds = old_logprobs(c.policy, samples, micro_batch_size=config.optimizer.micro_batch_size)
+            olds = old_logprobs(
+                c.policy, samples, micro_batch_size=config.optimizer.micro_batch_size
+            )
         samples = [dataclasses.replace(s, old_logprobs=o) for s, o in zip(samples, olds)]
     stats, norm = _update(c, config, samples, teacher_prompts)
     for _ in range(passes - 1):  # more passes over the same batch
@@ -140,7 +142,12 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
     own = _own_trajectories(c.parallel, config)
     seeds, tasks = [seeds[i] for i in own], [tasks[i] for i in own]
     greedy = config.rollout.temperature == 0
-    sampling = Sampling(config.rollout.max_new_tokens, config.rollout.temperature or 1.0, config.rollout.top_p, greedy)
+    sampling = Sampling(
+        config.rollout.max_new_tokens,
+        config.rollout.temperature or 1.0,
+        config.rollout.top_p,
+        greedy,
+    )
     players = c.method.players(len(seeds))
     played: dict[int, Trajectory] = {}
     for player in ("teacher", "student"):  # off-policy data: the teacher with its view

@@ -171,5 +171,5 @@ class SyncTeacher(_CopyTeacher):
 def build_teacher(name: str, student: Policy, **options: float) -> Teacher:
     """The teacher registered as ``name`` (``frozen``, ``live``, ``ema``, ``sync``)."""
     return call_checked(
-        "teacher_kwargs", f"teacher {name!r}", TEACHERS.get(name), student, **options
+        "teacher.update_kwargs", f"teacher {name!r}", TEACHERS.get(name), student, **options
     )
