@@ -80,6 +80,8 @@ def test_relations_between_sections_are_checked():
         from_dict({"tasks": [{"env": "mmopsd/KeyDoor-v0"}, {"env": "mmopsd/KeyDoor-v0"}]})
     with pytest.raises(ConfigError, match="tasks is empty"):
         from_dict({"tasks": []})
+    with pytest.raises(ConfigError, match="model must be its section .* from_dict"):
+        TrainConfig(model={"name": "tiny"})  # plain data goes through from_dict
 
 
 @pytest.mark.parametrize(
@@ -181,3 +183,12 @@ def test_the_reference_is_generated_from_the_fields():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_show_prints_the_config_a_run_uses(capsys):
+    assert (
+        main(["config", "show", "--set", "method.name=grpo", "--set", "method.group_size=2"]) == 0
+    )
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["method"]["rl"] == "add" and shown["method"]["distill_coef"] == 0.0
+    assert from_dict(shown).method.name == "grpo"  # what it prints loads again

@@ -114,6 +114,7 @@ def test_multi_turn_examples_run(tmp_path, script, overrides):
     assert json.loads(records[-1])["kind"] == "summary"
 
 
+@pytest.mark.sweep  # every environment of every suite, twice: 6 minutes of 2 cores
 def test_the_all_suite_on_smollm2_writes_a_leaderboard(tmp_path, capsys):
     """Every benchmark of ``all`` (MiniWoB++ in Chromium, BabyAI, Crafter, ALFWorld) with
     the packaged model, one episode of one turn each, student and teacher rows."""

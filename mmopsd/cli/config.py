@@ -30,7 +30,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     """Each file's sectioned form, printed or written back (checked before anything is
     written: a file that does not load afterwards is left as it was)."""
     from mmopsd.config import from_dict, is_flat, migrate, parse_yaml
-    from mmopsd.config.migration import dump
+    from mmopsd.config.writing import dump
 
     for path in args.files:
         if not path.is_file():
@@ -65,7 +65,7 @@ def _header(path: Path) -> str:
 def run_show(args: argparse.Namespace) -> int:
     """The config as a run would use it."""
     from mmopsd.config import load_config
-    from mmopsd.config.migration import dump
+    from mmopsd.config.writing import dump
     from mmopsd.training.components import prepared
 
     config = prepared(load_config(args.config, args.overrides))

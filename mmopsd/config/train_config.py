@@ -48,6 +48,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """The relations between sections, checked now: a bad config costs nothing."""
+        self._check_types()
         if not self.tasks:
             raise ConfigError(
                 "tasks is empty; list at least one, e.g. tasks: [{env: mmopsd/KeyDoor-v0}]"
@@ -71,6 +72,25 @@ class TrainConfig:
             raise ConfigError(
                 "method.actor: teacher and method.teacher_share play with the local teacher; "
                 "set rollout.engine: hf"
+            )
+
+    def _check_types(self) -> None:
+        """Each section is its dataclass (plain data goes through ``from_dict``)."""
+        kinds = {
+            "model": ModelConfig, "method": MethodConfig, "teacher": TeacherConfig,
+            "rollout": RolloutConfig, "optimizer": OptimizerConfig,
+            "evaluation": EvaluationConfig, "run": RunConfig,
+        }  # fmt: skip
+        wrong = [k for k, kind in kinds.items() if not isinstance(getattr(self, k), kind)]
+        if not isinstance(self.tasks, list) or not all(
+            isinstance(t, TaskConfig) for t in self.tasks
+        ):
+            wrong.append("tasks")
+        if wrong:
+            raise ConfigError(
+                f"TrainConfig's {', '.join(wrong)} must be its section dataclasses "
+                "(ModelConfig, [TaskConfig], ...); build a config from plain data with "
+                "mmopsd.config.from_dict"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from tqdm.auto import tqdm
 
 from mmopsd.config import TrainConfig
+from mmopsd.config.writing import dump
 from mmopsd.envs.processes import owned_by_run
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import plot_run
@@ -100,7 +100,7 @@ def _open_metrics(config: TrainConfig, out: Path, par: Parallel) -> MetricsLog:
     """The run's metrics log; rank 0 writes the run's config beside it."""
     if par.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        (out / "config.yaml").write_text(dump(config.to_dict()))
     return MetricsLog(out / "metrics.jsonl", enabled=par.main)
 
 
