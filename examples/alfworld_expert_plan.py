@@ -3,7 +3,7 @@
 Games are generated offline (or taken from $ALFWORLD_DATA when it holds the official ones).
 The student sees the room, the task and the admissible actions; the teacher also sees the
 expert's plan from the current state. Same as ``mmopsd demo alfworld``; extra ``key=value``
-arguments override config fields (e.g. ``steps=4 eval_episodes=8``).
+arguments override config fields (e.g. ``optimizer.steps=4 evaluation.episodes=8``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every turn is a training sample whose teacher context is the student's conversation plus that
 room's hint. Same as ``mmopsd demo keydoor-multiroom``; extra ``key=value`` arguments override
-config fields (e.g. ``python examples/keydoor_multiroom.py steps=5 turn_weighting=discount``).
+config fields (e.g. ``python examples/keydoor_multiroom.py optimizer.steps=5
+method.turn_weighting=discount``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME KEY=VALUE",
         help="an arm on --config with its own overrides, beside --methods or alone; "
-        "repeatable: --arm opsd-mixed method=gkd teacher_share=0.5",
+        "repeatable: --arm opsd-mixed method.name=gkd method.teacher_share=0.5",
     )
     cmp.add_argument(
         "--configs", type=Path, nargs="+", help="or: YAML configs compared as they are"
