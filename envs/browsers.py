@@ -38,19 +38,21 @@ class BrowserPool:
         self.lent: list[Any] = []  # instances whose browser an environment holds
         self.started = 0  # browsers started (for tests and benchmarks)
         self.reused = 0
+        self.epoch = 0  # how many times close_all ran: a run's end
 
     def instance(self, kwargs: dict[str, Any]) -> Any:
         """A started ``SeleniumInstance`` for the task of ``kwargs`` (miniwob's own instance
         arguments), on an idle browser when there is one."""
         from miniwob.selenium_instance import SeleniumInstance
 
+        epoch = self.epoch
         instance = SeleniumInstance(index=0, **kwargs)
         pooled = not instance.url.startswith("http") and kwargs["headless"]  # not FlightWoB
         while pooled and (driver := self._idle()) is not None:
             try:
                 _load(instance, driver)
                 self.reused += 1
-                return self._lend(instance)
+                return self._lend(instance, epoch)
             except Exception as err:  # a browser that died while idle: drop it, try the next
                 log.info("an idle browser could not load %s (%s); dropped", instance.url, err)
                 _quit(driver)
@@ -60,11 +62,18 @@ class BrowserPool:
         _start(instance)
         instance.wait()
         self.started += 1
-        return self._lend(instance)
+        return self._lend(instance, epoch)
 
-    def _lend(self, instance: Any) -> Any:
+    def _lend(self, instance: Any, epoch: int) -> Any:
+        """Track ``instance`` as lent; one whose run ended while its browser started (a
+        thread still starting it when the run was stopped) is closed instead."""
         with self.lock:
-            self.lent.append(instance)
+            current = epoch == self.epoch
+            if current:
+                self.lent.append(instance)
+        if not current:
+            instance.close()
+            raise RuntimeError("the run that asked for this browser has ended; it was closed")
         return instance
 
     def give_back(self, instance: Any) -> None:
@@ -98,6 +107,7 @@ class BrowserPool:
         run that started them)."""
         with self.lock:
             lent, self.lent = self.lent, []
+            self.epoch += 1
         for instance in lent:
             try:
                 instance.close()
