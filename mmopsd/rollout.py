@@ -224,9 +224,10 @@ def rollout(
     if len(envs) != len(seeds):
         raise ValueError(f"{len(envs)} environments but {len(seeds)} seeds")
     groups = group_ids or [f"seed-{s}" for s in seeds]
+    common = dict(spec=spec, sampling=sampling, max_turns=max_turns, provider=provider)
     jobs = [
-        Job(i, int(seed), spec, sampling, max_turns, provider, groups[i], f"{id_prefix}-{i}-{seed}")
-        for i, seed in enumerate(seeds)
+        Job(env=i, seed=int(s), group_id=groups[i], trajectory_id=f"{id_prefix}-{i}-{s}", **common)
+        for i, s in enumerate(seeds)
     ]
     return play(
         policy,

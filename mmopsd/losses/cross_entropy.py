@@ -41,6 +41,3 @@ def sft(
     return policy_gradient(
         student_logits, mask, response_ids, weights=w, reduction=reduction, chunk_size=chunk_size
     )
-
-
-sft.needs_teacher = False  # type: ignore[attr-defined]
