@@ -19,13 +19,16 @@ from hypothesis import strategies as st
 ACTIONS_PER_ENV = 200
 EXAMPLES = 10
 # Each MiniWoB++ task costs a browser and about half a minute of steps: the fast suite fuzzes
-# two (one click, one form), the slow suite the other ten of ``miniwob_sets.FIRST``. The further tasks
+# two (one click, one form), the slow suite's sweep the other ten of ``miniwob_sets.FIRST``
+# (``make test-slow``; CI leaves sweeps out). The further tasks
 # (``miniwob_sets.MORE``) share every wrapper and the action parser with these; each is played by
 # its expert in the slow suite (tests/test_miniwob_experts.py) instead.
 FAST_MINIWOB = ("mmopsd/MiniWoB-click-button-v0", "mmopsd/MiniWoB-login-user-v0")
 MORE = {f"mmopsd/MiniWoB-{t}-v0" for t in miniwob_sets.MORE}
 ENV_IDS = [
-    pytest.param(k, marks=pytest.mark.slow) if "MiniWoB" in k and k not in FAST_MINIWOB else k
+    pytest.param(k, marks=[pytest.mark.slow, pytest.mark.sweep])
+    if "MiniWoB" in k and k not in FAST_MINIWOB
+    else k
     for k in sorted(k for k in gym.registry if k.startswith("mmopsd/") and k not in MORE)
 ]
 
