@@ -111,33 +111,47 @@ def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
             assert r["student"]["episodes"] == q["student"]["episodes"] == 3
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {
-            "model": {"lora": True, "lora_targets": ["q_proj", "v_proj"]},
-            "teacher": {"update": "frozen"},
-        },
-        {"method": {"loss": "jsd"}, "teacher": {"update": "live"}},
-        {
-            "method": {"rl": "add", "group_size": 2},
-            "teacher": {"update": "ema", "update_kwargs": {"rate": 0.5}},
-        },
-        {
-            "model": {"lora": True, "lora_targets": ["q_proj", "v_proj"]},
-            "method": {
-                "distill_coef": 0.0,
-                "rl": "add",
-                "group_size": 2,
-                "ppo_epochs": 2,
-                "kl_coef": 0.1,
+FEATURES = dict(
+    zip(
+        ["lora-frozen", "live-jsd", "ema-rl-groups", "grpo-ppo-kl-lora", "sft-teacher"],
+        [
+            {
+                "model": {"lora": True, "lora_targets": ["q_proj", "v_proj"]},
+                "teacher": {"update": "frozen"},
             },
-        },
-        {"method": {"actor": "teacher", "loss": "sft"}},
-    ],
-    ids=["lora-frozen", "live-jsd", "ema-rl-groups", "grpo-ppo-kl-lora", "sft-teacher"],
+            {"method": {"loss": "jsd"}, "teacher": {"update": "live"}},
+            {
+                "method": {"rl": "add", "group_size": 2},
+                "teacher": {"update": "ema", "update_kwargs": {"rate": 0.5}},
+            },
+            {
+                "model": {"lora": True, "lora_targets": ["q_proj", "v_proj"]},
+                "method": {
+                    "distill_coef": 0.0,
+                    "rl": "add",
+                    "group_size": 2,
+                    "ppo_epochs": 2,
+                    "kl_coef": 0.1,
+                },
+            },
+            {"method": {"actor": "teacher", "loss": "sft"}},
+        ],
+        strict=True,
+    )
 )
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+# The default suite runs each feature in one mode (every feature once, both modes several
+# times, LoRA in each); the sweep runs the rest of the grid (``make test-slow``).
+COVERING = {"lora-frozen": "fsdp", "live-jsd": "fsdp", "sft-teacher": "fsdp",
+            "ema-rl-groups": "ddp", "grpo-ppo-kl-lora": "ddp"}  # fmt: skip
+GRID = [
+    pytest.param(mode, options, id=f"{mode}-{name}",
+                 marks=() if COVERING[name] == mode else [pytest.mark.slow, pytest.mark.sweep])
+    for mode in ("ddp", "fsdp")
+    for name, options in FEATURES.items()
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "options"), GRID)
 def test_lora_teachers_and_rl_equal_one_process(mode, options, one_process, tmp_path):
     def config(out, parallel):
         return _config(
@@ -168,8 +182,14 @@ def one_process(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("first", "then"), [("ddp", "ddp"), ("fsdp", "fsdp"), ("fsdp", "none"), ("none", "fsdp")]
-)
+    ("first", "then"),
+    [
+        ("ddp", "ddp"),
+        pytest.param("fsdp", "fsdp", marks=[pytest.mark.slow, pytest.mark.sweep]),
+        ("fsdp", "none"),
+        ("none", "fsdp"),
+    ],
+)  # fsdp -> fsdp in the sweep: fsdp -> none and none -> fsdp cover both of its ends
 def test_a_resumed_run_continues_exactly_in_any_mode(first, then, reference, tmp_path):
     procs = {"none": 1, "ddp": 2, "fsdp": 2}
     done = _run(
