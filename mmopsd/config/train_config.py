@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,11 +77,9 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Each section is its dataclass (plain data goes through ``from_dict``)."""
-        kinds = {
-            "model": ModelConfig, "method": MethodConfig, "teacher": TeacherConfig,
-            "rollout": RolloutConfig, "optimizer": OptimizerConfig,
-            "evaluation": EvaluationConfig, "run": RunConfig,
-        }  # fmt: skip
+        hints = typing.get_type_hints(TrainConfig)
+        kinds = {f.name: hints[f.name] for f in dataclasses.fields(self)}
+        kinds = {name: kind for name, kind in kinds.items() if dataclasses.is_dataclass(kind)}
         wrong = [k for k, kind in kinds.items() if not isinstance(getattr(self, k), kind)]
         if not isinstance(self.tasks, list) or not all(
             isinstance(t, TaskConfig) for t in self.tasks
