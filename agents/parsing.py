@@ -1,7 +1,8 @@
 """Action parsing: a response becomes an environment action, or a clear reason why not.
 
-Two formats: ``tag`` (the action inside ``<action>...</action>``, the last one wins) and
-``prefix`` (a forced answer prefix plus the first line of the generated text). When the
+Three formats: ``tag`` (the action inside ``<action>...</action>``, the last one wins),
+``prefix`` (a forced answer prefix plus the first line of the generated text) and ``mention``
+(``prefix``, else the one admissible action a sentence names). When the
 environment offers admissible commands, the action is matched against them after
 normalisation (case, spacing, trailing punctuation), or as the longest admissible command the
 answer starts with; a miss is reported, never raised.
@@ -112,3 +113,50 @@ class PrefixParser:
             if alone.valid:
                 return alone
         return parsed
+
+
+@PARSERS.register("mention")
+class MentionParser(PrefixParser):
+    """:class:`PrefixParser`, and when its line is not admissible, the one admissible action
+    that line names as whole words ("The best action now is right." is ``right``). A line
+    naming two or more is invalid, with feedback listing them. The default prompt's parser:
+    an environment with no prompt of its own accepts a sentence around its action."""
+
+    def __call__(
+        self, text: str, *, prefix: str = "", admissible: Sequence[str] | None = None
+    ) -> ParsedAction:
+        """Parse ``prefix + text``; see the class."""
+        parsed = super().__call__(text, prefix=prefix, admissible=admissible)
+        if not admissible or not parsed.action:
+            return parsed
+        line = parsed.action if not parsed.valid else (prefix + text).strip().split("\n")[0]
+        if parsed.valid and normalise(line) == normalise(parsed.action):
+            return parsed  # the line is exactly an action
+        named = mentioned(line, admissible)
+        if len(named) == 1:
+            return ParsedAction(named[0])
+        if named:
+            return ParsedAction(
+                line,
+                f"the answer names {len(named)} actions ({', '.join(named)}); "
+                "reply with exactly one",
+            )
+        return parsed
+
+
+def mentioned(text: str, admissible: Sequence[str]) -> list[str]:
+    """The admissible commands ``text`` names as whole words, in order of first mention; a
+    command inside a longer named one ("drawer 1" in "open drawer 1") does not count."""
+    said = " ".join(text.lower().split())
+    spans: list[tuple[int, int, str]] = []
+    for command in dict.fromkeys(admissible):
+        words = normalise(command)
+        if not words:
+            continue
+        pattern = rf"(?<![a-z0-9]){re.escape(words)}(?![a-z0-9])"
+        spans += [(m.start(), m.end(), command) for m in re.finditer(pattern, said)]
+    kept = [
+        s for s in spans
+        if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)
+    ]  # fmt: skip
+    return list(dict.fromkeys(c for _, _, c in sorted(kept)))

@@ -131,10 +131,16 @@ def _as_image(x: Any) -> Image.Image:
 
 PROMPTS: Registry[PromptSpec] = Registry("prompt spec")
 # An environment without a prompt of its own: where it lists its actions (a wrapped
-# environment with ``actions=``), the model is shown them and told to pick one.
+# environment with ``actions=``), the model is shown them and told to pick one; its answer
+# starts after "Action:", and a sentence naming exactly one admissible action is that action.
 PROMPTS.add(
     "default",
-    PromptSpec(show_admissible=True, choose="Reply with exactly one of these actions."),
+    PromptSpec(
+        show_admissible=True,
+        choose="Reply with exactly one of these actions.",
+        assistant_prefix="Action:",
+        parser="mention",
+    ),
 )
 
 

@@ -212,3 +212,74 @@ def test_a_wrapped_environment_without_a_prompt_is_shown_its_actions():
     assert "Admissible actions: south, north, east, west, pickup, dropoff." in text
     assert text.endswith("Reply with exactly one of these actions.")
     assert spec.parse("north", info).valid
+
+
+def test_a_reply_naming_exactly_one_admissible_action_is_that_action():
+    from mmopsd.agents.prompting import prompt_for
+
+    spec, info = (
+        prompt_for("Unknown-v0"),
+        {"admissible_commands": ["left", "down", "open drawer 1"]},
+    )
+    assert spec.assistant_prefix == "Action:" and spec.parser == "mention"
+    assert spec.parse(" down", info).action == "down"
+    assert spec.parse(" The best action now is down.", info).action == "down"
+    assert spec.parse(" I would open drawer 1 now", info).action == "open drawer 1"
+    two = spec.parse(" left, then down", info)
+    assert not two.valid and "names 2 actions (left, down); reply with exactly one" in two.error
+    none = spec.parse(" downwards!", info)
+    assert not none.valid and "not an admissible action" in none.error
+
+
+def _cliff_walking(split: str = "train", **kw):
+    """Gymnasium's CliffWalking wrapped as the docs wrap FrozenLake: a map, its moves, the
+    shortest path as the expert."""
+    from mmopsd.envs.wrappers import wrap
+
+    moves = {"up": 0, "right": 1, "down": 2, "left": 3}
+
+    def describe(state, cliff):
+        rows = [["C" if cliff._cliff[r, c] else "." for c in range(12)] for r in range(4)]
+        rows[3][11], rows[state // 12][state % 12] = "G", "A"
+        return "Walk to G; C is the cliff.\n" + "\n".join("".join(r) for r in rows)
+
+    def expert(cliff):
+        paths, todo = {cliff.s: []}, [cliff.s]
+        for s in todo:
+            for name, a in moves.items():
+                nxt = cliff.P[s][a][0][1]
+                if nxt not in paths and not cliff._cliff[nxt // 12, nxt % 12]:
+                    paths[nxt] = [*paths[s], name]
+                    todo.append(nxt)
+        plan = paths.get(47, [])
+        return {"expert_plan": ", ".join(plan), "next_action": plan[0] if plan else ""}
+
+    return wrap(
+        gym.make("CliffWalking-v1", **kw), describe=describe, actions=moves, privileged=expert,
+        success=lambda reward, terminated, info: terminated, split=split, max_steps=16,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("env_id", ["lake", "cliff"])
+def test_the_default_agent_answers_wrapped_environments_in_their_actions(env_id, frozen_lake):
+    """Gymnasium's FrozenLake and CliffWalking, wrapped with no prompt of their own, played by
+    the packaged model as the teacher told the expert's next action: its answers are actions
+    (the default prompt's answer prefix, a sentence naming one action accepted)."""
+    from mmopsd.agents.prompting import prompt_for
+    from mmopsd.privileged import PROVIDERS
+
+    from mmopsd.evaluation import evaluate
+    from mmopsd.policies.loading import load_policy
+
+    if env_id == "cliff":
+        env_id = "test/CliffWalking-v0"
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=_cliff_walking)
+    else:
+        env_id = frozen_lake
+    policy = load_policy("smollm2-135m")
+    result = evaluate(
+        policy, env_id, prompt_for(env_id), episodes=4, max_turns=6, split="train",
+        provider=PROVIDERS.get("reference")(kind="next_action"),
+    )  # fmt: skip
+    assert result.invalid_rate < 0.1, result
