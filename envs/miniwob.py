@@ -29,6 +29,7 @@ chromium-driver``); nothing is downloaded.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -72,6 +73,7 @@ def make_miniwob(
     """
     miniwob = _miniwob()
     _find_chromium()
+    quiet_agent_mistakes()
     gym.register_envs(miniwob)
     inner = _page(task)
     browser = Browser(inner, episode_seconds)
@@ -348,7 +350,8 @@ def _click_coords(page: Any, action: Any) -> tuple[float, float] | None:
 # ------------------------------------------------------------------------------ actions
 @dataclass
 class Actions:
-    """Text to MiniWoB actions: ``click(x, y)``, ``click_element(ref)``,
+    """Text to MiniWoB actions: ``click(x, y)``, ``click_element(ref)`` (a number of the
+    page as the agent saw it),
     ``click_text("words")`` (the element :func:`~mmopsd.envs.miniwob_page.named` picks
     among ``shown()``, the page as the agent saw it), ``type("text")``, ``press("key")``; None
     for anything else (a click outside the screenshot, or on words no element has, included).
@@ -382,11 +385,10 @@ class Actions:
                 return None
             return self.page.create_action(ActionTypes.CLICK_COORDS, coords=np.array([x, y]))
         if verb == "click_element":
-            return (
-                self.page.create_action(ActionTypes.CLICK_ELEMENT, ref=int(args))
-                if args.isdigit()
-                else None
-            )
+            refs = {e["ref"] for e in self.shown()}
+            if not args.isdigit() or (refs and int(args) not in refs):
+                return None  # no element of the page the agent saw has this number
+            return self.page.create_action(ActionTypes.CLICK_ELEMENT, ref=int(args))
         quoted = re.fullmatch(r"""(["'])(.*)\1""", args, re.DOTALL)
         if quoted is None:
             return None
@@ -409,6 +411,27 @@ def _page(task: str) -> gym.Env:
     entry = spec.entry_point
     cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     return pooled(cls)(**spec.kwargs)
+
+
+class _AgentMistakes(logging.Filter):
+    """Drops MiniWoB's own log lines about an action the page could not carry out (a click
+    on an element that cannot be clicked, a key it does not know, a step after the episode
+    ended): the agent's mistakes, which its episodes and invalid rate already show, not
+    warnings for the user. MiniWoB logs them on the root logger."""
+
+    MISTAKES = ("Clicking %s failed", "Invalid key %s", "Cannot call %s on instance")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for MiniWoB's per-action lines; True for everything else."""
+        ours = f"{os.sep}miniwob{os.sep}" in record.pathname
+        return not (ours and str(record.msg).startswith(self.MISTAKES))
+
+
+def quiet_agent_mistakes() -> None:
+    """Install :class:`_AgentMistakes` on the root logger (once)."""
+    root = logging.getLogger()
+    if not any(isinstance(f, _AgentMistakes) for f in root.filters):
+        root.addFilter(_AgentMistakes())
 
 
 def _miniwob() -> Any:

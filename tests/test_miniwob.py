@@ -268,3 +268,21 @@ def test_a_task_without_an_expert_gets_no_guess_in_the_experts_place():
         assert privileged["fields"]  # what the task says is still there
     finally:
         env.close()
+
+
+def test_an_element_number_the_page_lacks_is_invalid_and_logs_nothing(click_button, caplog):
+    """A number no element of the shown page has is the agent's mistake: invalid, with
+    feedback, and the page is never asked (MiniWoB's own per-action warnings are dropped)."""
+    import logging
+
+    click_button.reset(seed=5)
+    new, reward, terminated, _, out = click_button.step("click_element(9999)")
+    assert out["invalid"] and not terminated and reward == 0.0
+    assert "is not a valid action" in new["text"]
+    with caplog.at_level(logging.WARNING):
+        logging.warning("Clicking %s failed: %s", 3, "x")  # as MiniWoB logs, from here
+        miniwob_log = logging.LogRecord("root", logging.WARNING,
+            os.path.join("site", "miniwob", "selenium_actions.py"), 84,
+            "Clicking %s failed: %s", (3, "x"), None)  # fmt: skip
+        logging.getLogger().handle(miniwob_log)
+    assert [r.pathname for r in caplog.records] == [__file__]  # only the one not from MiniWoB
