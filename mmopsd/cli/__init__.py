@@ -1,5 +1,6 @@
 """The ``mmopsd`` command line: one module per command (``demo`` and ``train``, ``eval``,
-``compare``, ``list``, ``config``), each adding its arguments and the function that runs it."""
+``export``, ``compare``, ``list``, ``config``), each adding its arguments and the function
+that runs it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from mmopsd.cli.args import Parser
 from mmopsd.cli.compare import add_compare
 from mmopsd.cli.config import add_config
 from mmopsd.cli.eval import add_eval
+from mmopsd.cli.export import add_export
 from mmopsd.cli.list import add_list
 from mmopsd.cli.train import add_demo, add_train
 from mmopsd.envs.processes import owned_by_run
 from mmopsd.errors import MmopsdError, MmopsdWarning
 
-COMMANDS = (add_demo, add_train, add_eval, add_compare, add_list, add_config)
+COMMANDS = (add_demo, add_train, add_eval, add_export, add_compare, add_list, add_config)
 
 
 def parser() -> Parser:

@@ -329,6 +329,13 @@ class RunConfig(Section):
     resume: bool = option(True, "Continue from the latest checkpoint in `out_dir` if there is one.")
     save_every: int = option(10, "Checkpoint every N steps (0: only at the end).", at_least=0)
     keep_checkpoints: int = option(2, "How many checkpoints to keep.", at_least=1)
+    export: str = option(
+        "merge",
+        "The final model as a transformers folder in `out_dir/model` (config, tokenizer, "
+        "generation config, model card): `merge` (LoRA folded into the weights), `adapter` "
+        "(peft's adapter files) or `none`. `mmopsd export` makes one from any checkpoint.",
+        choices=("merge", "adapter", "none"),
+    )
     parallel: str = option(
         "auto",
         "`ddp` (data-parallel over the processes `torchrun` or `accelerate launch` started), "

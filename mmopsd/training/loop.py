@@ -86,6 +86,7 @@ def train(
             config.optimizer.steps, before, last_eval, time.perf_counter() - began, out
         )
         _finish(config, summary, log, par)
+        _export(c, config, summary, par)
         return summary
 
 
@@ -148,6 +149,31 @@ def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Para
             log.write({"kind": "summary", "step": config.optimizer.steps, **record})
         (out / "summary.json").write_text(json.dumps(record, indent=2))
         plot_run(log.read(), out / "curve.png", title=run_title(config))
+    par.barrier()
+
+
+def _export(c: Components, config: TrainConfig, summary: RunSummary, par: Parallel) -> None:
+    """The final model as a transformers folder, ``out_dir/model`` (``run.export``); a
+    sharded model is gathered through its final checkpoint."""
+    from mmopsd.export import export_policy, export_run, model_card
+    from mmopsd.policies.packaged import hub_id
+
+    mode, out = config.run.export, summary.out_dir / "model"
+    if mode == "none" or not par.main:
+        par.barrier()
+        return
+    if par.sharded:
+        export_run(summary.out_dir, out, lora=mode, overwrite=True)
+    else:
+        base = hub_id(config.model.name)
+        card = model_card(
+            config, base_id=base, step=summary.steps, vision=c.policy.sees_images, lora=mode,
+            evaluation=summary.table() + f"\n\nAfter step {summary.steps}.",
+        )  # fmt: skip
+        export_policy(
+            c.policy, out, card=card, config_yaml=dump(config.to_dict()), lora=mode,
+            base_id=base, overwrite=True,
+        )  # fmt: skip
     par.barrier()
 
 
