@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # alfworld writes into ~/.cache/alfworld on import unless ALFWORLD_DATA is set.
 os.environ.setdefault("ALFWORLD_DATA", tempfile.mkdtemp(prefix="mmopsd-alfworld-"))
+# trackio keeps its database and media in ~/.cache/huggingface/trackio unless TRACKIO_DIR is
+# set (read once, on import).
+os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="mmopsd-trackio-")
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ modules import each other in a circle. Layers, from the bottom:
 
 core (errors, registry, types, checks, allocator, parallel) < config (plain dataclasses) <
 agent (how a model talks: prompts, history, action parsing) < env < engine < model (policies) <
-provider < rollout < loss < method < evaluation < training < top (compare, cli, the package's
-front door).
+provider < rollout < loss < method < evaluation < tracking < training (with export) < top
+(compare, cli, the package's front door).
 
 Every import counts (module level or inside a function) but those under ``TYPE_CHECKING``.
 """
@@ -30,7 +30,8 @@ LAYERS = [
     ("loss", ["mmopsd.losses"]),
     ("method", ["mmopsd.methods"]),
     ("evaluation", ["mmopsd.evaluation"]),
-    ("training", ["mmopsd.training"]),
+    ("tracking", ["mmopsd.tracking"]),
+    ("training", ["mmopsd.training", "mmopsd.export"]),
     ("top", ["mmopsd.compare", "mmopsd.cli", "mmopsd.testing", "mmopsd.__main__", "mmopsd"]),
 ]  # fmt: skip
 

@@ -329,6 +329,14 @@ class RunConfig(Section):
     resume: bool = option(True, "Continue from the latest checkpoint in `out_dir` if there is one.")
     save_every: int = option(10, "Checkpoint every N steps (0: only at the end).", at_least=0)
     keep_checkpoints: int = option(2, "How many checkpoints to keep.", at_least=1)
+    report_to: list[str] = option(
+        [],
+        "Experiment trackers that log every metric, evaluation table, the learning curve and "
+        "sample episodes: `tensorboard` (event files in `out_dir/tensorboard`), `wandb` "
+        "(`WANDB_MODE=offline` needs no network), `trackio`; each an extra "
+        "(`pip install 'mmopsd[tensorboard]'`).",
+        factory=list,
+    )
     export: str = option(
         "merge",
         "The final model as a transformers folder in `out_dir/model` (config, tokenizer, "

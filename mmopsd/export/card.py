@@ -20,31 +20,10 @@ def model_card(
     lora: str = "merge",
 ) -> str:
     """The card's Markdown: YAML front matter for the hub, then the run in words and tables."""
-    method = config.method
     envs = list(dict.fromkeys(t.env for t in config.tasks))
-    tags = ["mmopsd", "self-distillation", "on-policy-distillation", "agent", method.name]
-    meta = [
-        "---",
-        *([f"base_model: {base_id}"] if base_id else []),
-        "library_name: " + ("peft" if config.model.lora and lora == "adapter" else "transformers"),
-        "pipeline_tag: " + ("image-text-to-text" if vision else "text-generation"),
-        "tags:",
-        *[f"- {t}" for t in dict.fromkeys(tags)],
-        "---",
-    ]
-    steps = f"{step} step{'s' if step != 1 else ''}"
-    rows = [
-        ("base model", base_id or f"a local model (`{Path(config.model.name).name}`)"),
-        ("method", f"`{method.name}` (loss `{method.loss}`, teacher `{config.teacher.update}`)"),
-        ("training", f"{steps} of {config.optimizer.batch_size} episodes, "
-                     f"lr {config.optimizer.lr:g}" + (", LoRA" if config.model.lora else "")),
-        ("environments", ", ".join(f"`{e}`" for e in envs)),
-        ("privileged information (teacher only)", _providers(config)),
-        ("turns per episode", str(config.rollout.max_turns)),
-    ]  # fmt: skip
     more = f" and {len(envs) - 1} more" if len(envs) > 1 else ""
     body = [
-        f"# {method.name} agent for {envs[0]}{more}",
+        f"# {config.method.name} agent for {envs[0]}{more}",
         "",
         "Trained with [mmopsd](https://pypi.org/project/mmopsd/) by on-policy "
         "self-distillation: the model played its own episodes, and at every turn it was "
@@ -53,34 +32,47 @@ def model_card(
         "",
         "| | |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in rows],
+        *[f"| {k} | {v} |" for k, v in _facts(config, base_id, step, envs)],
         "",
         "## Evaluation (held-out seeds)",
         "",
         evaluation or "No evaluation was recorded for this checkpoint.",
         "",
-        "## Use",
-        "",
-        "```python",
-        *_usage(vision),
-        "```",
-        "",
-        "Its own agent loop (prompt, answer prefix, action parsing) is mmopsd's:",
-        "",
-        "```bash",
-        f"mmopsd eval --model <this folder> --env {envs[0]}",
-        "```",
-        "",
-        "## Training command",
-        "",
-        "The run's whole config is `mmopsd_config.yaml` in this folder:",
-        "",
-        "```bash",
-        "mmopsd train --config mmopsd_config.yaml",
-        "```",
-        "",
+        *_usage(vision, envs[0]),
+    ]
+    return "\n".join([*_front_matter(config, base_id, vision, lora), "", *body])
+
+
+def _front_matter(config: TrainConfig, base_id: str | None, vision: bool, lora: str) -> list[str]:
+    """The hub's metadata block."""
+    tags = ["mmopsd", "self-distillation", "on-policy-distillation", "agent", config.method.name]
+    library = "peft" if config.model.lora and lora == "adapter" else "transformers"
+    return [
+        "---",
+        *([f"base_model: {base_id}"] if base_id else []),
+        f"library_name: {library}",
+        "pipeline_tag: " + ("image-text-to-text" if vision else "text-generation"),
+        "tags:",
+        *[f"- {t}" for t in dict.fromkeys(tags)],
+        "---",
+    ]
+
+
+def _facts(
+    config: TrainConfig, base_id: str | None, step: int, envs: list[str]
+) -> list[tuple[str, str]]:
+    """The run in one table: base, method, training, environments, privileged information."""
+    method, opt = config.method, config.optimizer
+    steps = f"{step} step{'s' if step != 1 else ''}"
+    return [
+        ("base model", base_id or f"a local model (`{Path(config.model.name).name}`)"),
+        ("method", f"`{method.name}` (loss `{method.loss}`, teacher `{config.teacher.update}`)"),
+        ("training", f"{steps} of {opt.batch_size} episodes, lr {opt.lr:g}"
+                     + (", LoRA" if config.model.lora else "")),
+        ("environments", ", ".join(f"`{e}`" for e in envs)),
+        ("privileged information (teacher only)", _providers(config)),
+        ("turns per episode", str(config.rollout.max_turns)),
     ]  # fmt: skip
-    return "\n".join([*meta, "", *body])
 
 
 def _providers(config: TrainConfig) -> str:
@@ -93,14 +85,34 @@ def _providers(config: TrainConfig) -> str:
     return unique[0] if len(unique) == 1 else "; ".join(unique)
 
 
-def _usage(vision: bool) -> list[str]:
+def _usage(vision: bool, env: str) -> list[str]:
+    """How to load it, how to play it, how it was trained."""
     cls = "AutoModelForImageTextToText" if vision else "AutoModelForCausalLM"
     loader = "AutoProcessor" if vision else "AutoTokenizer"
     return [
+        "## Use",
+        "",
+        "```python",
         f"from transformers import {cls}, {loader}",
         "",
         f'model = {cls}.from_pretrained("<this folder>")',
         f'{"processor" if vision else "tokenizer"} = {loader}.from_pretrained("<this folder>")',
+        "```",
+        "",
+        "Its own agent loop (prompt, answer prefix, action parsing) is mmopsd's:",
+        "",
+        "```bash",
+        f"mmopsd eval --model <this folder> --env {env}",
+        "```",
+        "",
+        "## Training command",
+        "",
+        "The run's whole config is `mmopsd_config.yaml` in this folder:",
+        "",
+        "```bash",
+        "mmopsd train --config mmopsd_config.yaml",
+        "```",
+        "",
     ]
 
 

@@ -32,6 +32,7 @@ from mmopsd.policies.precision import MIXED, compute_dtype
 from mmopsd.policies.vision import freeze_vision_tower
 from mmopsd.privileged.base import Provider, build_provider
 from mmopsd.rollout import check_env
+from mmopsd.tracking import check_report_to
 from mmopsd.training.distill import Objective
 from mmopsd.training.mixture import ByTask, TaskEnvs, TrainTask, train_tasks
 from mmopsd.training.teachers import Teacher, build_teacher
@@ -145,6 +146,7 @@ def check(config: TrainConfig, par: Parallel) -> tuple[dict[str, Provider], Meth
     objective = _objective(config, method)
     _check_weightings(config.method)
     check_engine(config.rollout.engine, config.rollout.engine_kwargs)
+    check_report_to(config.run.report_to)
     for train in tasks:
         check_env(train.env, config.evaluation.split, train.env_kwargs)
     for kind in ("ood", "retain"):

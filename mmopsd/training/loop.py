@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import plot_run
 from mmopsd.parallel import Parallel, full_state, init, shutdown_on_exit
 from mmopsd.policies.base import Policy
+from mmopsd.tracking import open_trackers
 from mmopsd.training import checkpoint, resume
 from mmopsd.training.components import Components, build, prepared
 from mmopsd.training.evals import run_eval
@@ -42,7 +44,7 @@ def train(
     """
     config = prepared(config)  # the method's fields filled in, as config.yaml records them
     par = init(config.run.parallel, config.run.dist_timeout)
-    with shutdown_on_exit(par), owned_by_run():  # the run's browsers end with it
+    with shutdown_on_exit(par), owned_by_run(), ExitStack() as stack:  # browsers end with it
         began, out = time.perf_counter(), _run_dir(config)
         show = progress and par.main
         found = resume.newest_sound(out / "checkpoints") if config.run.resume else None
@@ -52,7 +54,8 @@ def train(
                 _say(show, f"{out} is finished (checkpoint {found.name}); nothing to do")
                 return done
         c = build(config, policy, par)  # checks everything first: a bad config never touches out
-        log = _open_metrics(config, out, par)
+        log = _open_metrics(config, out, par, found)
+        stack.callback(log.trackers.close)  # trackers finish even when the run fails
         if found is not None:
             found, last, before, last_eval = resume.restore(c, out / "checkpoints", found, log)
             _say(show, f"resumed from {found} (step {last})")
@@ -86,6 +89,7 @@ def train(
             config.optimizer.steps, before, last_eval, time.perf_counter() - began, out
         )
         _finish(config, summary, log, par)
+        log.trackers.image(config.optimizer.steps, "curve", out / "curve.png")
         _export(c, config, summary, par)
         return summary
 
@@ -97,12 +101,16 @@ def _run_dir(config: TrainConfig) -> Path:
     return out
 
 
-def _open_metrics(config: TrainConfig, out: Path, par: Parallel) -> MetricsLog:
-    """The run's metrics log; rank 0 writes the run's config beside it."""
-    if par.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(dump(config.to_dict()))
-    return MetricsLog(out / "metrics.jsonl", enabled=par.main)
+def _open_metrics(config: TrainConfig, out: Path, par: Parallel, found: Path | None) -> MetricsLog:
+    """The run's metrics log, logging to the run's trackers; rank 0 writes the run's config
+    beside it. ``found`` is the checkpoint a resumed run continues from."""
+    if not par.main:
+        return MetricsLog(out / "metrics.jsonl", enabled=False)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump(config.to_dict()))
+    resume_step = None if found is None else checkpoint.step_of(found)
+    trackers = open_trackers(config.run.report_to, out, config.to_dict(), resume_step)
+    return MetricsLog(out / "metrics.jsonl", trackers=trackers)
 
 
 def _start(c: Components, config: TrainConfig, log: MetricsLog) -> dict[str, Any]:

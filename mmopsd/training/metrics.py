@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mmopsd.errors import MmopsdError, MmopsdWarning
+from mmopsd.tracking.base import Trackers
 
 
 class MetricsLog:
@@ -19,20 +20,24 @@ class MetricsLog:
         path: the ``metrics.jsonl`` file.
         enabled: False makes :meth:`write` do nothing (the ranks of a data-parallel run
             other than rank 0).
+        trackers: the run's experiment trackers (``run.report_to``); each record written
+            is logged to them.
     """
 
-    def __init__(self, path: Path, enabled: bool = True) -> None:
+    def __init__(self, path: Path, enabled: bool = True, trackers: Trackers | None = None) -> None:
         self.path = path
         self.enabled = enabled
+        self.trackers = trackers or Trackers()
         if enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record (flushed at once)."""
+        """Append one record (flushed at once) and log it to the run's trackers."""
         if not self.enabled:
             return
         with self.path.open("a") as fh:
             fh.write(json.dumps(record, default=_plain) + "\n")
+        self.trackers.record(json.loads(json.dumps(record, default=_plain)))
 
     def read(self) -> list[dict[str, Any]]:
         """All records. A torn last line (a write cut short) is skipped with a warning; a bad
