@@ -119,6 +119,14 @@ def observation_parts(observation: Any) -> list[Part]:
     )
 
 
+def observation_images(observation: Any) -> list[Image.Image]:
+    """The images of an observation (none for text, or for what the agent cannot be shown)."""
+    try:
+        return [p.image for p in observation_parts(observation) if isinstance(p, ImagePart)]
+    except TypeError:
+        return []
+
+
 def _as_image(x: Any) -> Image.Image:
     if isinstance(x, Image.Image):
         return x

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 
-from mmopsd.agents.prompting import PromptSpec
+from mmopsd.agents.prompting import PromptSpec, observation_images
 from mmopsd.checks import accepted_options, check_keys
 from mmopsd.engines.base import Engine, Generation
 from mmopsd.errors import ConfigError, MmopsdError, UnknownNameError
@@ -120,6 +120,7 @@ class Job:
     group_id: str = ""
     trajectory_id: str = ""
     task: str = ""  # recorded on the trajectory (a training mixture's task name)
+    keep_frames: bool = False  # each turn keeps its observation's images (Turn.frames)
 
 
 class Stable(Protocol):
@@ -156,6 +157,7 @@ class _Episode:
     info: dict[str, Any]
     exchanges: list[_Exchange] = field(default_factory=list)
     done: bool = False
+    observation: Any = None  # the observation the next turn answers
 
     @property
     def spec(self) -> PromptSpec:
@@ -327,7 +329,7 @@ def _start_all(
 
     def begin(job: Job) -> tuple[gym.Env, Any, dict[str, Any]]:
         env = stable.lend(job.env)
-        if not policy.sees_images:
+        if not policy.sees_images and not job.keep_frames:
             skip_images(env)
         obs, info = env.reset(seed=job.seed)
         return env, obs, info
@@ -359,7 +361,7 @@ def _episode(policy: Policy, job: Job, env: gym.Env, obs: Any, info: dict[str, A
     traj = Trajectory(trajectory_id=job.trajectory_id, group_id=job.group_id, task=job.task)
     head = spec.messages(obs, info)
     enc = policy.encode(head, assistant_prefix=spec.assistant_prefix)
-    return _Episode(job, env, traj, head, enc, info)
+    return _Episode(job, env, traj, head, enc, info, observation=obs)
 
 
 def _turn(
@@ -484,6 +486,7 @@ def _turn_record(
         action=parsed.action,
         valid=parsed.valid,
         sampled_logprobs=gen.logprobs,
+        frames=observation_images(ep.observation) if ep.job.keep_frames else [],
     )
     ep.trajectory.turns.append(turn)
     return turn, parsed.error
@@ -532,7 +535,7 @@ def _record(policy: Policy, ep: _Episode, turn: Turn, error: str | None, result:
     reply = generated(spec.assistant_prefix, turn.response_text, ids)
     reply_ids = Encoded(ids=list(ids), token_types=[0] * len(ids))
     ep.exchanges.append(_Exchange(reply, user, Encoded.concat([reply_ids, follow])))
-    ep.info = outcome
+    ep.info, ep.observation = outcome, obs
 
 
 def _acting(policy: Policy, ep: _Episode, messages: list[Message]) -> tuple[list[Message], Encoded]:

@@ -197,6 +197,9 @@ class Turn:
         sampled_logprobs: the rollout engine's log-probability of each response id, where
             the engine gives them (vLLM, some servers); the trainer corrects its loss with a
             truncated importance weight against them and logs the mismatch.
+        frames: the images of the observation this turn answered, where the episode was
+            asked to keep them (episodes kept to be looked at; a text model's messages
+            leave images out).
     """
 
     messages: list[Message]
@@ -212,6 +215,7 @@ class Turn:
     truncated: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     sampled_logprobs: list[float] | None = None
+    frames: list[Image.Image] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.sampled_logprobs is not None and len(self.sampled_logprobs) != len(
@@ -281,7 +285,7 @@ class Trajectory:
                     "reward": t.reward,
                     "terminated": t.terminated,
                     "truncated": t.truncated,
-                    "privileged": _jsonable(t.privileged),
+                    "privileged": jsonable(t.privileged),
                     "feedback": t.info.get("outcome", {}).get("feedback"),
                 }
                 for t in self.turns
@@ -299,12 +303,12 @@ class Trajectory:
         return bool(self.turns) and (self.turns[-1].terminated or self.turns[-1].truncated)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """``value`` with anything JSON cannot hold (images, arrays) replaced by its type name."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return f"<{type(value).__name__}>"

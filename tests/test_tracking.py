@@ -54,8 +54,12 @@ def test_tensorboard_logs_every_metric_of_the_run(tmp_path):
     acc = EventAccumulator(str(out / "tensorboard"))
     acc.Reload()
     assert "curve" in acc.Tags()["images"]
-    tables = [t for t in acc.Tags()["tensors"] if t.startswith("eval/student_table")]
-    assert tables  # the evaluation tables as text
+    tags = acc.Tags()["tensors"]
+    assert any(t.startswith("eval/student_table") for t in tags)  # the evaluation tables
+    assert any(t.startswith("eval/episodes") for t in tags)  # sample episodes as text
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["episodes"] for r in evals] == [f"episodes/step-{r['step']}.jsonl" for r in evals]
+    assert all((out / r["episodes"]).with_suffix(".html").is_file() for r in evals)
 
 
 def _wandb_history(run_file: Path) -> dict[str, dict[int, float]]:

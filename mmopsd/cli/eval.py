@@ -64,6 +64,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         help="import a module first (one that registers your own environment)",
     )
     _add_served(ev)
+    ev.add_argument(
+        "--episodes-out",
+        type=Path,
+        metavar="FILE",
+        help="keep every episode: FILE.jsonl (turn by turn: observation, response, action, "
+        "reward, privileged information), FILE.html to look at them, images in FILE_frames/",
+    )
     ev.add_argument("--out", type=Path, help="write the result as JSON here")
     ev.add_argument("--markdown", type=Path, help="write the Markdown table here")
     ev.set_defaults(run=run_eval)
@@ -134,6 +141,7 @@ def run_eval(args: argparse.Namespace) -> int:
     for out in (args.out, args.markdown, args.leaderboard):
         _check_output(out)
     provider = _provider(args, settings)  # checked, like everything, before the model loads
+    recorder = _recorder(args, settings, provider)
     if args.suite:
         return _eval_suite(args, settings)
     # The environment is checked before the model loads: a mistake costs a second.
@@ -153,7 +161,11 @@ def run_eval(args: argparse.Namespace) -> int:
         max_new_tokens=settings["max_new_tokens"],
         provider=provider,
         batch_size=args.batch_size,
+        on_episode=None if recorder is None else recorder.add,
     )
+    if recorder is not None:
+        page = recorder.write({"success": result.success, "invalid rate": result.invalid_rate})
+        print(f"episodes in {recorder.path}; look at them in {page}")
     text = json.dumps(
         {"env": settings["env"], "split": settings["split"], **result.to_dict()}, indent=2
     )
@@ -183,6 +195,26 @@ def _provider(args: argparse.Namespace, settings: dict[str, Any]):
     if not args.with_privileged or args.suite:
         return None
     return build_provider(settings["provider"], **settings["provider_kwargs"])
+
+
+def _recorder(args: argparse.Namespace, settings: dict[str, Any], provider: Any):
+    """The keeper of ``--episodes-out``'s episodes (None without it): each turn also records
+    the lines the teacher's view adds (the provider of ``--with-privileged``, else the
+    run's or the environment's default)."""
+    from mmopsd.evaluation.episodes import EpisodeRecorder, check_output
+    from mmopsd.privileged import build_provider
+
+    if args.episodes_out is None:
+        return None
+    if args.suite:
+        raise ConfigError("--episodes-out keeps one environment's episodes: pass --env")
+    check_output(args.episodes_out)
+    view = provider or build_provider(settings["provider"], **settings["provider_kwargs"])
+    who = args.label or str(args.checkpoint or args.base_url or settings["model"])
+    title = f"{who} on {settings['env']} ({settings['split']} split)"
+    if provider is not None:
+        title += ", with privileged information"
+    return EpisodeRecorder(args.episodes_out, title, teacher_view=view)
 
 
 def _write(args: argparse.Namespace, text: str, table: str) -> None:

@@ -297,6 +297,13 @@ class EvaluationConfig(Section):
         "(MiniWoB++) for a model on a CPU. Lower it to save memory.",
         at_least=1,
     )
+    keep_episodes: bool = option(
+        False,
+        "Keep every held-out episode of the student's evaluations in "
+        "`out_dir/episodes/step-N.jsonl`, with a page to look at them (`step-N.html`); on "
+        "whenever `run.report_to` is set, whose trackers show a few. A result read from the "
+        "cache has no episodes.",
+    )
     cache: str = option(
         "eval_cache.json",
         "The file (relative to `run.out_dir`, or absolute) keeping evaluations that cannot change "

@@ -86,6 +86,7 @@ def evaluate(
     seed_offset: int = 0,
     parallel: Parallel | None = None,
     engine: Engine | None = None,
+    on_episode: Callable[[int, Trajectory], None] | None = None,
 ) -> EvalResult:
     """Greedy episodes on seeds ``seed_offset .. seed_offset + episodes - 1`` of ``split``.
 
@@ -94,7 +95,9 @@ def evaluate(
     time (None: :data:`DEFAULT_BATCH_SIZE`, of them at most :func:`browser_slots` in
     browsers). In a data-parallel run (``parallel``) each rank plays a block of the episodes
     and every rank gets the result of all of them. ``engine`` samples instead of the policy's
-    own ``generate`` (e.g. vLLM holding the policy's weights).
+    own ``generate`` (e.g. vLLM holding the policy's weights). ``on_episode(index,
+    trajectory)`` is called as each episode ends (an
+    :class:`~mmopsd.evaluation.episodes.EpisodeRecorder` keeps them).
     """
     plan = EvalPlan(
         env_id, spec, episodes, dict(env_kwargs or {}), split, max_turns, max_new_tokens, provider
@@ -106,6 +109,7 @@ def evaluate(
         seed_offset=seed_offset,
         parallel=parallel,
         engine=engine,
+        on_episode=None if on_episode is None else lambda _, i, t: on_episode(i, t),
     )[0]
 
 
@@ -132,6 +136,7 @@ def evaluate_all(
     parallel: Parallel | None = None,
     engine: Engine | None = None,
     on_result: Callable[[int, EvalResult], None] | None = None,
+    on_episode: Callable[[int, int, Trajectory], None] | None = None,
 ) -> list[EvalResult]:
     """Evaluate several environments together: every live episode of every plan shares one
     batched generation per turn, at most ``batch_size`` episodes (and environments) alive at
@@ -139,14 +144,15 @@ def evaluate_all(
     :func:`browser_slots` in browsers). Each plan's episodes play
     seeds ``seed_offset ..`` of its split, as :func:`evaluate` would play them alone.
     ``on_result(index, result)`` is called as each plan's last episode ends; the results come
-    back in the order of ``plans``.
+    back in the order of ``plans``; ``on_episode(plan, index, trajectory)`` as each episode
+    ends (in a data-parallel run, this process's episodes).
     """
     browsers = browser_slots(policy) if batch_size is None else None
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     par = parallel or Parallel()
-    jobs, owners = _jobs(plans, par, seed_offset)
+    jobs, owners = _jobs(plans, par, seed_offset, keep_frames=on_episode is not None)
     counts = Counter(owners)
     finished: list[dict[int, Trajectory]] = [{} for _ in plans]
     results: dict[int, EvalResult] = {}
@@ -154,6 +160,8 @@ def evaluate_all(
     def done(index: int, traj: Trajectory) -> None:
         n = owners[index]
         finished[n][index] = traj
+        if on_episode is not None:
+            on_episode(n, index, traj)
         if len(finished[n]) == counts[n] and not par.active:  # ranks gather at the end
             results[n] = summarise([finished[n][i] for i in sorted(finished[n])])
             if on_result is not None:
@@ -172,9 +180,10 @@ def evaluate_all(
 
 
 def _jobs(
-    plans: Sequence[EvalPlan], par: Parallel, seed_offset: int
+    plans: Sequence[EvalPlan], par: Parallel, seed_offset: int, keep_frames: bool = False
 ) -> tuple[list[Job], list[int]]:
-    """This process's episodes of every plan (greedy), and the plan each belongs to."""
+    """This process's episodes of every plan (greedy), and the plan each belongs to;
+    ``keep_frames``: each turn keeps its observation's images."""
     jobs, owners = [], []
     for n, plan in enumerate(plans):
         sampling = Sampling(max_new_tokens=plan.max_new_tokens, greedy=True)
@@ -191,6 +200,7 @@ def _jobs(
                     provider=plan.provider,
                     group_id=f"seed-{seed}",
                     trajectory_id=f"eval-{i}-{seed}",
+                    keep_frames=keep_frames,
                 )
             )
             owners.append(n)

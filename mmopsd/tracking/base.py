@@ -90,8 +90,11 @@ class Trackers:
     """The trackers of a run (none when ``report_to`` is empty): each record of the metrics
     log goes to all of them."""
 
-    def __init__(self, trackers: Sequence[Tracker] = ()) -> None:
+    SAMPLE = 2  # episodes of each evaluation shown as text
+
+    def __init__(self, trackers: Sequence[Tracker] = (), out_dir: Path | None = None) -> None:
         self.trackers = list(trackers)
+        self.out_dir = out_dir
 
     def record(self, record: Mapping[str, Any]) -> None:
         """Log a metrics record: its numbers under its kind (``train/loss``,
@@ -114,10 +117,13 @@ class Trackers:
                 columns, rows = table_rows(result.table(who))
                 for t in self.trackers:
                     t.table(step, f"eval/{who}_table", columns, rows)
-        episodes = record.get("episodes_sample")
-        if episodes:
+        if record.get("episodes") and self.out_dir is not None:
+            from mmopsd.evaluation.episodes import episode_markdown, read_episodes
+
+            sample = read_episodes(self.out_dir / str(record["episodes"]))[: self.SAMPLE]
+            text = "\n\n".join(episode_markdown(e) for e in sample)
             for t in self.trackers:
-                t.text(step, "eval/episodes", str(episodes))
+                t.text(step, "eval/episodes", text)
 
     def image(self, step: int, name: str, path: Path) -> None:
         """Log an image file (the learning curve) to every tracker."""
@@ -141,7 +147,7 @@ def open_trackers(
     """The run's trackers, started."""
     check_report_to(names)
     made = [TRACKERS.get(n)(out_dir, out_dir.name, config, resume_step) for n in names]
-    return Trackers(made)
+    return Trackers(made, out_dir)
 
 
 def table_rows(markdown: str) -> tuple[list[str], list[list[str]]]:

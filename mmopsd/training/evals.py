@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from mmopsd.agents.prompting import prompt_for
 from mmopsd.config import TaskConfig, TrainConfig
 from mmopsd.evaluation.cache import fingerprint
 from mmopsd.evaluation.core import EvalPlan, evaluate_all, pooled
+from mmopsd.evaluation.episodes import EpisodeRecorder
 from mmopsd.evaluation.tasks import extra_tasks
 from mmopsd.training.components import Components
 
@@ -35,12 +37,16 @@ def run_eval(step: int, c: Components, config: TrainConfig, *, teacher: bool) ->
     cached = step == 0 and c.eval_cache.path is not None  # only a kept result needs a key
     student_weights = fingerprint(c.policy.model) if cached else None
     with c.parallel.gathered(c.policy.model):  # FSDP2: whole weights while generating
-        student = lambda: _held_out(c, config, c.policy, None, engine)  # noqa: E731
+        recorder = _recorder(c, config, step)
+        student = lambda: _held_out(c, config, c.policy, None, engine, recorder)  # noqa: E731
         if step == 0:
             result = c.eval_cache.get("student", {**settings, "weights": student_weights}, student)
         else:
             result = student()
         record.update(student_success=result["success"], student=result)
+        if recorder is not None and recorder.episodes:
+            recorder.write({"success": result["success"]})
+            record["episodes"] = str(recorder.path.relative_to(config.run.out_dir))
         static = c.teacher.static and c.provider.static
         if teacher and (c.teacher_eval is None or not static):
             c.teacher_eval = _teacher_eval(c, config, settings, static)
@@ -94,6 +100,7 @@ def _held_out(
     policy: Any,
     providers: dict[str, Any] | None,
     engine: Any,
+    recorder: EpisodeRecorder | None = None,
 ) -> dict[str, Any]:
     """The held-out result of ``policy`` (with each task's provider: the teacher's view):
     the tasks are played together and pooled, each task's success in ``per_task`` where
@@ -118,8 +125,19 @@ def _held_out(
         seed_offset=SEED_OFFSET,
         parallel=c.parallel,
         engine=engine,
+        on_episode=None if recorder is None else lambda _, i, t: recorder.add(i, t),
     )
     return pooled({t.name: r for t, r in zip(c.tasks, results)}).to_dict()
+
+
+def _recorder(c: Components, config: TrainConfig, step: int) -> EpisodeRecorder | None:
+    """The keeper of this evaluation's student episodes (``evaluation.keep_episodes``, or
+    trackers to show some), on the process that writes the run directory."""
+    if not (config.evaluation.keep_episodes or config.run.report_to) or not c.parallel.main:
+        return None
+    view = c.providers[c.tasks[0].name] if len(c.tasks) == 1 else None
+    path = Path(config.run.out_dir) / "episodes" / f"step-{step}.jsonl"
+    return EpisodeRecorder(path, f"student after step {step}", teacher_view=view)
 
 
 def _teacher_eval(
