@@ -234,6 +234,17 @@ def full_state(
     return weights, optimizer_state_by_index(by_name, names) if by_name else {}
 
 
+def full_model_state(par: Parallel, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """Every tensor of a sharded model, whole, on rank 0 (a collective under FSDP2; other
+    ranks get an empty dict); None when the model is not sharded (it holds them itself)."""
+    if not par.sharded:
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
+
+
 def load_full_state(
     par: Parallel,
     model: torch.nn.Module,

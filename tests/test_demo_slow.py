@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -23,6 +24,8 @@ def test_keydoor_demo_learns_the_rule(tmp_path, capsys):
             "optimizer.steps=20",
             "--set",
             "evaluation.every=0",
+            "--set",
+            "run.report_to=[tensorboard]",
         ]
     )
     assert code == 0
@@ -31,6 +34,22 @@ def test_keydoor_demo_learns_the_rule(tmp_path, capsys):
     assert summary["student_success_after"] > summary["student_success_before"] + 0.2
     assert (out / "curve.png").is_file()
     assert "student after training" in capsys.readouterr().out
+    _tensorboard_equals_metrics(out)
+
+
+def _tensorboard_equals_metrics(out):
+    """Every number of the run's metrics.jsonl is in its TensorBoard events, same step, same
+    value (float32)."""
+    pytest.importorskip("tensorboard")
+    from mmopsd.tracking.reading import expected_scalars, tensorboard_scalars
+    from mmopsd.training.metrics import MetricsLog
+
+    want = expected_scalars(MetricsLog(out / "metrics.jsonl").read())
+    logged = tensorboard_scalars(out / "tensorboard")
+    assert "train/loss" in want and len(want["train/loss"]) == 20
+    for name, by_step in want.items():
+        for step, value in by_step.items():
+            assert math.isclose(logged[name][step], value, rel_tol=1e-6, abs_tol=1e-30), name
 
 
 def test_eval_command_on_a_run_checkpoint(tmp_path, capsys):
@@ -151,3 +170,30 @@ def test_babyai_demo_runs_a_step(tmp_path):
     ]
     assert main(args) == 0
     assert (out / "checkpoints" / "step-1").is_dir()
+
+
+def test_the_exported_model_served_evaluates_as_the_checkpoint_locally(tmp_path, capsys):
+    """A trained run's ``model/`` folder, served by ``transformers serve`` and played through
+    ``mmopsd eval --base-url``, scores within the interval of the checkpoint's local
+    evaluation (both float32 and greedy)."""
+    pytest.importorskip("openai", reason="pip install 'mmopsd[serve]'")
+    pytest.importorskip("fastapi", reason="transformers serve: pip install 'mmopsd[dev]'")
+    from mmopsd.engines.local_server import transformers_serve
+
+    out = tmp_path / "run"
+    train = ["demo", "--quiet", "--set", f"run.out_dir={out}", "--set", "optimizer.steps=3",
+             "--set", "evaluation.episodes=4", "--set", "evaluation.every=0"]  # fmt: skip
+    assert main(train) == 0
+    assert (out / "model" / "config.json").is_file() and (out / "model" / "README.md").is_file()
+    task = ["--env", "mmopsd/KeyDoor-v0", "--env-kwargs", '{"n_doors": 2, "n_rooms": 1}',
+            "--episodes", "32", "--max-new-tokens", "4", "--max-turns", "1"]  # fmt: skip
+    local = tmp_path / "local.json"
+    assert main(["eval", "--checkpoint", str(out), "--dtype", "float32", *task, "--out",
+                 str(local)]) == 0  # fmt: skip
+    served = tmp_path / "served.json"
+    with transformers_serve(out / "model", log=tmp_path / "server.log") as url:
+        args = ["eval", "--base-url", url, "--model", str(out / "model"), *task]
+        assert main([*args, "--out", str(served)]) == 0
+    mine, theirs = json.loads(local.read_text()), json.loads(served.read_text())
+    assert mine["ci_low"] <= theirs["success"] <= mine["ci_high"], (mine, theirs)
+    capsys.readouterr()

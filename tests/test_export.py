@@ -176,3 +176,23 @@ def test_config_json_names_no_local_path(tmp_path):
     run = _run(tmp_path)
     text = (run / "model" / "config.json").read_text()
     assert str(tmp_path) not in text, json.loads(text).get("_name_or_path")
+
+
+def test_a_sharded_lora_models_tensors_merge_as_peft_merges_them():
+    """The merge used for a sharded model's gathered tensors equals peft's own
+    ``merge_and_unload``, name for name."""
+    pytest.importorskip("peft")
+    import copy
+
+    from mmopsd.export.folder import merged_lora
+    from mmopsd.training.lora import apply_lora
+
+    policy = tiny_text_policy()
+    model = apply_lora(policy.model, r=4, alpha=8, targets=["q_proj", "v_proj"])
+    for p in model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p)
+    mine = merged_lora(model, model.state_dict())
+    theirs = copy.deepcopy(model).merge_and_unload().state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in theirs)

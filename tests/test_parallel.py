@@ -72,6 +72,10 @@ def _weights(out: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(str(out / "checkpoints" / f"step-{step}" / "model.safetensors"))
 
 
+def _exported(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "model" / "model.safetensors"))
+
+
 def _assert_same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for name in a:
@@ -96,6 +100,8 @@ def test_two_processes_update_exactly_as_one(mode, reference, tmp_path):
         _assert_same(_weights(out, step), _weights(reference, step))
     moved = [not torch.equal(_weights(out, 1)[k], w) for k, w in _weights(out, 3).items()]
     assert all(moved)  # it trained
+    # the exported final model (gathered whole from the shards under FSDP) is the reference's
+    _assert_same(_exported(out), _exported(reference))
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     ref = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in records] == [r["kind"] for r in ref]  # one writer, no doubles

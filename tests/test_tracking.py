@@ -129,3 +129,20 @@ def test_an_unknown_or_missing_tracker_is_an_error_before_anything_runs(tmp_path
     with pytest.raises(ConfigError, match=r"pip install 'mmopsd\[tensorboard\]'"):
         _train(tmp_path, ["tensorboard"])
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resumed_run_continues_its_tensorboard_log(tmp_path):
+    """Two steps, then the same run asked for three: it resumes from its checkpoint and the
+    events still equal metrics.jsonl, step 2's latest record included."""
+    pytest.importorskip("tensorboard")
+    out = _train(tmp_path, ["tensorboard"])
+    config = from_dict({
+        "rollout": {"max_turns": 2, "max_new_tokens": 4},
+        "optimizer": {"steps": 3, "batch_size": 2},
+        "evaluation": {"episodes": 2, "every": 1},
+        "run": {"out_dir": str(out), "report_to": ["tensorboard"], "export": "none"},
+    })  # fmt: skip
+    train(config, policy=tiny_text_policy(), progress=False)
+    records = MetricsLog(out / "metrics.jsonl").read()
+    assert max(r["step"] for r in records) == 3
+    _same(tensorboard_scalars(out / "tensorboard"), records, rel=1e-6)

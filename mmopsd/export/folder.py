@@ -27,6 +27,7 @@ def export_policy(
     lora: str = "merge",
     base_id: str | None = None,
     overwrite: bool = False,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``policy`` to ``out`` as a model folder.
 
@@ -39,6 +40,8 @@ def export_policy(
             (peft's adapter files; the base model is loaded beside them).
         base_id: the base model's hub id, recorded in a saved adapter's config.
         overwrite: replace an existing ``out``.
+        state_dict: the model's tensors, whole, when the model does not hold them itself (a
+            sharded model, gathered by :func:`~mmopsd.parallel.full_model_state`).
     """
     out = Path(out)
     check_target(out, overwrite)
@@ -47,7 +50,7 @@ def export_policy(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
-        _save_model(policy.model, tmp, lora, base_id)
+        _save_model(policy.model, tmp, lora, base_id, state_dict)
         _save_tokenizer(policy, tmp)
         generation_config(policy).save_pretrained(tmp)
         (tmp / "README.md").write_text(card)
@@ -70,20 +73,52 @@ def check_target(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"{out} exists and is not empty; pass --overwrite to replace it")
 
 
-def _save_model(model: torch.nn.Module, folder: Path, lora: str, base_id: str | None) -> None:
+def _save_model(
+    model: torch.nn.Module,
+    folder: Path,
+    lora: str,
+    base_id: str | None,
+    state: dict[str, torch.Tensor] | None,
+) -> None:
     """The weights and config; a peft model merged into a copy (the trained model is never
-    changed) or saved as its adapter."""
+    changed) or saved as its adapter. ``state``: the tensors, when the model is sharded."""
     if not _is_peft(model):
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, state_dict=state)
         return
     if lora == "adapter":
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, state_dict=state)
         if base_id is not None:
             _set_adapter_base(folder, base_id)
+        return
+    if state is not None:
+        model.get_base_model().save_pretrained(folder, state_dict=merged_lora(model, state))
         return
     merged = copy.deepcopy(model).merge_and_unload()
     merged.save_pretrained(folder)
     del merged
+
+
+def merged_lora(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A peft model's whole tensors (``state``, its own names) with its active LoRA adapter
+    folded into each adapted weight, under the base model's names: ``W + B @ A * scaling``."""
+    name = model.active_adapter
+    cfg = model.peft_config[name]
+    if getattr(cfg, "use_dora", False) or getattr(cfg, "fan_in_fan_out", False):
+        raise ConfigError(
+            "this LoRA variant (DoRA or fan_in_fan_out) cannot be merged from a sharded model; "
+            "export it with lora: adapter"
+        )
+    scaling = cfg.lora_alpha / (cfg.r**0.5 if getattr(cfg, "use_rslora", False) else cfg.r)
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if f".lora_A.{name}." in key or f".lora_B.{name}." in key:
+            continue
+        if key.endswith(".base_layer.weight"):
+            stem = key.removesuffix(".base_layer.weight")
+            a, b = state[f"{stem}.lora_A.{name}.weight"], state[f"{stem}.lora_B.{name}.weight"]
+            tensor = tensor + (b @ a).to(tensor.dtype) * scaling
+        out[key.removeprefix("base_model.model.").replace(".base_layer.", ".")] = tensor
+    return out
 
 
 def _is_peft(model: torch.nn.Module) -> bool:

@@ -20,7 +20,7 @@ from mmopsd.config.writing import dump
 from mmopsd.envs.processes import owned_by_run
 from mmopsd.errors import ConfigError
 from mmopsd.evaluation.report import plot_run
-from mmopsd.parallel import Parallel, full_state, init, shutdown_on_exit
+from mmopsd.parallel import Parallel, full_model_state, full_state, init, shutdown_on_exit
 from mmopsd.policies.base import Policy
 from mmopsd.tracking import open_trackers
 from mmopsd.training import checkpoint, resume
@@ -162,25 +162,23 @@ def _finish(config: TrainConfig, summary: RunSummary, log: MetricsLog, par: Para
 
 def _export(c: Components, config: TrainConfig, summary: RunSummary, par: Parallel) -> None:
     """The final model as a transformers folder, ``out_dir/model`` (``run.export``); a
-    sharded model is gathered through its final checkpoint."""
-    from mmopsd.export import export_policy, export_run, model_card
+    sharded model's tensors are gathered whole on rank 0 first (every rank takes part)."""
+    from mmopsd.export import export_policy, model_card
     from mmopsd.policies.packaged import hub_id
 
-    mode, out = config.run.export, summary.out_dir / "model"
-    if mode == "none" or not par.main:
-        par.barrier()
+    mode = config.run.export
+    if mode == "none":
         return
-    if par.sharded:
-        export_run(summary.out_dir, out, lora=mode, overwrite=True)
-    else:
+    state = full_model_state(par, c.policy.model)
+    if par.main:
         base = hub_id(config.model.name)
         card = model_card(
             config, base_id=base, step=summary.steps, vision=c.policy.sees_images, lora=mode,
             evaluation=summary.table() + f"\n\nAfter step {summary.steps}.",
         )  # fmt: skip
         export_policy(
-            c.policy, out, card=card, config_yaml=dump(config.to_dict()), lora=mode,
-            base_id=base, overwrite=True,
+            c.policy, summary.out_dir / "model", card=card, config_yaml=dump(config.to_dict()),
+            lora=mode, base_id=base, overwrite=True, state_dict=state,
         )  # fmt: skip
     par.barrier()
 
