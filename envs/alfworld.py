@@ -27,7 +27,8 @@ class ALFWorldEnv(AgentEnv):
     """One ALFWorld game per episode.
 
     Args:
-        split: ``train``, ``valid_seen`` or ``valid_unseen`` (``test`` means ``valid_seen``).
+        split: ``train``, ``validation``, ``valid_seen`` or ``valid_unseen`` (``test`` means
+            ``valid_seen``).
         source: ``auto`` (official games when ``$ALFWORLD_DATA`` has them, else generated),
             ``official`` or ``generated``.
         task_types: the task types to draw from.
@@ -64,6 +65,11 @@ class ALFWorldEnv(AgentEnv):
         self.source = (
             "official" if source == "official" or (source == "auto" and official) else "generated"
         )
+        if self.source == "official" and split == "validation":
+            raise ValueError(
+                "the official ALFWorld games have no validation split: make choices on "
+                "source='generated' games, or hold out part of train yourself"
+            )
         default_root = Path(data) if data else Path.home() / ".cache" / "alfworld"
         self.games_dir = Path(games_dir) if games_dir else default_root / "mmopsd-generated"
         if self.source == "generated":
@@ -75,6 +81,12 @@ class ALFWorldEnv(AgentEnv):
         self.task_type = ""
 
     # ------------------------------------------------------------------ AgentEnv
+    @property
+    def seed_stream(self) -> str:
+        """Seeds as given: each split's games are drawn from a stream of their own
+        (:data:`~mmopsd.envs.alfworld_games.SPLIT_SEED_OFFSET`) or are another game set."""
+        return "train"
+
     def new_task(self, options: dict[str, Any] | None) -> str:
         """Load the game of this seed and return alfworld's opening text."""
         seed = int(self.np_random.integers(1 << 31))

@@ -30,8 +30,15 @@ TASK_TYPES = (
     "pick_heat_then_place_in_recep",
     "pick_cool_then_place_in_recep",
 )
-SPLITS = ("train", "valid_seen", "valid_unseen")
-SPLIT_SEED_OFFSET = {"train": 0, "valid_seen": 1 << 32, "valid_unseen": 2 << 32}
+# ``validation``: games like ``valid_seen``'s (seen objects) from a seed stream of its own, for
+# choices; ``valid_seen`` (``test``) reports.
+SPLITS = ("train", "validation", "valid_seen", "valid_unseen")
+SPLIT_SEED_OFFSET = {
+    "train": 0,
+    "valid_seen": 1 << 32,
+    "valid_unseen": 2 << 32,
+    "validation": 3 << 32,
+}
 
 # Receptacle type -> openable. SinkBasin, Microwave and Fridge carry the clean/heat/cool skills.
 RECEPTACLES = {

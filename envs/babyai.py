@@ -46,7 +46,7 @@ def make_babyai(
 
     Args:
         level: the BabyAI level name (``GoToLocal``, ``PutNextLocal``, ``SynthSeq``, ...).
-        split: ``train`` or ``test`` (disjoint seed streams).
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         image: also return the image of the agent's view (``{"text", "image"}``).
         tile_size: pixels per grid cell of that image.
         render_mode: minigrid's render mode (``rgb_array`` for frames).

@@ -27,10 +27,10 @@ from typing import Any, ClassVar
 import gymnasium as gym
 from gymnasium import spaces
 from mmopsd.agents.parsing import match_admissible
+from mmopsd.envs.seeds import offset_seed
 
 TEXT_MAX = 16384
 PRINTABLE = frozenset(string.printable)
-TEST_SEED_OFFSET = 1 << 40  # held-out episodes draw from a seed stream disjoint from training
 
 
 def text_space(max_length: int = TEXT_MAX) -> spaces.Text:
@@ -115,17 +115,18 @@ class AgentEnv(gym.Env[Any, str]):
         return parsed.action if parsed.valid else None
 
     @property
-    def held_out(self) -> bool:
-        """True when episodes come from the held-out seed stream (``split == "test"``)."""
-        return getattr(self, "split", "train") == "test"
+    def seed_stream(self) -> str:
+        """The split whose seed stream episodes draw from (:func:`~mmopsd.envs.seeds.
+        offset_seed`): the environment's ``split``."""
+        return getattr(self, "split", "train")
 
     # ---------------------------------------------------------------------- gymnasium
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Start a new task (held-out episodes shift the seed into their own stream)."""
-        if seed is not None and self.held_out:
-            seed += TEST_SEED_OFFSET
+        """Start a new task (each split's episodes draw from their own seed stream)."""
+        if seed is not None:
+            seed = offset_seed(seed, self.seed_stream)
         super().reset(seed=seed)
         self._steps = 0
         self._last = self.new_task(options)

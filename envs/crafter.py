@@ -57,7 +57,7 @@ def make_crafter(split: str = "train", length: int = 10000) -> gym.Env:
     """Crafter as an mmopsd agent environment.
 
     Args:
-        split: ``train`` or ``test`` (disjoint seed streams).
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         length: Crafter's episode length in steps.
     """
     env = SuccessInfo(CrafterEnv(length=length), fn=_never)

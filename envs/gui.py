@@ -30,6 +30,7 @@ from mmopsd.envs.gui_screen import (
     centre,
     parse_gui_action,
 )
+from mmopsd.envs.seeds import check_split
 
 VALUES = ("Ada", "Paris", "Lima", "Kofi", "Mira", "Oslo", "Chen", "Rome")
 
@@ -43,8 +44,7 @@ class _GUIEnv(AgentEnv):
         self, width: int, height: int, split: str, max_steps: int, render_mode: str | None
     ) -> None:
         super().__init__(max_steps=max_steps)
-        if split not in ("train", "test"):
-            raise ValueError(f"GUI split must be 'train' or 'test', got {split!r}")
+        check_split(split, "GUI split")
         self.width, self.height, self.split = width, height, split
         self.render_mode = render_mode
         self.observation_space = image_text_space(height, width)
@@ -137,7 +137,7 @@ class GUIClickEnv(_GUIEnv):
     Args:
         width: screenshot width.
         height: screenshot height.
-        split: ``train`` or ``test``.
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         render_mode: ``rgb_array`` or None.
     """
 
@@ -213,7 +213,7 @@ class GUIFormEnv(_GUIEnv):
     Args:
         width: screenshot width.
         height: screenshot height.
-        split: ``train`` or ``test``.
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         max_steps: step cap.
         render_mode: ``rgb_array`` or None.
     """

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmopsd.envs.base import AgentEnv, Outcome, quote
+from mmopsd.envs.seeds import check_split
 
 COLOURS = ("red", "blue", "green", "yellow", "purple", "orange")
 
@@ -62,7 +63,7 @@ class KeyDoorEnv(AgentEnv):
         n_doors: doors per room (the right one plus distractors).
         n_rooms: rooms per episode.
         rule_seed: seed of the hidden key -> door rule.
-        split: ``train`` or ``test``.
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         split_by: ``seed`` (disjoint seed streams) or ``combination`` (disjoint key/door sets).
         max_steps: step cap (default: twice the number of rooms).
         render_mode: ``ansi`` or None.
@@ -90,8 +91,7 @@ class KeyDoorEnv(AgentEnv):
             )
         if split_by not in ("seed", "combination"):
             raise ValueError(f"KeyDoor split_by must be 'seed' or 'combination', got {split_by!r}")
-        if split not in ("train", "test"):
-            raise ValueError(f"KeyDoor split must be 'train' or 'test', got {split!r}")
+        check_split(split, "KeyDoor split")
         self.n_doors = n_doors
         self.n_rooms = n_rooms
         self.rule = derangement(self.colours, rule_seed)
@@ -102,9 +102,13 @@ class KeyDoorEnv(AgentEnv):
 
     # ---------------------------------------------------------------------- episode
     @property
-    def held_out(self) -> bool:
-        """Test episodes use their own seed stream only with ``split_by="seed"``."""
-        return self.split == "test" and self.split_by == "seed"
+    def seed_stream(self) -> str:
+        """With ``split_by="combination"`` test episodes draw from the training stream (their
+        combinations differ) and validation episodes, which share the test combinations,
+        from their own."""
+        if self.split_by == "combination" and self.split == "test":
+            return "train"
+        return self.split
 
     def new_task(self, options: dict[str, Any] | None) -> str:
         """Draw ``n_rooms`` rooms; describe the first."""
@@ -165,7 +169,8 @@ class KeyDoorEnv(AgentEnv):
             others = [c for c in self.colours if c not in (answer, key)]
             picks = rng.choice(len(others), self.n_doors - 1, replace=False)
             doors = [answer, *(others[int(i)] for i in picks)]
-            if self.split_by == "seed" or self._split_of(key, doors) == self.split:
+            held_out = "train" if self.split == "train" else "test"
+            if self.split_by == "seed" or self._split_of(key, doors) == held_out:
                 break
         order = rng.permutation(len(doors))
         return Room(key, tuple(doors[int(i)] for i in order), answer)

@@ -66,7 +66,7 @@ def make_miniwob(
 
     Args:
         task: the MiniWoB task name (``click-button``, ``login-user``, ...).
-        split: ``train`` or ``test`` (disjoint seed streams).
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         dom_text: add the visible DOM as text to the observation.
         max_steps: actions before the episode is truncated.
         episode_seconds: the page's own time limit per episode.

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from mmopsd.envs.base import AgentEnv, Outcome, quote
 from mmopsd.envs.drawing import as_array, image_text_space
+from mmopsd.envs.seeds import check_split
 from PIL import Image, ImageDraw
 
 MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -68,7 +69,7 @@ class SokobanEnv(AgentEnv):
         text_grid: also give the board as text (``#`` wall, ``@`` player, ``$`` box, ``.``
             target, ``*`` box on target).
         frames: future frames given as privileged information.
-        split: ``train`` or ``test`` (disjoint seed streams).
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         max_steps: step cap.
         render_mode: ``rgb_array`` or None.
     """
@@ -91,8 +92,7 @@ class SokobanEnv(AgentEnv):
             raise ValueError(
                 f"Sokoban needs 5 <= size <= 10 and 1 <= boxes <= 2, got {size}, {boxes}"
             )
-        if split not in ("train", "test"):
-            raise ValueError(f"Sokoban split must be 'train' or 'test', got {split!r}")
+        check_split(split, "Sokoban split")
         self.size, self.n_boxes, self.tile = size, boxes, tile
         self.text_grid, self.frames, self.split = text_grid, frames, split
         self.render_mode = render_mode

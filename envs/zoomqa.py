@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from mmopsd.envs.base import AgentEnv, Outcome
 from mmopsd.envs.drawing import PALETTE, as_array, font, image_text_space
+from mmopsd.envs.seeds import check_split
 from PIL import Image, ImageDraw
 
 KINDS = ("text", "colour", "count")
@@ -30,7 +31,7 @@ class ZoomQAEnv(AgentEnv):
         kinds: question kinds drawn from (``text``, ``colour``, ``count``).
         box_size: side of the framed evidence box.
         clutter: distractor items drawn outside the box.
-        split: ``train`` or ``test`` (disjoint seed streams).
+        split: ``train``, ``validation`` or ``test`` (disjoint seed streams).
         render_mode: ``rgb_array`` or None.
     """
 
@@ -49,8 +50,7 @@ class ZoomQAEnv(AgentEnv):
         unknown = set(kinds) - set(KINDS)
         if unknown or not kinds:
             raise ValueError(f"ZoomQA kinds must be among {', '.join(KINDS)}, got {list(kinds)}")
-        if split not in ("train", "test"):
-            raise ValueError(f"ZoomQA split must be 'train' or 'test', got {split!r}")
+        check_split(split, "ZoomQA split")
         if not 16 <= box_size <= size // 4:
             raise ValueError(f"box_size must lie in [16, size/4], got {box_size} for size {size}")
         self.size, self.kinds, self.box_size, self.clutter = size, tuple(kinds), box_size, clutter

@@ -1,4 +1,5 @@
-"""``SeedSplits``: ``train`` and ``test`` episodes from seed streams that never overlap."""
+"""``SeedSplits``: ``train``, ``validation`` and ``test`` episodes from seed streams that
+never overlap (:mod:`mmopsd.envs.seeds`)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,23 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium.utils import RecordConstructorArgs
+from mmopsd.envs.seeds import SPLITS, check_split, interleaved_seed
 
-SPLITS = ("train", "test")
+__all__ = ["SPLITS", "SeedSplits"]
 
 
 class SeedSplits(gym.Wrapper, RecordConstructorArgs):
-    """Seed ``s`` plays the wrapped environment's seed ``2s`` in ``train`` and ``2s + 1`` in
-    ``test``: the two splits never share an episode, for any seeds.
+    """Seed ``s`` plays the wrapped environment's seed ``2s`` in ``train``, ``2s + 1`` in
+    ``test`` and ``2**41 + s`` in ``validation``: no two splits share an episode, for any seed
+    below ``2**40``.
 
     Args:
         env: the environment to wrap.
-        split: ``train`` or ``test``.
+        split: ``train``, ``validation`` or ``test``.
     """
 
     def __init__(self, env: gym.Env, split: str = "train") -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        check_split(split)
         RecordConstructorArgs.__init__(self, split=split)
         gym.Wrapper.__init__(self, env)
         self.split = split
@@ -31,7 +33,5 @@ class SeedSplits(gym.Wrapper, RecordConstructorArgs):
     ) -> tuple[Any, dict[str, Any]]:
         """Reset with this split's seed."""
         if seed is not None:
-            if seed < 0:
-                raise ValueError(f"seeds must be >= 0, got {seed}")
-            seed = 2 * seed + (self.split == "test")
+            seed = interleaved_seed(seed, self.split)
         return self.env.reset(seed=seed, options=options)

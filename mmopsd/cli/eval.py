@@ -29,7 +29,10 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         help="a run directory or one of its checkpoints (the run's config fills unset flags)",
     )
     ev.add_argument("--env", help=f"environment id (default {DEFAULT.env})")
-    ev.add_argument("--split", help="split to evaluate (default test)")
+    ev.add_argument(
+        "--split",
+        help="split to evaluate: validation (for choices) or test (final numbers; the default)",
+    )
     ev.add_argument(
         "--episodes", type=at_least_one, help="episodes (default 64; a suite's own per env)"
     )

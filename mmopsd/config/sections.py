@@ -288,7 +288,13 @@ class EvaluationConfig(Section):
     key = "evaluation"
     every: int = option(10, "Evaluate every N steps (0: only before and after).", at_least=0)
     episodes: int = option(64, "Held-out episodes per evaluation and task.", at_least=1)
-    split: str = option("test", "The `split` argument of held-out episodes.")
+    split: str = option(
+        "test",
+        "The split of held-out episodes: `validation` for a run whose evaluations choose "
+        "anything (steps, checkpoint, hyperparameters), `test` for final numbers (each final "
+        "config once); every environment's `train`, `validation` and `test` seed streams are "
+        "disjoint.",
+    )
     teacher: bool = option(True, "Also evaluate the teacher with privileged information.")
     batch_size: int | None = option(
         None,
