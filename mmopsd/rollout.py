@@ -29,6 +29,7 @@ from mmopsd.checks import accepted_options, check_keys
 from mmopsd.engines.base import Engine, Generation
 from mmopsd.errors import ConfigError, MmopsdError, UnknownNameError
 from mmopsd.policies.base import Policy
+from mmopsd.policies.expert import expert_action, expert_ids
 from mmopsd.privileged.base import Provider
 from mmopsd.privileged.leak import check_no_leak
 from mmopsd.types import Encoded, Message, Trajectory, Turn, generated
@@ -121,6 +122,7 @@ class Job:
     trajectory_id: str = ""
     task: str = ""  # recorded on the trajectory (a training mixture's task name)
     keep_frames: bool = False  # each turn keeps its observation's images (Turn.frames)
+    expert: bool = False  # the environment's expert answers, not the policy (expert cloning)
 
 
 class Stable(Protocol):
@@ -380,8 +382,20 @@ def _turn(
         (msgs, enc) if ep.job.provider is None else _acting(policy, ep, msgs)
         for ep, (msgs, enc) in zip(active, contexts)
     ]
-    responses = _sample(policy, engine, active, acting, batch_size)
+    model = [i for i, ep in enumerate(active) if not ep.job.expert]
+    sampled = iter(
+        _sample(policy, engine, [active[i] for i in model], [acting[i] for i in model], batch_size)
+        if model
+        else []
+    )
+    responses = [_expert(policy, ep) if ep.job.expert else next(sampled) for ep in active]
     return _advance_all(policy, active, contexts, responses)
+
+
+def _expert(policy: Policy, ep: _Episode) -> Generation:
+    """The expert's next action as the reply (an empty reply where it names none)."""
+    action = expert_action(ep.info)
+    return Generation(ids=expert_ids(policy, action) if action else [policy.eos_id])
 
 
 def _each(fn: Callable[[Any], Any], items: list[Any], threaded: list[bool]) -> list[Any]:

@@ -221,7 +221,7 @@ CASES = [
     ),
     ("engine-vllm-cpu", T(*S("rollout.engine=vllm")), {}, "engine: vllm needs"),
     ("importance-cap", T(*S("method.importance_cap=-1")), {}, "importance_cap must be >= 0"),
-    ("method-unknown", T(*S("method.name=ppo")), {}, "method.name must be one of custom, dagger"),
+    ("method-unknown", T(*S("method.name=ppo")), {}, "must be one of bc_expert, custom, dagger"),
     (
         "method-clash",
         T(*S("method.name=grpo", "method.distill_coef=0.5")),

@@ -60,3 +60,41 @@ def test_a_dagger_run_learns_the_experts_actions(tmp_path):
         c.envs.close()
     assert all(loss > 0 for loss in losses)
     assert sum(losses[-2:]) < 0.8 * sum(losses[:2]), losses  # the labels' cross-entropy falls
+
+
+def test_expert_cloning_plays_the_expert_and_labels_as_dagger_does(tmp_path):
+    """``bc_expert``: the environment's expert answers every turn (the model never
+    generates), wins, and each reply has the ids DAgger labels that state with."""
+    config = _config(tmp_path, method={"name": "bc_expert"}, rollout={"max_turns": 30})
+    c = build(config, tiny_text_policy())
+
+    def never(*args, **kwargs):
+        raise AssertionError("the expert plays: nothing is generated")
+
+    c.policy.generate = never
+    c.engine.generate = never
+    try:
+        from mmopsd.training.step import _rollouts
+
+        trajectories = _rollouts(1, c, config)
+    finally:
+        c.envs.close()
+    assert trajectories and all(t.success for t in trajectories)
+    dagger = build_method(_config(tmp_path))
+    for t in trajectories:
+        for turn in t.turns:
+            assert turn.valid
+            relabelled = dagger.plan(Batch([Trajectory("t", "g", [turn])], 1, policy=c.policy))
+            assert relabelled[0].turn.response_ids == turn.response_ids
+
+
+def test_a_bc_expert_run_learns_the_experts_actions(tmp_path):
+    config = _config(tmp_path, method={"name": "bc_expert"}, rollout={"max_turns": 30})
+    c = build(config, tiny_text_policy())
+    try:
+        records = [train_step(step, c, config) for step in range(1, config.optimizer.steps + 1)]
+    finally:
+        c.envs.close()
+    losses = [r["loss"] for r in records]
+    assert all(r["rollout_success"] == 1.0 for r in records)  # the expert's episodes
+    assert sum(losses[-2:]) < 0.8 * sum(losses[:2]), losses

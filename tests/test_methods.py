@@ -51,7 +51,9 @@ def _field(config, key):
     return getattr(getattr(config, where), name)
 
 
-@pytest.mark.parametrize("method", ["opsd", "opsd_grpo", "sft_teacher", "grpo", "dagger"])
+@pytest.mark.parametrize(
+    "method", ["opsd", "opsd_grpo", "sft_teacher", "grpo", "dagger", "bc_expert"]
+)
 def test_presets_expand_to_their_documented_fields(method, tmp_path):
     config = _resolved(
         {"method": {"name": method, "group_size": 4}, "run": {"out_dir": str(tmp_path)}}
@@ -77,7 +79,9 @@ def test_expected_preset_values():
 def test_a_config_contradicting_its_method_is_named():
     with pytest.raises(ConfigError, match="method grpo sets method.distill_coef: 0.0, but the"):
         _resolved({"method": {"name": "grpo", "distill_coef": 0.5}})
-    with pytest.raises(ConfigError, match="method.name must be one of custom, dagger, gkd, grpo"):
+    with pytest.raises(
+        ConfigError, match="method.name must be one of bc_expert, custom, dagger, gkd"
+    ):
         _resolved({"method": {"name": "ppo"}})
     with pytest.raises(ConfigError, match="method grpo compares episodes .* group_size 1"):
         build_method(from_dict({"method": {"name": "grpo"}}))

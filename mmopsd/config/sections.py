@@ -103,14 +103,15 @@ class MethodConfig(Section):
     key = "method"
     name: str = option(
         "custom",
-        "`opsd`, `gkd`, `opsd_grpo`, `sft_teacher`, `grpo`, `dagger` or a method you registered; "
-        "`custom` (the default) leaves every field as set.",
+        "`opsd`, `gkd`, `opsd_grpo`, `sft_teacher`, `grpo`, `dagger`, `bc_expert` or a method you "
+        "registered; `custom` (the default) leaves every field as set.",
     )
     actor: str = option(
         "student",
-        "Who plays the training episodes: `student` (on-policy) or `teacher` (the teacher with "
-        "privileged information; off-policy data).",
-        choices=("student", "teacher"),
+        "Who plays the training episodes: `student` (on-policy), `teacher` (the teacher with "
+        "privileged information; off-policy data) or `expert` (the environment's scripted "
+        "expert, `info['privileged']['next_action']`: expert cloning's data).",
+        choices=("student", "teacher", "expert"),
     )
     teacher_share: float = option(
         0.0,

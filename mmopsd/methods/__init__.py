@@ -14,6 +14,8 @@ loss terms (:class:`Method`). ``method.name`` in a config names one; ``mmopsd li
 ``grpo``       RL on the reward alone: group-relative advantages, PPO's clipped ratio over
                ``ppo_epochs`` passes, an optional KL penalty to the initial model.
 ``dagger``     the student plays; the expert's next action labels every state it visits.
+``bc_expert``  the environment's scripted expert plays; the student learns its actions
+               (behaviour cloning: DAgger's off-policy counterpart, same labels).
 =============  ==========================================================================
 
 A method fixes the fields of the ``method`` section that define it (a field left at its
@@ -25,7 +27,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmopsd.methods import custom, dagger, gkd, grpo, opsd, opsd_grpo, sft_teacher  # noqa: F401
+from mmopsd.methods import (  # noqa: F401
+    bc_expert,
+    custom,
+    dagger,
+    gkd,
+    grpo,
+    opsd,
+    opsd_grpo,
+    sft_teacher,
+)
 from mmopsd.methods.base import (
     METHODS,
     Batch,

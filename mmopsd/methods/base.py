@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mmopsd.methods.turn_plan import TurnSample
     from mmopsd.types import Trajectory
 
-Player = Literal["student", "teacher"]
+Player = Literal["student", "teacher", "expert"]
 
 
 @dataclass(frozen=True)

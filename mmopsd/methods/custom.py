@@ -19,6 +19,8 @@ class Custom(Method):
 
     def players(self, episodes: int) -> list[Player]:
         s = self.settings
+        if s.actor == "expert":
+            return ["expert"] * episodes
         k = teacher_groups(1.0 if s.actor == "teacher" else s.teacher_share, episodes, s.group_size)
         return ["teacher"] * k + ["student"] * (episodes - k)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 from mmopsd.methods.base import Batch, Method, register
 from mmopsd.methods.planning import planned
 from mmopsd.methods.terms import CrossEntropy, Term
+from mmopsd.policies.expert import expert_action, expert_ids
 
 if TYPE_CHECKING:
     from mmopsd.methods.turn_plan import TurnSample
@@ -45,9 +46,9 @@ def _labelled(trajectory: Trajectory, policy: Policy) -> Trajectory:
 
 
 def _label(turn: Turn, policy: Policy) -> Turn:
-    action = turn.info.get("privileged", {}).get("next_action")
-    ids = [*policy.tokenize(str(action)).ids, policy.eos_id] if action is not None else []
+    action = expert_action(turn.info)
+    ids = expert_ids(policy, action) if action is not None else []
     return dataclasses.replace(
         turn, response_ids=ids, response_mask=None, sampled_logprobs=None,
-        response_text="" if action is None else str(action),
+        response_text=action or "",
     )  # fmt: skip

@@ -150,7 +150,7 @@ def _rollouts(step: int, c: Components, config: TrainConfig) -> list[Trajectory]
     )
     players = c.method.players(len(seeds))
     played: dict[int, Trajectory] = {}
-    for player in ("teacher", "student"):  # off-policy data: the teacher with its view
+    for player in ("teacher", "expert", "student"):  # off-policy: teacher's view, expert
         chosen = [i for i, p in enumerate(players) if p == player]
         if chosen:
             episodes = [(seeds[i], tasks[i]) for i in chosen]
@@ -168,9 +168,9 @@ def _play(
 ) -> list[Trajectory]:
     """One episode per ``(seed, task)``, in its task's environment,
     all batched per turn; the teacher acts from its task's provider's view, the student
-    samples through the run's engine."""
+    samples through the run's engine, the expert answers with its next action."""
     teacher = player == "teacher"
-    prefix = f"s{step}-teacher" if teacher else f"s{step}"
+    prefix = f"s{step}" if player == "student" else f"s{step}-{player}"
     jobs = [
         Job(
             env=t,
@@ -182,6 +182,7 @@ def _play(
             group_id=f"step{step}-seed{seed}",
             trajectory_id=f"{prefix}-{i}-{seed}",
             task=c.tasks[t].name,
+            expert=player == "expert",
         )
         for i, (seed, t) in enumerate(episodes)
     ]
@@ -193,7 +194,7 @@ def _play(
             slots=len(jobs),
             on_env_error="end",
             leak_keys=c.provider.keys,
-            engine=None if teacher else c.engine,
+            engine=c.engine if player == "student" else None,
         )
 
 
