@@ -13,7 +13,9 @@ The benchmark stays the benchmark: MiniWoB's own pages, reset, step and reward. 
   next, else the task's fields matched against the DOM) as ``target_box`` and ``boxes`` (so
   ``image_crop`` zooms on it), the DOM as an accessibility-style list under ``a11y`` (for
   ``reference``), the task's ``fields``, a ``hint`` in words, and ``next_action`` (the
-  expert's, or a click on the target) where one was found; ``info["grounded"]`` says
+  expert's, or a click on the target) where one was found, and in words that name no action
+  (:mod:`~mmopsd.envs.miniwob_words`) the target as ``target_words`` and the expert's plan
+  as subgoals, ``plan_words``; ``info["grounded"]`` says
   whether a click hit the target: ``click(x, y)`` inside its box, or ``click_element(ref)``
   naming it;
 - one browser per environment, reused across resets; ``env.close()`` gives it back to a
@@ -44,6 +46,7 @@ from mmopsd.envs.browsers import pooled
 from mmopsd.envs.miniwob_experts import EXPERTS
 from mmopsd.envs.miniwob_page import Page as ExpertPage
 from mmopsd.envs.miniwob_page import elements_of, named, typed
+from mmopsd.envs.miniwob_words import element_words, plan_words
 from mmopsd.envs.wrappers import DescribeObservations, SeedSplits, SuccessInfo, TextActions
 
 # A call at the start of the answer; words after it (";", "." or a space first) are ignored.
@@ -248,8 +251,12 @@ class TargetInfo(gym.Wrapper, RecordConstructorArgs):
             ref = found[0]["ref"]
             notes.insert(0, f"the target is element [{ref}] at ({x}, {y}): click_element({ref})")
         privileged["hint"] = "; ".join(notes) or "no target on this page"
+        if found:
+            privileged["target_words"] = element_words(found[0])
         if plan:
             privileged["next_action"], privileged["expert_plan"] = plan[0], plan
+            clicked = [expert_click(obs["dom_elements"], a) for a in plan]
+            privileged["plan_words"] = plan_words(plan, clicked)
         return {**info, "privileged": privileged}
 
     def _plan(self, obs: dict[str, Any]) -> list[str]:

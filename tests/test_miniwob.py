@@ -286,3 +286,19 @@ def test_an_element_number_the_page_lacks_is_invalid_and_logs_nothing(click_butt
             "Clicking %s failed: %s", (3, "x"), None)  # fmt: skip
         logging.getLogger().handle(miniwob_log)
     assert [r.pathname for r in caplog.records] == [__file__]  # only the one not from MiniWoB
+
+
+def test_privileged_words_name_no_action_and_follow_the_experts_plan():
+    """``target_words`` and ``plan_words`` tell the element by kind, text and region: no
+    element number, no call; one subgoal per expert action."""
+    env = gym.make("mmopsd/MiniWoB-login-user-v0", split="validation", disable_env_checker=True)
+    try:
+        _, info = env.reset(seed=0)
+    finally:
+        env.close()
+    p = info["privileged"]
+    words = [p["target_words"], *p["plan_words"]]
+    assert len(p["plan_words"]) == len(p["expert_plan"]) == 5
+    assert p["plan_words"][-1].startswith('click the button "Login"')
+    for said in words:
+        assert "(" not in said and "[" not in said and not re.search(r"\d", said), said
