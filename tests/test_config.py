@@ -192,3 +192,17 @@ def test_show_prints_the_config_a_run_uses(capsys):
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["method"]["rl"] == "add" and shown["method"]["distill_coef"] == 0.0
     assert from_dict(shown).method.name == "grpo"  # what it prints loads again
+
+
+def test_every_shipped_config_loads_and_resolves():
+    """Each config under mmopsd/configs loads, passes its section checks and resolves its
+    method (what `mmopsd train --config` does before anything heavy)."""
+
+    from mmopsd.training.components import prepared
+
+    folder = Path(__file__).resolve().parents[1] / "mmopsd" / "configs"
+    names = sorted(folder.glob("*.yaml"))
+    assert len(names) >= 8
+    for path in names:
+        config = prepared(load_config(path))
+        assert config.tasks and config.optimizer.steps >= 1, path.name

@@ -1,0 +1,64 @@
+"""The table of benchmarks/miniwob_multistep_teacher.sh: success per task and form of
+privileged information on validation seeds, pooled with a Wilson interval, and the expert
+agreement (turns whose action is the expert's next one)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "miniwob_multistep_teacher"
+FORMS = ["student", "answer", "target_words", "plan_words"]
+
+
+def wilson(wins: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def main() -> None:
+    found = {f: {p.stem: json.loads(p.read_text()) for p in sorted((OUT / f).glob("*.json"))}
+             for f in FORMS}  # fmt: skip
+    tasks = sorted({t for by_task in found.values() for t in by_task})
+    lines = [
+        "# Multi-step MiniWoB++: what each privileged information gives the teacher",
+        "",
+        "SmolLM2-135M-Instruct, greedy, validation seeds (never the test seeds), "
+        "`bash benchmarks/miniwob_multistep_teacher.sh`. `student`: no privileged information; "
+        "`answer`: the expert's next action; `target_words`: the element to act on in words "
+        "(kind, text, page region; no number, no call); `plan_words`: the expert's remaining "
+        "plan as subgoals in words. Each cell: success (expert agreement) over the episodes "
+        "shown in the last row.",
+        "",
+        "| task | " + " | ".join(FORMS) + " |",
+        "|---|" + "---|" * len(FORMS),
+    ]
+    for task in tasks:
+        cells = []
+        for form in FORMS:
+            r = found[form].get(task)
+            agree = "" if r is None or r.get("expert_agreement") is None else (
+                f" ({r['expert_agreement']:.2f})"
+            )  # fmt: skip
+            cells.append("—" if r is None else f"{r['success']:.2f}{agree}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    pooled = []
+    for form in FORMS:
+        rs = list(found[form].values())
+        n = sum(r["episodes"] for r in rs)
+        wins = round(sum(r["success"] * r["episodes"] for r in rs))
+        low, high = wilson(wins, n)
+        pooled.append(f"**{wins / max(1, n):.3f}** [{low:.2f}, {high:.2f}], n={n}" if n else "—")
+    lines += [f"| all ({len(tasks)} tasks) | " + " | ".join(pooled) + " |", ""]
+    (OUT.parent / "miniwob_multistep_teacher.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# What each form of privileged information gives the teacher on the multi-step MiniWoB++
+# mixture (mmopsd/configs/miniwob_multistep.yaml), on VALIDATION seeds: the packaged
+# SmolLM2-135M told the expert's next action (the answer), the target element in words, the
+# expert's plan as subgoals in words, and the student with nothing (the base).
+#   bash benchmarks/miniwob_multistep_teacher.sh [FORM ...]   # default: every form
+# One `mmopsd eval` per task and form, each kept as JSON under
+# benchmarks/results/miniwob_multistep_teacher/FORM/TASK.json: a finished one is skipped, so
+# the same command continues a stopped measurement. The table:
+# python benchmarks/miniwob_multistep_teacher.py (benchmarks/results/miniwob_multistep_teacher.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=benchmarks/results/miniwob_multistep_teacher
+EPISODES=${EPISODES:-8}
+TASKS=$(.venv/bin/python - <<'PY'
+import yaml
+config = yaml.safe_load(open("mmopsd/configs/miniwob_multistep.yaml"))
+print(" ".join(t["env"] for t in config["tasks"]))
+PY
+)
+declare -A FORMS=(
+  [student]=""
+  [answer]='{"kind": "next_action", "template": "The correct action is {value}.\nAction: {value}\nReply with that action."}'
+  [target_words]='{"kind": "next_action", "key": "target_words", "template": "The element to act on now: {value}."}'
+  [plan_words]='{"kind": "expert_plan", "key": "plan_words", "template": "Steps from here: {value}."}'
+)
+ORDER=(student answer target_words plan_words)
+[ $# -gt 0 ] && ORDER=("$@")
+for form in "${ORDER[@]}"; do
+  [ -n "${FORMS[$form]+set}" ] || { echo "unknown form $form (${!FORMS[*]})" >&2; exit 2; }
+  mkdir -p "$OUT/$form"
+  for env in $TASKS; do
+    task=${env#mmopsd/MiniWoB-}; task=${task%-v0}
+    file="$OUT/$form/$task.json"
+    [ -f "$file" ] && continue
+    teacher=()
+    [ -n "${FORMS[$form]}" ] && teacher=(--with-privileged --provider reference --provider-kwargs "${FORMS[$form]}")
+    echo "== $form $task"
+    .venv/bin/mmopsd eval --env "$env" --split validation --episodes "$EPISODES" \
+      --max-turns 8 --max-new-tokens 24 "${teacher[@]}" --out "$file.tmp" > /dev/null
+    mv "$file.tmp" "$file"
+  done
+done
+.venv/bin/python benchmarks/miniwob_multistep_teacher.py
