@@ -106,6 +106,15 @@ class MethodConfig(Section):
         "`opsd`, `gkd`, `opsd_grpo`, `sft_teacher`, `grpo`, `dagger`, `bc_expert` or a method you "
         "registered; `custom` (the default) leaves every field as set.",
     )
+    label_threshold: float = option(
+        1.0,
+        "`opsd_label`: a turn whose teacher-student gap (mean |log S - log T| of its sampled "
+        "tokens) passes this also gets the expert's next action as a supervised label.",
+        at_least=0.0,
+    )
+    label_coef: float = option(
+        1.0, "`opsd_label`: the weight of that label against the turn's distillation.", above=0.0
+    )
     actor: str = option(
         "student",
         "Who plays the training episodes: `student` (on-policy), `teacher` (the teacher with "

@@ -16,6 +16,8 @@ loss terms (:class:`Method`). ``method.name`` in a config names one; ``mmopsd li
 ``dagger``     the student plays; the expert's next action labels every state it visits.
 ``bc_expert``  the environment's scripted expert plays; the student learns its actions
                (behaviour cloning: DAgger's off-policy counterpart, same labels).
+``opsd_label`` ``opsd``, plus the expert's action as a hard label on turns whose
+               teacher-student gap passes ``label_threshold``.
 =============  ==========================================================================
 
 A method fixes the fields of the ``method`` section that define it (a field left at its
@@ -35,6 +37,7 @@ from mmopsd.methods import (  # noqa: F401
     grpo,
     opsd,
     opsd_grpo,
+    opsd_label,
     sft_teacher,
 )
 from mmopsd.methods.base import (

@@ -41,11 +41,13 @@ class DAgger(Method):
 def _labelled(trajectory: Trajectory, policy: Policy) -> Trajectory:
     """``trajectory`` with each turn's response replaced by the expert's next action (no
     response, so not trained, where the expert said nothing)."""
-    turns = [_label(turn, policy) for turn in trajectory.turns]
+    turns = [label_turn(turn, policy) for turn in trajectory.turns]
     return dataclasses.replace(trajectory, turns=turns)
 
 
-def _label(turn: Turn, policy: Policy) -> Turn:
+def label_turn(turn: Turn, policy: Policy) -> Turn:
+    """``turn`` with its reply replaced by the expert's next action (an empty reply, so not
+    trained, where the expert names none)."""
     action = expert_action(turn.info)
     ids = expert_ids(policy, action) if action is not None else []
     return dataclasses.replace(

@@ -62,6 +62,15 @@ class CrossEntropy(Term):
 
 
 @dataclass(frozen=True)
+class HardLabel(CrossEntropy):
+    """Cross-entropy on a relabelled turn's ids (an expert's action), scaled by the turn's
+    ``label`` coefficient: the supervised label added where a method asks for one."""
+
+    def coefficient(self, sample: TurnSample) -> float:
+        return sample.label
+
+
+@dataclass(frozen=True)
 class PolicyGradient(Term):
     """The policy-gradient term on the turn's sampled ids, scaled by its ``rl`` coefficient
     (the advantage is inside it); PPO's clipped ratio with range ``clip_eps`` where the turn

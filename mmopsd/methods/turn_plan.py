@@ -43,6 +43,8 @@ class TurnSample:
             penalty that applies to every trained turn (the KL to the initial model).
         old_logprobs: the log-probs of its response ids when the batch was sampled (set
             before several optimizer passes: the RL term's ratio is clipped against them).
+        label: scale of a supervised label term on its response ids (a turn relabelled with
+            an expert's action: :class:`~mmopsd.methods.terms.HardLabel`).
     """
 
     turn: Turn
@@ -52,6 +54,7 @@ class TurnSample:
     rl: float
     share: float = 0.0
     old_logprobs: list[float] | None = None
+    label: float = 0.0
 
 
 def route(trajectories: Sequence[Trajectory], mode: str) -> list[tuple[float, float]]:
