@@ -22,6 +22,13 @@ def wilson(wins: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _trained() -> list[str]:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mmopsd" / "configs" / "miniwob_multistep.yaml").read_text())
+    return [t["env"] for t in config["tasks"]]
+
+
 def main() -> None:
     found = {f: {p.stem: json.loads(p.read_text()) for p in sorted((OUT / f).glob("*.json"))}
              for f in FORMS}  # fmt: skip
@@ -56,6 +63,14 @@ def main() -> None:
         low, high = wilson(wins, n)
         pooled.append(f"**{wins / max(1, n):.3f}** [{low:.2f}, {high:.2f}], n={n}" if n else "—")
     lines += [f"| all ({len(tasks)} tasks) | " + " | ".join(pooled) + " |", ""]
+    done, total = sum(len(v) for v in found.values()), len(FORMS) * len(_trained())
+    if done < total:
+        lines += [
+            f"Measured so far: {done} of {total} task-form cells (— not yet run; the same "
+            "command continues). Pooled numbers cover only the cells shown, so forms with "
+            "different cells are not yet comparable.",
+            "",
+        ]
     (OUT.parent / "miniwob_multistep_teacher.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

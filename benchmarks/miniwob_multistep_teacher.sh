@@ -29,13 +29,16 @@ ORDER=(student answer target_words plan_words)
 for form in "${ORDER[@]}"; do
   [ -n "${FORMS[$form]+set}" ] || { echo "unknown form $form (${!FORMS[*]})" >&2; exit 2; }
   mkdir -p "$OUT/$form"
-  for env in $TASKS; do
-    task=${env#mmopsd/MiniWoB-}; task=${task%-v0}
+done
+# Task by task, every form of a task before the next task: a stopped run leaves whole rows.
+for env in $TASKS; do
+  task=${env#mmopsd/MiniWoB-}; task=${task%-v0}
+  for form in "${ORDER[@]}"; do
     file="$OUT/$form/$task.json"
     [ -f "$file" ] && continue
     teacher=()
     [ -n "${FORMS[$form]}" ] && teacher=(--with-privileged --provider reference --provider-kwargs "${FORMS[$form]}")
-    echo "== $form $task"
+    echo "== $task $form"
     .venv/bin/mmopsd eval --env "$env" --split validation --episodes "$EPISODES" \
       --max-turns 8 --max-new-tokens 24 "${teacher[@]}" --out "$file.tmp" > /dev/null
     mv "$file.tmp" "$file"
