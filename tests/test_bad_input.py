@@ -173,7 +173,7 @@ CASES = [
         {},
         "check the types in env_kwargs",
     ),
-    ("env-split", T(*S("rollout.split=validation")), {}, "split must be 'train' or 'test'"),
+    ("env-split", T(*S("rollout.split=dev")), {}, "split must be one of train, validation, test"),
     ("imports", T(*S("imports=[no_such_module_xyz]")), {}, "cannot import 'no_such_module_xyz'"),
     # --- train: models and outputs
     ("model-alias", T(*S("model.name=smollm9")), {}, "unknown model 'smollm9'"),
@@ -263,7 +263,7 @@ CASES = [
     ("eval-env-kwargs-json", ["eval", "--env-kwargs", "{n: 1"], {}, "--env-kwargs must be JSON"),
     ("eval-env-kwargs-list", ["eval", "--env-kwargs", "[1]"], {}, "must be a JSON object"),
     ("eval-env-kwargs-value", ["eval", "--env-kwargs", '{"n_rooms": 0}'], {}, "n_rooms >= 1"),
-    ("eval-split", ["eval", "--split", "dev"], {}, "split must be 'train' or 'test'"),
+    ("eval-split", ["eval", "--split", "dev"], {}, "split must be one of train, validation, test"),
     ("eval-model", ["eval", "--model", "gpt-9"], {}, "unknown model 'gpt-9'"),
     ("eval-checkpoint-missing", ["eval", "--checkpoint", "{missing}"], {}, "does not exist"),
     (
