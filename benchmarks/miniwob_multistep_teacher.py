@@ -40,8 +40,8 @@ def main() -> None:
         "`bash benchmarks/miniwob_multistep_teacher.sh`. `student`: no privileged information; "
         "`answer`: the expert's next action; `target_words`: the element to act on in words "
         "(kind, text, page region; no number, no call); `plan_words`: the expert's remaining "
-        "plan as subgoals in words. Each cell: success (expert agreement) over the episodes "
-        "shown in the last row.",
+        "plan as subgoals in words. Each cell: success (expert agreement; invalid-action rate) "
+        "over the episodes shown in the last row (8 per task, up to 8 turns).",
         "",
         "| task | " + " | ".join(FORMS) + " |",
         "|---|" + "---|" * len(FORMS),
@@ -50,10 +50,12 @@ def main() -> None:
         cells = []
         for form in FORMS:
             r = found[form].get(task)
-            agree = "" if r is None or r.get("expert_agreement") is None else (
-                f" ({r['expert_agreement']:.2f})"
-            )  # fmt: skip
-            cells.append("—" if r is None else f"{r['success']:.2f}{agree}")
+            if r is None:
+                cells.append("—")
+                continue
+            agree = r.get("expert_agreement")
+            agree_text = "—" if agree is None else f"{agree:.2f}"
+            cells.append(f"{r['success']:.2f} ({agree_text}; {r['invalid_rate']:.2f})")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     pooled = []
     for form in FORMS:
