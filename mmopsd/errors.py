@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class MmopsdError(Exception):
     """Base class of every error mmopsd raises on purpose."""
@@ -33,3 +35,15 @@ class ServerError(MmopsdError, ConnectionError):
 
 class MmopsdWarning(UserWarning):
     """Base class of the warnings mmopsd gives (the CLI prints them as one line each)."""
+
+
+def writable_file(path: Path, fix: str) -> None:
+    """``path`` can be written as a file: a folder in its place is a :class:`ConfigError`
+    ending in ``fix``; its own folder is created (checked before any work, so no result is
+    lost to a bad output path)."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; {fix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the folder of {path}: {err.strerror}") from err

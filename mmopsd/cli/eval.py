@@ -10,7 +10,7 @@ from typing import Any
 
 from mmopsd.cli.args import at_least_one
 from mmopsd.config import TrainConfig, choices
-from mmopsd.errors import ConfigError
+from mmopsd.errors import ConfigError, writable_file
 from mmopsd.evaluation.tasks import EvalTask
 
 DEFAULT = EvalTask()  # what an evaluation without flags or a run's config measures
@@ -361,16 +361,10 @@ def _run_config(checkpoint: Path) -> dict[str, Any]:
     belongs to contributes to its evaluation (its first task's environment, provider and
     history); empty when no ``config.yaml`` is found. A run written before the config had
     sections loads through :func:`~mmopsd.config.migrate`."""
-    from mmopsd.config import from_dict, migrate, parse_yaml
+    from mmopsd.config import run_config_near
 
-    for candidate in (checkpoint, *checkpoint.parents[:2]):
-        file = candidate / "config.yaml"
-        if file.is_file():
-            run = parse_yaml(file.read_text(errors="replace"), str(file)) or {}
-            if not isinstance(run, dict):
-                raise ConfigError(f"{file} holds no mapping of config sections")
-            return _run_fields(from_dict(migrate(run)))
-    return {}
+    found = run_config_near(checkpoint)
+    return {} if found is None else _run_fields(found[1])
 
 
 def _run_fields(config: TrainConfig) -> dict[str, Any]:
@@ -388,11 +382,5 @@ def _run_fields(config: TrainConfig) -> dict[str, Any]:
 def _check_output(path: Path | None) -> None:
     """An output file's folder is created up front; a folder in its place is an error (found
     before the evaluation runs, so its result is never lost)."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise ConfigError(f"{path} is a directory; pass a file name for --out/--markdown")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create the folder of {path}: {err.strerror}") from err
+    if path is not None:
+        writable_file(path, "pass a file name for --out/--markdown")

@@ -11,6 +11,7 @@ from mmopsd.config.loading import (
     load_data,
     merge,
     parse_yaml,
+    run_config_near,
 )
 from mmopsd.config.migration import is_flat, migrate
 from mmopsd.config.sections import (
@@ -45,6 +46,7 @@ __all__ = [
     "merge",
     "migrate",
     "parse_yaml",
+    "run_config_near",
 ]
 
 

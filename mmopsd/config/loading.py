@@ -155,6 +155,22 @@ def from_dict(data: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def run_config_near(path: Path) -> tuple[Path, TrainConfig] | None:
+    """The ``config.yaml`` of the run ``path`` belongs to (``path`` itself, or one or two
+    folders up: a run, its ``checkpoints/`` or one checkpoint), as ``(run folder, config)``;
+    a run written before the config had sections is migrated. None where there is none."""
+    from mmopsd.config.migration import migrate
+
+    for candidate in (path, *path.parents[:2]):
+        file = candidate / "config.yaml"
+        if file.is_file():
+            data = parse_yaml(file.read_text(errors="replace"), str(file)) or {}
+            if not isinstance(data, dict):
+                raise ConfigError(f"{file} holds no mapping of config sections")
+            return candidate, from_dict(migrate(data))
+    return None
+
+
 def section(cls: Any, where: str, value: Any) -> Any:
     """The section ``cls`` from the mapping ``value`` (``where`` names it in errors)."""
     if value is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from mmopsd.errors import ConfigError
+from mmopsd.errors import writable_file
 from mmopsd.evaluation.episode_page import render_page
 from mmopsd.privileged.base import Provider
 from mmopsd.types import ImagePart, Message, TextPart, Trajectory, Turn, jsonable
@@ -123,12 +123,7 @@ def check_output(path: Path) -> None:
     error (checked before the evaluation plays, so nothing is lost)."""
     path = Path(path)
     for target in (path.with_suffix(".jsonl"), path.with_suffix(".html")):
-        if target.is_dir():
-            raise ConfigError(f"{target} is a directory; name a file for the episodes")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create the folder of {path}: {err.strerror}") from err
+        writable_file(target, "name a file for the episodes")
 
 
 def episode_markdown(record: dict[str, Any], max_turns: int = 8) -> str:

@@ -59,16 +59,12 @@ def find_checkpoint(source: Path) -> Path:
 def run_of(found: Path) -> tuple[Path, TrainConfig]:
     """The run directory a checkpoint belongs to and its config (a run written before the
     config had sections is migrated)."""
-    from mmopsd.config import from_dict, migrate, parse_yaml
+    from mmopsd.config import run_config_near
     from mmopsd.training.components import prepared
 
-    for candidate in (found, *found.parents[:2]):
-        file = candidate / "config.yaml"
-        if file.is_file():
-            data = parse_yaml(file.read_text(errors="replace"), str(file)) or {}
-            if not isinstance(data, dict):
-                raise ConfigError(f"{file} holds no mapping of config sections")
-            return candidate, prepared(from_dict(migrate(data)))
+    near = run_config_near(found)
+    if near is not None:
+        return near[0], prepared(near[1])
     raise ConfigError(
         f"no config.yaml beside {found} or in the two folders above it: the run's config says "
         "which model the checkpoint's weights belong to"
