@@ -36,7 +36,7 @@ def main() -> None:
     lines = [
         "# Multi-step MiniWoB++: what each privileged information gives the teacher",
         "",
-        "SmolLM2-135M-Instruct, greedy, validation seeds (never the test seeds), "
+        "SmolLM2-135M-Instruct on 2 CPU cores, greedy, validation seeds 0-7 (never the test seeds), "
         "`bash benchmarks/miniwob_multistep_teacher.sh`. `student`: no privileged information; "
         "`answer`: the expert's next action; `target_words`: the element to act on in words "
         "(kind, text, page region; no number, no call); `plan_words`: the expert's remaining "
