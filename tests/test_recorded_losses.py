@@ -107,3 +107,28 @@ def test_two_steps_give_the_recorded_losses(name, tmp_path):
             # 1e-4: another CPU's summation order moves float32 parts (the policy gradient's
             # chunks) by about 1e-6; a changed term moves them by far more.
             assert math.isclose(g[key], w[key], rel_tol=1e-4, abs_tol=1e-9), (step, key, g, w)
+
+
+@pytest.mark.parametrize("name", ["keydoor-opsd", "keydoor-grpo-ppo-kl"])
+def test_activation_checkpointing_gives_the_recorded_losses(name, tmp_path, monkeypatch):
+    """Recomputing activations in the backward pass changes memory, never the numbers."""
+    import mmopsd.training.components as components
+    from mmopsd.policies.checkpointing import recomputes_activations
+
+    turned_on = []
+    real = components.recompute_activations
+
+    def recording(model):
+        real(model)
+        turned_on.append(recomputes_activations(model))
+
+    monkeypatch.setattr(components, "recompute_activations", recording)
+    config_path, overrides = ARMS[name]
+    got = two_steps(config_path, [*overrides, "model.activation_checkpointing=true"], tmp_path)
+    assert turned_on == [True]
+    want = json.loads(RECORD.read_text())[name]
+    for step, (g, w) in enumerate(zip(got, want), start=1):
+        for key in KEYS:
+            # 1e-6: a checkpointed training forward feeds every row whole instead of
+            # feeding a shared beginning once (another summation order, nothing more).
+            assert math.isclose(g[key], w[key], rel_tol=1e-6, abs_tol=1e-12), (step, key, g, w)

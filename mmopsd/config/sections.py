@@ -43,6 +43,13 @@ class ModelConfig(Section):
         False,
         "Keep a vision-language model's vision tower fixed (only the language model trains).",
     )
+    activation_checkpointing: bool = option(
+        False,
+        "Recompute each layer's activations in the backward pass instead of keeping them "
+        "(gradient checkpointing): a step's memory falls several-fold for long prompts "
+        "(multi-turn MiniWoB++ pages) at the cost of one more forward per micro-batch "
+        "(benchmarks/results/multistep_step_memory.md).",
+    )
 
     def check(self) -> None:
         import re

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from mmopsd.engines.prefix_cache import PrefixCache, cache_keyword, unwrapped
+from mmopsd.policies.checkpointing import recomputes_activations
 from mmopsd.types import Encoded
 
 MIN_SHARED = 32  # tokens: a shorter common beginning is not worth a second forward pass
@@ -252,7 +253,10 @@ def _expanded(
 def can_share(model: torch.nn.Module) -> bool:
     """Whether rows of ``model`` may take a shared beginning's keys and values: a plain
     full-attention cache on every layer, and one process (data-parallel wrappers and FSDP2
-    expect one forward pass per backward)."""
+    expect one forward pass per backward), and no training forward through checkpointed
+    layers (transformers drops the cache there: their rows are fed whole)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return False
+    if model.training and torch.is_grad_enabled() and recomputes_activations(model):
         return False
     return PrefixCache.supports(unwrapped(model))

@@ -27,6 +27,7 @@ from mmopsd.methods import Method, build_method, resolve
 from mmopsd.methods.turn_weighting import TURN_WEIGHTINGS
 from mmopsd.parallel import Parallel
 from mmopsd.policies.base import Policy
+from mmopsd.policies.checkpointing import recompute_activations
 from mmopsd.policies.loading import load_policy, resolve_device
 from mmopsd.policies.precision import MIXED, compute_dtype
 from mmopsd.policies.vision import freeze_vision_tower
@@ -103,7 +104,7 @@ def prepared(config: TrainConfig) -> TrainConfig:
 
 def student(model: ModelConfig, policy: Policy | None) -> Policy:
     """The student: ``policy`` if given, else the configured model loaded, with LoRA
-    adapters and a frozen vision tower where configured."""
+    adapters, a frozen vision tower and activation checkpointing where configured."""
     policy = policy or load_policy(model.name, dtype=model.dtype, device=model.device)  # type: ignore[arg-type]
     if model.lora:
         from mmopsd.training.lora import apply_lora
@@ -113,6 +114,8 @@ def student(model: ModelConfig, policy: Policy | None) -> Policy:
         )
     if model.freeze_vision:
         freeze_vision_tower(policy.model)
+    if model.activation_checkpointing:
+        recompute_activations(policy.model)
     return policy
 
 
