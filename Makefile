@@ -44,7 +44,7 @@ NUMERIC_TESTS := tests/test_losses.py tests/test_policies.py \
 	tests/test_trainer.py tests/test_resume.py tests/test_teachers.py tests/test_engines.py \
 	tests/test_prefix_cache.py tests/test_eval_batching.py tests/test_multimodal.py \
 	tests/test_methods.py tests/test_mixed_rollouts.py tests/test_eval_cache.py \
-	tests/test_precision.py tests/test_nesting.py
+	tests/test_precision.py tests/test_nesting.py tests/test_checkpointing.py
 test-portable: setup
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest $(NUMERIC_TESTS)
 

@@ -29,19 +29,20 @@ def _trained() -> list[str]:
     return [t["env"] for t in config["tasks"]]
 
 
-def main() -> None:
-    found = {f: {p.stem: json.loads(p.read_text()) for p in sorted((OUT / f).glob("*.json"))}
+MODELS = {
+    "base": "the packaged SmolLM2-135M-Instruct",
+    "warm": "SmolLM2-135M-Instruct after the comparison's behaviour-cloning warm-up "
+    "(`bc_expert`, benchmarks/miniwob_multistep_compare.sh), which answers in the action format",
+}
+
+
+def model_table(label: str, trained: list[str]) -> list[str]:
+    """The rows of one model's teacher: a task per row, a form per column, pooled last."""
+    found = {f: {p.stem: json.loads(p.read_text()) for p in sorted((OUT / label / f).glob("*.json"))}
              for f in FORMS}  # fmt: skip
     tasks = sorted({t for by_task in found.values() for t in by_task})
     lines = [
-        "# Multi-step MiniWoB++: what each privileged information gives the teacher",
-        "",
-        "SmolLM2-135M-Instruct on 2 CPU cores, greedy, validation seeds 0-7 (never the test seeds), "
-        "`bash benchmarks/miniwob_multistep_teacher.sh`. `student`: no privileged information; "
-        "`answer`: the expert's next action; `target_words`: the element to act on in words "
-        "(kind, text, page region; no number, no call); `plan_words`: the expert's remaining "
-        "plan as subgoals in words. Each cell: success (expert agreement; invalid-action rate) "
-        "over the episodes shown in the last row (8 per task, up to 8 turns).",
+        f"## {label}: {MODELS.get(label, label)}",
         "",
         "| task | " + " | ".join(FORMS) + " |",
         "|---|" + "---|" * len(FORMS),
@@ -65,7 +66,7 @@ def main() -> None:
         low, high = wilson(wins, n)
         pooled.append(f"**{wins / max(1, n):.3f}** [{low:.2f}, {high:.2f}], n={n}" if n else "—")
     lines += [f"| all ({len(tasks)} tasks) | " + " | ".join(pooled) + " |", ""]
-    done, total = sum(len(v) for v in found.values()), len(FORMS) * len(_trained())
+    done, total = sum(len(v) for v in found.values()), len(FORMS) * len(trained)
     if done < total:
         lines += [
             f"Measured so far: {done} of {total} task-form cells (— not yet run; the same "
@@ -73,6 +74,25 @@ def main() -> None:
             "different cells are not yet comparable.",
             "",
         ]
+    return lines
+
+
+def main() -> None:
+    lines = [
+        "# Multi-step MiniWoB++: what each privileged information gives the teacher",
+        "",
+        "Greedy, on 2 CPU cores, validation seeds 0-7 (never the test seeds), "
+        "`bash benchmarks/miniwob_multistep_teacher.sh` (`MODEL=... LABEL=...` for another "
+        "model). `student`: no privileged information; `answer`: the expert's next action; "
+        "`target_words`: the element to act on in words (kind, text, page region; no number, "
+        "no call); `plan_words`: the expert's remaining plan as subgoals in words. Each cell: "
+        "success (expert agreement; invalid-action rate) over the episodes shown in the last "
+        "row (8 per task, up to 8 turns).",
+        "",
+    ]
+    trained = _trained()
+    for label in sorted(p.name for p in OUT.iterdir() if p.is_dir()):
+        lines += model_table(label, trained)
     (OUT.parent / "miniwob_multistep_teacher.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -4,13 +4,18 @@
 # SmolLM2-135M told the expert's next action (the answer), the target element in words, the
 # expert's plan as subgoals in words, and the student with nothing (the base).
 #   bash benchmarks/miniwob_multistep_teacher.sh [FORM ...]   # default: every form
-# One `mmopsd eval` per task and form, each kept as JSON under
-# benchmarks/results/miniwob_multistep_teacher/FORM/TASK.json: a finished one is skipped, so
-# the same command continues a stopped measurement. The table:
+#   MODEL=runs/miniwob-multistep-compare/warm/model LABEL=warm bash benchmarks/miniwob_multistep_teacher.sh
+# MODEL: the model whose teacher is measured (default: the packaged SmolLM2, LABEL base); a
+# model that already answers in the action format (after a behaviour-cloning warm-up) may
+# ground words the base model cannot. One `mmopsd eval` per task and form, each kept as JSON
+# under benchmarks/results/miniwob_multistep_teacher/LABEL/FORM/TASK.json: a finished one is
+# skipped, so the same command continues a stopped measurement. The table:
 # python benchmarks/miniwob_multistep_teacher.py (benchmarks/results/miniwob_multistep_teacher.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=benchmarks/results/miniwob_multistep_teacher
+MODEL=${MODEL:-smollm2-135m}
+LABEL=${LABEL:-base}
+OUT=benchmarks/results/miniwob_multistep_teacher/$LABEL
 EPISODES=${EPISODES:-8}
 TASKS=$(.venv/bin/python - <<'PY'
 import yaml
@@ -39,7 +44,7 @@ for env in $TASKS; do
     teacher=()
     [ -n "${FORMS[$form]}" ] && teacher=(--with-privileged --provider reference --provider-kwargs "${FORMS[$form]}")
     echo "== $task $form"
-    .venv/bin/mmopsd eval --env "$env" --split validation --episodes "$EPISODES" \
+    .venv/bin/mmopsd eval --model "$MODEL" --env "$env" --split validation --episodes "$EPISODES" \
       --max-turns 8 --max-new-tokens 24 "${teacher[@]}" --out "$file.tmp" > /dev/null
     mv "$file.tmp" "$file"
   done

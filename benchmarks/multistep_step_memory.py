@@ -6,22 +6,22 @@ process of its own, and runs training steps with no evaluation. Before each step
 peak-RSS counter is reset (`/proc/self/clear_refs`), so a step's peak is its own. "Heap" is
 this process's resident memory (the model, optimizer, activations); the browsers are
 processes of their own and are not counted. A case whose process passes `--limit` GiB is
-stopped there and reported as over it (on this machine the plain opsd step was killed at
-17 GiB). Episodes per hour are training episodes per hour of wall time on this machine.
+killed there and reported as over it (on this machine the kernel killed a plain opsd step at
+22.9 GiB). Episodes per hour are training episodes per hour of wall time on this machine.
 
     python benchmarks/multistep_step_memory.py   # benchmarks/results/multistep_step_memory.{json,md}
 """
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import json
 import multiprocessing as mp
 import os
 import platform
+import signal
 import statistics
-import threading
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,20 +47,29 @@ def _status(field: str) -> int:
     raise RuntimeError(field)
 
 
-def _watch(limit: int, over: threading.Event) -> None:
-    """Interrupt the main thread when resident memory passes ``limit`` bytes."""
-    while not over.is_set():
-        if _status("VmRSS") > limit:
-            over.set()
-            _thread.interrupt_main()
-            return
-        time.sleep(0.1)
+# A step's phases (mmopsd.training.step): playing the episodes, planning the turns (with the
+# teacher's contexts and, for some methods, its divergences), the backward passes.
+PHASES = {"_rollouts": "rollouts", "_plan": "plan", "_update": "update"}
 
 
-def _case(name: str, steps: int, limit_gib: float, out: str, queue: mp.Queue) -> None:
+def _peak_of(fn: Any, name: str, peaks: dict[str, float]) -> Any:
+    """``fn`` with the process's peak resident memory during each call kept in ``peaks``."""
+
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        Path("/proc/self/clear_refs").write_text("5")
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            peaks[name] = max(peaks.get(name, 0.0), _status("VmHWM"))
+
+    return measured
+
+
+def _case(name: str, steps: int, out: str, queue: mp.Queue) -> None:
     import torch
     from mmopsd.envs.processes import owned_by_run
 
+    import mmopsd.training.step as step_module
     from mmopsd.config import apply_overrides, from_dict, load_data
     from mmopsd.training.loop import build, train_step
 
@@ -75,53 +84,68 @@ def _case(name: str, steps: int, limit_gib: float, out: str, queue: mp.Queue) ->
         ],
     )
     config = from_dict(data)
-    over = threading.Event()
-    threading.Thread(target=_watch, args=(int(limit_gib * GIB), over), daemon=True).start()
-    rows: list[dict[str, Any]] = []
-    try:
-        with owned_by_run():
-            c = build(config)
-            try:
-                for step in range(1, steps + 1):
-                    start_rss = _status("VmRSS")
-                    Path("/proc/self/clear_refs").write_text("5")  # reset the peak counter
-                    began = time.perf_counter()
-                    record = train_step(step, c, config)
-                    rows.append(
-                        {
-                            "step": step,
-                            "seconds": round(time.perf_counter() - began, 1),
-                            "peak_gib": round(_status("VmHWM") / GIB, 2),
-                            "start_gib": round(start_rss / GIB, 2),
-                            "turns": record["distilled_turns"],
-                            "mean_turns": record["mean_turns"],
-                            "response_tokens": record["response_tokens"],
-                        }
-                    )
-            finally:
-                c.envs.close()
-    except KeyboardInterrupt:
-        if not over.is_set():
-            raise
-        queue.put({"case": name, "over_gib": limit_gib, "steps": rows})
-        return
-    over.set()
-    queue.put({"case": name, "steps": rows})
+    phases: dict[str, float] = {}
+    for phase in PHASES:
+        setattr(step_module, phase, _peak_of(getattr(step_module, phase), PHASES[phase], phases))
+    with owned_by_run():
+        c = build(config)
+        try:
+            for step in range(1, steps + 1):
+                start_rss = _status("VmRSS")
+                Path("/proc/self/clear_refs").write_text("5")  # reset the peak counter
+                began = time.perf_counter()
+                phases.clear()
+                record = train_step(step, c, config)
+                queue.put(
+                    {
+                        "step": step,
+                        "phase_peak_gib": {k: round(v / GIB, 2) for k, v in phases.items()},
+                        "seconds": round(time.perf_counter() - began, 1),
+                        "peak_gib": round(max([*phases.values(), _status("VmHWM")]) / GIB, 2),
+                        "start_gib": round(start_rss / GIB, 2),
+                        "turns": record["distilled_turns"],
+                        "mean_turns": record["mean_turns"],
+                        "response_tokens": record["response_tokens"],
+                    }
+                )
+        finally:
+            c.envs.close()
 
 
 def measure(name: str, steps: int, limit_gib: float) -> dict[str, Any]:
-    """One case in a fresh process."""
+    """One case in a fresh process, watched from here: a case whose process passes
+    ``limit_gib`` is killed with every process it started (a process deep in a backward pass
+    cannot stop itself in time) and reported as over it."""
     import tempfile
+
+    import psutil
 
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
+    row: dict[str, Any] = {"case": name, "steps": []}
     with tempfile.TemporaryDirectory() as out:
-        proc = ctx.Process(target=_case, args=(name, steps, limit_gib, out, queue))
+        proc = ctx.Process(target=_case, args=(name, steps, out, queue))
         proc.start()
-        proc.join()
-    if queue.empty():
-        return {"case": name, "error": f"process ended with code {proc.exitcode}"}
-    return queue.get()
+        child = psutil.Process(proc.pid)
+        try:
+            while proc.is_alive():
+                try:
+                    if child.memory_info().rss > limit_gib * GIB:
+                        for p in [*child.children(recursive=True), child]:
+                            p.kill()
+                        row["over_gib"] = limit_gib
+                except psutil.NoSuchProcess:
+                    pass
+                proc.join(0.05)
+        finally:  # stopped from outside: the case ends its browsers and goes too
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+        while not queue.empty():
+            row["steps"].append(queue.get())
+    if proc.exitcode and "over_gib" not in row:
+        row["error"] = f"process ended with code {proc.exitcode}"
+    return row
 
 
 def summary(row: dict[str, Any], batch: int) -> dict[str, Any]:
@@ -147,10 +171,11 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"`python benchmarks/multistep_step_memory.py` on {meta['machine']}: "
         f"`mmopsd/configs/miniwob_multistep.yaml` (SmolLM2-135M, 8 episodes a step, up to 8 "
-        f"turns), {meta['steps']} steps per case, each case in its own process, no "
+        f"turns), steps per case: {meta['steps']}, each case in its own process, no "
         "evaluation. Peak: the step's highest resident memory of the training process "
         "(browsers are processes of their own). Episodes per hour: training episodes per "
-        "hour of wall time on this machine, the first step (browsers starting) left out.",
+        "hour of wall time on this machine (the first step, which starts the browsers, left "
+        "out where a case ran more).",
         "",
         "| case | peak heap per step (GiB) | seconds per step | training episodes per hour "
         "| turns trained per step |",
@@ -177,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="training steps per case")
     parser.add_argument("--limit", type=float, default=16.0, help="GiB a case may reach")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # through measure's cleanup
     import yaml
 
     batch = yaml.safe_load(CONFIG.read_text())["optimizer"]["batch_size"]

@@ -56,7 +56,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--max-new-tokens", type=at_least_one)
     ev.add_argument("--max-turns", type=at_least_one)
-    ev.add_argument("--history", type=int, help="exchanges kept after the task (default: all)")
+    ev.add_argument("--history", type=int, help="exchanges kept after the task (default: env's)")
     ev.add_argument("--env-kwargs", help="JSON keyword arguments of the environment")
     ev.add_argument(
         "--import",
