@@ -61,9 +61,12 @@ ARMS = {
 }
 
 
-def two_steps(config_path: str, overrides: list[str], out: Path) -> list[dict[str, float]]:
+def two_steps(
+    config_path: str, overrides: list[str], out: Path, trained: list | None = None
+) -> list[dict[str, float]]:
     """The metrics of the first two training steps of a comparison arm (a config and the
-    arm's overrides, as ``mmopsd compare --arm`` reads them) on the tiny float64 model."""
+    arm's overrides, as ``mmopsd compare --arm`` reads them) on the tiny float64 model; the
+    model trained is appended to ``trained`` when given."""
     arm = arm_of(load_data(ROOT / config_path), ["arm", *overrides])
     data = apply_overrides(arm.data, ["model.name=tiny", f"run.out_dir={out}"])
     config = from_dict(data)
@@ -72,6 +75,8 @@ def two_steps(config_path: str, overrides: list[str], out: Path) -> list[dict[st
     answers = itertools.cycle(ANSWERS[config_path])
     policy = ScriptedPolicy(base, lambda _prompt: next(answers))
     c = build(config, policy)
+    if trained is not None:
+        trained.append(c.policy.model)
     try:
         return [_picked(train_step(step, c, config)) for step in (1, 2)]
     finally:
@@ -110,22 +115,16 @@ def test_two_steps_give_the_recorded_losses(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["keydoor-opsd", "keydoor-grpo-ppo-kl"])
-def test_activation_checkpointing_gives_the_recorded_losses(name, tmp_path, monkeypatch):
+def test_activation_checkpointing_gives_the_recorded_losses(name, tmp_path):
     """Recomputing activations in the backward pass changes memory, never the numbers."""
-    import mmopsd.training.components as components
     from mmopsd.policies.checkpointing import recomputes_activations
 
-    turned_on = []
-    real = components.recompute_activations
-
-    def recording(model):
-        real(model)
-        turned_on.append(recomputes_activations(model))
-
-    monkeypatch.setattr(components, "recompute_activations", recording)
     config_path, overrides = ARMS[name]
-    got = two_steps(config_path, [*overrides, "model.activation_checkpointing=true"], tmp_path)
-    assert turned_on == [True]
+    trained: list = []
+    got = two_steps(
+        config_path, [*overrides, "model.activation_checkpointing=true"], tmp_path, trained
+    )
+    assert [recomputes_activations(m) for m in trained] == [True]
     want = json.loads(RECORD.read_text())[name]
     for step, (g, w) in enumerate(zip(got, want), start=1):
         for key in KEYS:
