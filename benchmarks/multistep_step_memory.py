@@ -171,7 +171,8 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"`python benchmarks/multistep_step_memory.py` on {meta['machine']}: "
         f"`mmopsd/configs/miniwob_multistep.yaml` (SmolLM2-135M, 8 episodes a step, up to 8 "
-        f"turns), steps per case: {meta['steps']}, each case in its own process, no "
+        f"turns, the config's seed 0), steps per case: {meta['steps']}, each case in its own "
+        "process, no "
         "evaluation. Peak: the step's highest resident memory of the training process "
         "(browsers are processes of their own). Episodes per hour: training episodes per "
         "hour of wall time on this machine (the first step, which starts the browsers, left "
